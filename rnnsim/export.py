@@ -1,0 +1,194 @@
+"""Write run results as JSON, CSV or NPZ, atomically.
+
+``result`` is a dict with:
+
+- ``"scenario"``: the scenario as a nested dict (``Scenario.to_dict()``);
+- ``"history"``: a list of dicts, one per iteration (iteration, loss, grad_norm, clipped_norm, clipped, finite, ...);
+- ``"summary"``: a dict of scalars (or strings / None);
+- ``"arrays"``: a dict name -> numpy array (gradient_profile, ...).
+
+Formats, chosen by the suffix of the path:
+
+- ``.json``: everything; arrays as nested lists; non-finite floats as the strings ``"nan"``, ``"inf"``,
+  ``"-inf"`` so the file stays valid JSON.
+- ``.csv``: one row per iteration of ``history`` (header row first); booleans as ``true``/``false``.
+- ``.npz``: every array under its own name, each history column as ``history_<column>``, the scenario and the
+  summary as JSON strings ``scenario_json`` and ``summary_json`` (loadable with ``allow_pickle=False``).
+
+Writes go to a temporary file in the same directory and replace the target with ``os.replace``: a reader never
+sees half a file, and on failure the temporary file is removed and an existing file is left as it was.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import numpy as np
+
+__all__ = ["ExportError", "SUFFIXES", "check_path", "write_results", "to_jsonable"]
+
+SUFFIXES = (".json", ".csv", ".npz")
+
+
+class ExportError(ValueError):
+    """A bad output path (unknown suffix, missing directory). The message is one line."""
+
+
+def check_path(path: str | os.PathLike[str]) -> Path:
+    """Check an output path before a long run: a known suffix and an existing directory. Returns it as a Path."""
+    p = Path(path)
+    suffix = p.suffix.lower()
+    if suffix not in SUFFIXES:
+        raise ExportError(
+            f"{os.fspath(path)}: unknown output format {p.suffix or '(no suffix)'!r}; allowed suffixes: {', '.join(SUFFIXES)}"
+        )
+    parent = p.parent if str(p.parent) else Path(".")
+    if not parent.is_dir():
+        raise ExportError(f"{os.fspath(path)}: directory {os.fspath(parent)!r} does not exist")
+    if p.is_dir():
+        raise ExportError(f"{os.fspath(path)}: is a directory")
+    return p
+
+
+def write_results(path: str | os.PathLike[str], result: dict[str, Any]) -> Path:
+    """Write ``result`` to ``path`` in the format given by its suffix (.json, .csv, .npz), atomically."""
+    p = check_path(path)
+    suffix = p.suffix.lower()
+    if suffix == ".json":
+        _atomic_write(p, lambda f: f.write(_json_bytes(result)))
+    elif suffix == ".csv":
+        _atomic_write(p, lambda f: f.write(_csv_bytes(result.get("history") or [])))
+    else:
+        _atomic_write(p, lambda f: np.savez(f, **_npz_members(result)))
+    return p
+
+
+# ------------------------------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _temp_beside(p: Path) -> Iterator[tuple[Any, str]]:
+    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent if str(p.parent) else ".")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            yield f, tmp
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def _atomic_write(p: Path, write: Callable[[Any], Any]) -> None:
+    umask = os.umask(0)
+    os.umask(umask)
+    with _temp_beside(p) as (f, tmp):
+        write(f)
+        f.flush()
+        os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~umask)
+        f.close()
+        os.replace(tmp, p)
+
+
+def _clean_float(x: float) -> float | str:
+    if math.isnan(x):
+        return "nan"
+    if math.isinf(x):
+        return "inf" if x > 0 else "-inf"
+    return x
+
+
+def to_jsonable(obj: Any) -> Any:
+    """Convert numpy values, arrays and non-finite floats into plain JSON-safe Python values."""
+    if isinstance(obj, dict):
+        return {str(k): to_jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [to_jsonable(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return to_jsonable(obj.tolist())
+    if isinstance(obj, (bool, np.bool_)):
+        return bool(obj)
+    if isinstance(obj, (int, np.integer)):
+        return int(obj)
+    if isinstance(obj, (float, np.floating)):
+        return _clean_float(float(obj))
+    if obj is None or isinstance(obj, str):
+        return obj
+    if hasattr(obj, "__dataclass_fields__"):
+        return to_jsonable({k: getattr(obj, k) for k in obj.__dataclass_fields__})
+    return str(obj)
+
+
+def _json_bytes(result: dict[str, Any]) -> bytes:
+    payload = {
+        "scenario": result.get("scenario", {}),
+        "summary": result.get("summary", {}),
+        "history": result.get("history", []),
+        "arrays": result.get("arrays", {}),
+    }
+    for key, value in result.items():
+        payload.setdefault(key, value)
+    text = json.dumps(to_jsonable(payload), indent=2, allow_nan=False, ensure_ascii=False)
+    return (text + "\n").encode("utf-8")
+
+
+def _history_columns(history: list[dict[str, Any]]) -> list[str]:
+    columns: list[str] = []
+    for row in history:
+        for key in row:
+            if key not in columns:
+                columns.append(key)
+    return columns or ["iteration", "loss", "grad_norm", "clipped_norm", "clipped", "finite"]
+
+
+def _csv_cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, (bool, np.bool_)):
+        return "true" if value else "false"
+    if isinstance(value, (float, np.floating)):
+        return repr(float(value))
+    if isinstance(value, (int, np.integer)):
+        return str(int(value))
+    return str(value)
+
+
+def _csv_bytes(history: list[dict[str, Any]]) -> bytes:
+    buf = io.StringIO(newline="")
+    columns = _history_columns(history)
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(columns)
+    for row in history:
+        writer.writerow([_csv_cell(row.get(c)) for c in columns])
+    return buf.getvalue().encode("utf-8")
+
+
+def _npz_members(result: dict[str, Any]) -> dict[str, np.ndarray]:
+    members: dict[str, np.ndarray] = {}
+    for name, array in (result.get("arrays") or {}).items():
+        members[str(name)] = np.asarray(array)
+    history = result.get("history") or []
+    for column in _history_columns(history):
+        values = [row.get(column) for row in history]
+        if all(isinstance(v, (bool, np.bool_)) for v in values) and values:
+            members[f"history_{column}"] = np.asarray(values, dtype=bool)
+        elif all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in values) and values:
+            members[f"history_{column}"] = np.asarray(values, dtype=np.int64)
+        else:
+            try:
+                members[f"history_{column}"] = np.asarray(
+                    [np.nan if v is None else float(v) for v in values], dtype=np.float64
+                )
+            except (TypeError, ValueError):
+                members[f"history_{column}"] = np.asarray(["" if v is None else str(v) for v in values])
+    members["scenario_json"] = np.asarray(json.dumps(to_jsonable(result.get("scenario", {})), ensure_ascii=False))
+    members["summary_json"] = np.asarray(json.dumps(to_jsonable(result.get("summary", {})), ensure_ascii=False))
+    return members
