@@ -1,0 +1,173 @@
+"""LSTM cell, PyTorch conventions (``torch.nn.LSTMCell``), gate order i, f, g, o.
+
+    [a_i, a_f, a_g, a_o] = W_ih x_t + b_ih + W_hh h_{t-1} + b_hh
+    i, f, g, o = σ(a_i), σ(a_f), tanh(a_g), σ(a_o)
+    c_t = f ⊙ c_{t-1} + i ⊙ g
+    h_t = o ⊙ tanh(c_t)
+
+Backward, given dh_t (total) and dc_t from step t+1:
+    dc = dc_{t+1→t} + dh ⊙ o ⊙ (1 − tanh²(c_t));  do = dh ⊙ tanh(c_t);  di = dc ⊙ g;  dg = dc ⊙ i;  df = dc ⊙ c_{t-1}
+    da = [di·i(1−i), df·f(1−f), dg·(1−g²), do·o(1−o)];  dL/dh_{t-1} += da W_hh;  dL/dc_{t-1} = dc ⊙ f
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from rnnsim.cells._common import Workspace, jit, sigmoid, sigmoid_np, weight_grads
+
+G = 4
+GATES = ("input", "forget", "cell", "output")
+
+
+@jit
+def forward_step(t, XW, h0, c0, W_hhT, b_hh, Hs, Cs, GT, tmp):
+    """Writes Hs[t], Cs[t] and the activated gates GT[t] = [i, f, g, o]. XW[t] = W_ih x_t + b_ih."""
+    B, H4 = tmp.shape
+    H = H4 // 4
+    h_prev = h0 if t == 0 else Hs[t - 1]
+    c_prev = c0 if t == 0 else Cs[t - 1]
+    np.dot(h_prev, W_hhT, tmp)
+    xw = XW[t]
+    gt = GT[t]
+    for b in range(B):
+        for j in range(H):
+            i = sigmoid(tmp[b, j] + xw[b, j] + b_hh[j])
+            f = sigmoid(tmp[b, H + j] + xw[b, H + j] + b_hh[H + j])
+            g = math.tanh(tmp[b, 2 * H + j] + xw[b, 2 * H + j] + b_hh[2 * H + j])
+            o = sigmoid(tmp[b, 3 * H + j] + xw[b, 3 * H + j] + b_hh[3 * H + j])
+            gt[b, j] = i
+            gt[b, H + j] = f
+            gt[b, 2 * H + j] = g
+            gt[b, 3 * H + j] = o
+            c = f * c_prev[b, j] + i * g
+            Cs[t, b, j] = c
+            Hs[t, b, j] = o * math.tanh(c)
+
+
+@jit
+def backward_step(t, c0, W_hh, Cs, GT, DH, DA, carry_h, carry_c):
+    """One BPTT step: DH[t] += carry_h (total dL/dh_t); DA[t] = dL/d(gate pre-activations);
+    carry_h ← DA[t] W_hh, carry_c ← dL/dc_{t-1}."""
+    B, H = carry_h.shape
+    dh_t = DH[t]
+    gt = GT[t]
+    da = DA[t]
+    c_prev = c0 if t == 0 else Cs[t - 1]
+    for b in range(B):
+        for j in range(H):
+            dh = dh_t[b, j] + carry_h[b, j]
+            dh_t[b, j] = dh
+            i = gt[b, j]
+            f = gt[b, H + j]
+            g = gt[b, 2 * H + j]
+            o = gt[b, 3 * H + j]
+            tc = math.tanh(Cs[t, b, j])
+            dc = carry_c[b, j] + dh * o * (1.0 - tc * tc)
+            da[b, j] = dc * g * i * (1.0 - i)
+            da[b, H + j] = dc * c_prev[b, j] * f * (1.0 - f)
+            da[b, 2 * H + j] = dc * i * (1.0 - g * g)
+            da[b, 3 * H + j] = dh * tc * o * (1.0 - o)
+            carry_c[b, j] = dc * f
+    np.dot(da, W_hh, carry_h)
+
+
+@jit
+def forward_range(t0, t1, XW, h0, c0, W_hhT, b_hh, Hs, Cs, GT, tmp):
+    for t in range(t0, t1):
+        forward_step(t, XW, h0, c0, W_hhT, b_hh, Hs, Cs, GT, tmp)
+
+
+@jit
+def backward_range(t_hi, t_lo, c0, W_hh, Cs, GT, DH, DA, carry_h, carry_c):
+    for t in range(t_hi, t_lo - 1, -1):
+        backward_step(t, c0, W_hh, Cs, GT, DH, DA, carry_h, carry_c)
+
+
+# ------------------------------------------------------------------------------------ driver used by Simulation
+def allocate(T, B, D, H, dtype, model) -> Workspace:
+    z = lambda *shape: np.zeros(shape, dtype=dtype)  # noqa: E731
+    ws = Workspace(
+        XW=z(T, B, 4 * H), h=z(T, B, H), c=z(T, B, H), gates=z(T, B, 4 * H), dh=z(T, B, H), dx=z(T, B, D),
+        carry=z(B, H), carry_c=z(B, H), tmp=z(B, 4 * H), h0=z(B, H), c0=z(B, H), W_hhT=z(H, 4 * H),
+    )
+    # The input projection XW[t] is dead once step t has run forward, so BPTT writes dL/da_t over it.
+    ws.da = ws.XW
+    return ws
+
+
+def begin_forward(ws, X, params):
+    T, B, D = X.shape
+    np.matmul(X.reshape(T * B, D), params["weight_ih"].T, out=ws.XW.reshape(T * B, -1))
+    ws.XW += params["bias_ih"]
+    np.copyto(ws.W_hhT, params["weight_hh"].T)
+
+
+def run_forward(ws, params, model, t0, t1):
+    forward_range(t0, t1, ws.XW, ws.h0, ws.c0, ws.W_hhT, params["bias_hh"], ws.h, ws.c, ws.gates, ws.tmp)
+
+
+def begin_backward(ws):
+    ws.carry[:] = 0
+    ws.carry_c[:] = 0
+
+
+def run_backward(ws, params, model, t_hi, t_lo):
+    backward_range(t_hi, t_lo, ws.c0, params["weight_hh"], ws.c, ws.gates, ws.dh, ws.da, ws.carry, ws.carry_c)
+
+
+def finish_backward(ws, X, params, grads, model):
+    weight_grads(ws, X, ws.h0, params["weight_ih"], grads, ws.da, ws.da)
+
+
+def gate_means(ws, t_done):
+    H = ws.h.shape[2]
+    return {name: ws.gates[:t_done, :, k * H:(k + 1) * H].mean(axis=(1, 2))
+            for k, name in enumerate(GATES) if name != "cell"}
+
+
+# ------------------------------------------------------------------------------------ plain NumPy reference
+def reference_forward(X, p):
+    T, B, _ = X.shape
+    H = p["weight_hh"].shape[1]
+    h = np.zeros((B, H), dtype=X.dtype)
+    c = np.zeros((B, H), dtype=X.dtype)
+    out = {"h": [], "c": [], "i": [], "f": [], "g": [], "o": []}
+    for t in range(T):
+        a = X[t] @ p["weight_ih"].T + p["bias_ih"] + h @ p["weight_hh"].T + p["bias_hh"]
+        a_i, a_f, a_g, a_o = np.split(a, 4, axis=1)
+        i, f, g, o = sigmoid_np(a_i), sigmoid_np(a_f), np.tanh(a_g), sigmoid_np(a_o)
+        c = f * c + i * g
+        h = o * np.tanh(c)
+        for k, v in zip("hcifgo", (h, c, i, f, g, o)):
+            out[k].append(v)
+    return {k: np.stack(v) for k, v in out.items()}
+
+
+def reference_backward(X, p, fw, dh_out):
+    T, B, _ = X.shape
+    H = p["weight_hh"].shape[1]
+    g = {k: np.zeros_like(v) for k, v in p.items() if not k.startswith("readout")}
+    dh_total = np.zeros_like(dh_out)
+    dx = np.zeros_like(X)
+    dh_next = np.zeros((B, H), dtype=X.dtype)
+    dc_next = np.zeros((B, H), dtype=X.dtype)
+    for t in reversed(range(T)):
+        dh = dh_out[t] + dh_next
+        dh_total[t] = dh
+        i, f, gg, o, c = fw["i"][t], fw["f"][t], fw["g"][t], fw["o"][t], fw["c"][t]
+        c_prev = fw["c"][t - 1] if t > 0 else np.zeros_like(c)
+        h_prev = fw["h"][t - 1] if t > 0 else np.zeros_like(c)
+        dc = dc_next + dh * o * (1 - np.tanh(c) ** 2)
+        da = np.concatenate([dc * gg * i * (1 - i), dc * c_prev * f * (1 - f),
+                             dc * i * (1 - gg**2), dh * np.tanh(c) * o * (1 - o)], axis=1)
+        g["weight_ih"] += da.T @ X[t]
+        g["weight_hh"] += da.T @ h_prev
+        g["bias_ih"] += da.sum(0)
+        g["bias_hh"] += da.sum(0)
+        dx[t] = da @ p["weight_ih"]
+        dh_next = da @ p["weight_hh"]
+        dc_next = dc * f
+    return g, dh_total, dx

@@ -1,0 +1,221 @@
+"""Elman RNN cell, PyTorch conventions (``torch.nn.RNNCell``), with optional LayerNorm (Ba et al. 2016).
+
+    a_t = W_ih x_t + b_ih + W_hh h_{t-1} + b_hh
+    h_t = φ(a_t)                      or, with LayerNorm,   h_t = φ(LN(a_t)),  LN over H, eps 1e-5, affine ln.*
+    φ = tanh | relu
+
+Backward, given the total gradient dh_t = dL/dh_t:
+    dz_t = dh_t ⊙ φ'(z_t)             tanh: 1 − h_t²;  relu: 1[h_t > 0]
+    da_t = dz_t                       or LN backward:  rstd (dâ − mean(dâ) − â ⊙ mean(dâ ⊙ â)),  dâ = dz_t ⊙ γ
+    dL/dh_{t-1} (through the recurrence) = da_t W_hh        (the Jacobian ∂h_t/∂h_{t-1} = diag(φ') W_hh)
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from rnnsim.cells._common import LN_EPS, Workspace, jit, weight_grads
+
+G = 1
+GATES = ("",)
+
+
+# ----------------------------------------------------------------------------------------------- Numba kernels
+@jit
+def forward_step(t, XW, h0, W_hhT, b_hh, relu, use_ln, ln_w, ln_b, Hs, AHAT, RSTD, tmp):
+    """h_t from h_{t-1}: writes Hs[t] (and AHAT[t], RSTD[t] with LayerNorm). XW[t] = W_ih x_t + b_ih."""
+    B, H = tmp.shape
+    h_prev = h0 if t == 0 else Hs[t - 1]
+    np.dot(h_prev, W_hhT, tmp)
+    xw = XW[t]
+    h = Hs[t]
+    for b in range(B):
+        for j in range(H):
+            tmp[b, j] += xw[b, j] + b_hh[j]
+        if use_ln:
+            mu = 0.0
+            for j in range(H):
+                mu += tmp[b, j]
+            mu /= H
+            var = 0.0
+            for j in range(H):
+                d = tmp[b, j] - mu
+                var += d * d
+            var /= H
+            rstd = 1.0 / math.sqrt(var + LN_EPS)
+            RSTD[t, b] = rstd
+            for j in range(H):
+                ahat = (tmp[b, j] - mu) * rstd
+                AHAT[t, b, j] = ahat
+                tmp[b, j] = ahat * ln_w[j] + ln_b[j]
+        for j in range(H):
+            z = tmp[b, j]
+            if relu:
+                h[b, j] = z if z > 0.0 else 0.0
+            else:
+                h[b, j] = math.tanh(z)
+
+
+@jit
+def backward_step(t, Hs, W_hh, relu, use_ln, ln_w, AHAT, RSTD, DH, DA, carry, dln_w, dln_b):
+    """One BPTT step at time t.
+
+    On entry DH[t] holds ∂ℓ/∂h_t through the readout and ``carry`` holds (∂h_{t+1}/∂h_t)^T dL/dh_{t+1}.
+    On exit DH[t] is the total dL/dh_t, DA[t] = dL/da_t, and ``carry`` = (∂h_t/∂h_{t-1})^T dL/dh_t.
+    """
+    B, H = carry.shape
+    dh = DH[t]
+    da = DA[t]
+    h = Hs[t]
+    for b in range(B):
+        for j in range(H):
+            g = dh[b, j] + carry[b, j]
+            dh[b, j] = g
+            if relu:
+                da[b, j] = g if h[b, j] > 0.0 else 0.0
+            else:
+                da[b, j] = g * (1.0 - h[b, j] * h[b, j])
+        if use_ln:
+            # da currently holds dz; turn it into dL/da through LN
+            m1 = 0.0
+            m2 = 0.0
+            for j in range(H):
+                ahat = AHAT[t, b, j]
+                dln_w[j] += da[b, j] * ahat
+                dln_b[j] += da[b, j]
+                dahat = da[b, j] * ln_w[j]
+                da[b, j] = dahat
+                m1 += dahat
+                m2 += dahat * ahat
+            m1 /= H
+            m2 /= H
+            rstd = RSTD[t, b]
+            for j in range(H):
+                da[b, j] = rstd * (da[b, j] - m1 - AHAT[t, b, j] * m2)
+    np.dot(da, W_hh, carry)
+
+
+@jit
+def forward_range(t0, t1, XW, h0, W_hhT, b_hh, relu, use_ln, ln_w, ln_b, Hs, AHAT, RSTD, tmp):
+    for t in range(t0, t1):
+        forward_step(t, XW, h0, W_hhT, b_hh, relu, use_ln, ln_w, ln_b, Hs, AHAT, RSTD, tmp)
+
+
+@jit
+def backward_range(t_hi, t_lo, Hs, W_hh, relu, use_ln, ln_w, AHAT, RSTD, DH, DA, carry, dln_w, dln_b):
+    """BPTT steps t = t_hi, t_hi − 1, ..., t_lo."""
+    for t in range(t_hi, t_lo - 1, -1):
+        backward_step(t, Hs, W_hh, relu, use_ln, ln_w, AHAT, RSTD, DH, DA, carry, dln_w, dln_b)
+
+
+# ------------------------------------------------------------------------------------ driver used by Simulation
+def allocate(T, B, D, H, dtype, model) -> Workspace:
+    ln = bool(model.layernorm)
+    z = lambda *shape: np.zeros(shape, dtype=dtype)  # noqa: E731
+    return Workspace(
+        XW=z(T, B, H), h=z(T, B, H), dh=z(T, B, H), da=z(T, B, H), dx=z(T, B, D),
+        ahat=z(T, B, H) if ln else z(1, 1, 1), rstd=z(T, B) if ln else z(1, 1),
+        carry=z(B, H), tmp=z(B, H), h0=z(B, H), W_hhT=z(H, H),
+        dln_w=z(H), dln_b=z(H), dummy=z(H),
+    )
+
+
+def _flags(model):
+    return model.activation == "relu", bool(model.layernorm)
+
+
+def begin_forward(ws, X, params):
+    T, B, D = X.shape
+    np.matmul(X.reshape(T * B, D), params["weight_ih"].T, out=ws.XW.reshape(T * B, -1))
+    ws.XW += params["bias_ih"]
+    np.copyto(ws.W_hhT, params["weight_hh"].T)
+
+
+def run_forward(ws, params, model, t0, t1):
+    relu, ln = _flags(model)
+    ln_w = params["ln.weight"] if ln else ws.dummy
+    ln_b = params["ln.bias"] if ln else ws.dummy
+    forward_range(t0, t1, ws.XW, ws.h0, ws.W_hhT, params["bias_hh"], relu, ln, ln_w, ln_b,
+                  ws.h, ws.ahat, ws.rstd, ws.tmp)
+
+
+def begin_backward(ws):
+    ws.carry[:] = 0
+    ws.dln_w[:] = 0
+    ws.dln_b[:] = 0
+
+
+def run_backward(ws, params, model, t_hi, t_lo):
+    relu, ln = _flags(model)
+    ln_w = params["ln.weight"] if ln else ws.dummy
+    backward_range(t_hi, t_lo, ws.h, params["weight_hh"], relu, ln, ln_w, ws.ahat, ws.rstd,
+                   ws.dh, ws.da, ws.carry, ws.dln_w, ws.dln_b)
+
+
+def finish_backward(ws, X, params, grads, model):
+    weight_grads(ws, X, ws.h0, params["weight_ih"], grads, ws.da, ws.da)
+    if model.layernorm:
+        grads["ln.weight"][:] = ws.dln_w
+        grads["ln.bias"][:] = ws.dln_b
+
+
+def gate_means(ws, t_done):
+    return {}
+
+
+# ------------------------------------------------------------------------------------ plain NumPy reference
+def reference_forward(X, p, activation="tanh", layernorm=False):
+    """Readable NumPy forward pass over the whole sequence. Returns dict with h (T,B,H) and what backward needs."""
+    T, B, _ = X.shape
+    H = p["weight_hh"].shape[0]
+    h = np.zeros((B, H), dtype=X.dtype)
+    hs, zs, ahats, rstds = [], [], [], []
+    for t in range(T):
+        a = X[t] @ p["weight_ih"].T + p["bias_ih"] + h @ p["weight_hh"].T + p["bias_hh"]
+        if layernorm:
+            mu = a.mean(axis=1, keepdims=True)
+            var = a.var(axis=1, keepdims=True)
+            rstd = 1.0 / np.sqrt(var + LN_EPS)
+            ahat = (a - mu) * rstd
+            z = ahat * p["ln.weight"] + p["ln.bias"]
+            ahats.append(ahat)
+            rstds.append(rstd)
+        else:
+            z = a
+        h = np.maximum(z, 0.0) if activation == "relu" else np.tanh(z)
+        hs.append(h)
+        zs.append(z)
+    return {"h": np.stack(hs), "z": np.stack(zs), "ahat": ahats, "rstd": rstds}
+
+
+def reference_backward(X, p, fw, dh_out, activation="tanh", layernorm=False):
+    """NumPy BPTT. ``dh_out`` (T,B,H) is ∂ℓ/∂h_t through the readout. Returns (grads, dh_total, dx)."""
+    T, B, _ = X.shape
+    H = p["weight_hh"].shape[0]
+    g = {k: np.zeros_like(v) for k, v in p.items() if not k.startswith("readout")}
+    dh_total = np.zeros_like(dh_out)
+    dx = np.zeros_like(X)
+    carry = np.zeros((B, H), dtype=X.dtype)
+    for t in reversed(range(T)):
+        dh = dh_out[t] + carry
+        dh_total[t] = dh
+        h = fw["h"][t]
+        dz = dh * ((fw["z"][t] > 0) if activation == "relu" else (1.0 - h**2))
+        if layernorm:
+            ahat, rstd = fw["ahat"][t], fw["rstd"][t]
+            g["ln.weight"] += (dz * ahat).sum(0)
+            g["ln.bias"] += dz.sum(0)
+            dahat = dz * p["ln.weight"]
+            da = rstd / H * (H * dahat - dahat.sum(1, keepdims=True) - ahat * (dahat * ahat).sum(1, keepdims=True))
+        else:
+            da = dz
+        h_prev = fw["h"][t - 1] if t > 0 else np.zeros_like(h)
+        g["weight_ih"] += da.T @ X[t]
+        g["weight_hh"] += da.T @ h_prev
+        g["bias_ih"] += da.sum(0)
+        g["bias_hh"] += da.sum(0)
+        dx[t] = da @ p["weight_ih"]
+        carry = da @ p["weight_hh"]
+    return g, dh_total, dx

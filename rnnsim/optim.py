@@ -1,0 +1,114 @@
+"""Gradient clipping and optimizers, on dicts of NumPy arrays (PyTorch names, updated in place).
+
+Clipping (Pascanu, Mikolov & Bengio 2013):
+  norm   if ‖g‖ > θ then g ← θ g / ‖g‖, ‖g‖ the global 2-norm over all parameters: the direction is kept;
+  value  every element clamped to [−θ, θ]: the direction changes, which ``ClipResult.cosine`` measures.
+Optimizers follow torch.optim: SGD, SGD with momentum (buf ← μ buf + g; p ← p − lr buf) and Adam
+(β = (0.9, 0.999), ε = 1e-8, bias-corrected).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+
+def global_norm(grads) -> float:
+    return math.sqrt(sum(float(np.vdot(g, g)) for g in grads.values()))
+
+
+@dataclass(frozen=True)
+class ClipResult:
+    norm: float          #: ‖g‖ before clipping
+    clipped_norm: float  #: ‖g‖ after clipping
+    clipped: bool        #: whether clipping changed anything
+    cosine: float        #: cos(g_before, g_after): 1 when the direction is kept
+
+
+def clip_(grads, mode: str, threshold: float) -> ClipResult:
+    """Clip ``grads`` in place by ``mode`` ("none" | "norm" | "value") and say what happened."""
+    norm = global_norm(grads)
+    if mode == "none" or not math.isfinite(norm):
+        return ClipResult(norm, norm, False, 1.0)
+    if mode == "norm":
+        if norm <= threshold:
+            return ClipResult(norm, norm, False, 1.0)
+        scale = threshold / norm
+        for g in grads.values():
+            g *= scale
+        return ClipResult(norm, global_norm(grads), True, 1.0)
+    if mode == "value":
+        dot = 0.0
+        clipped = False
+        for g in grads.values():
+            if not clipped and np.any(np.abs(g) > threshold):
+                clipped = True
+            before = g.copy()
+            np.clip(g, -threshold, threshold, out=g)
+            dot += float(np.vdot(before, g))
+        after = global_norm(grads)
+        cosine = dot / (norm * after) if norm > 0 and after > 0 else 1.0
+        return ClipResult(norm, after, clipped, cosine)
+    raise ValueError(f"unknown clip mode {mode!r}: allowed none, norm, value")
+
+
+class SGD:
+    def __init__(self, params, lr):
+        self.lr = lr
+
+    def step(self, params, grads):
+        for k, p in params.items():
+            p -= self.lr * grads[k]
+
+
+class Momentum:
+    """torch.optim.SGD(momentum=μ): buf ← μ·buf + g (buf = g at the first step); p ← p − lr·buf."""
+
+    def __init__(self, params, lr, momentum):
+        self.lr, self.mu = lr, momentum
+        self.buf = None
+
+    def step(self, params, grads):
+        if self.buf is None:
+            self.buf = {k: g.copy() for k, g in grads.items()}
+        else:
+            for k, b in self.buf.items():
+                b *= self.mu
+                b += grads[k]
+        for k, p in params.items():
+            p -= self.lr * self.buf[k]
+
+
+class Adam:
+    """torch.optim.Adam with default betas and eps."""
+
+    def __init__(self, params, lr, betas=(0.9, 0.999), eps=1e-8):
+        self.lr, (self.b1, self.b2), self.eps = lr, betas, eps
+        self.m = {k: np.zeros_like(p) for k, p in params.items()}
+        self.v = {k: np.zeros_like(p) for k, p in params.items()}
+        self.t = 0
+
+    def step(self, params, grads):
+        self.t += 1
+        c1 = 1.0 - self.b1**self.t
+        c2 = 1.0 - self.b2**self.t
+        for k, p in params.items():
+            g = grads[k]
+            m, v = self.m[k], self.v[k]
+            m *= self.b1
+            m += (1.0 - self.b1) * g
+            v *= self.b2
+            v += (1.0 - self.b2) * g * g
+            p -= self.lr * (m / c1) / (np.sqrt(v / c2) + self.eps)
+
+
+def make_optimizer(training, params):
+    if training.optimizer == "sgd":
+        return SGD(params, training.learning_rate)
+    if training.optimizer == "momentum":
+        return Momentum(params, training.learning_rate, training.momentum)
+    if training.optimizer == "adam":
+        return Adam(params, training.learning_rate)
+    raise ValueError(f"unknown optimizer {training.optimizer!r}: allowed sgd, momentum, adam")

@@ -1,0 +1,356 @@
+"""The Simulation: owns parameters, data and every per-step array; runs forward, BPTT and updates.
+
+All per-step arrays are stored time-major (T, B, ...) so that one step is a contiguous block for the kernels; the
+attributes of the public API (DESIGN.md §2) are (B, T, ...) views of them. Nothing here imports Textual.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from rnnsim import tasks
+from rnnsim.cells import CELLS, init_params
+from rnnsim.optim import clip_, make_optimizer
+from rnnsim.scenario import Scenario, task_dims
+
+PHASES = ("idle", "forward", "forward_done", "backward", "backward_done")
+
+
+@dataclass(frozen=True)
+class UpdateInfo:
+    """What one training iteration did."""
+
+    iteration: int       #: 1-based number of this update
+    loss: float          #: loss of the forward pass the gradient came from
+    grad_norm: float     #: global ‖g‖ before clipping
+    clipped_norm: float  #: global ‖g‖ after clipping (the norm of the step's gradient)
+    clipped: bool        #: whether clipping changed the gradient
+    finite: bool         #: False when a NaN or inf appeared (then no update was applied)
+    cosine: float = 1.0  #: cos(g before clipping, g after): 1 for norm clipping, < 1 when value clipping turns it
+
+    def as_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+@dataclass(frozen=True)
+class Sentinel:
+    """Where the first non-finite value appeared."""
+
+    iteration: int  #: the iteration (number of updates applied before it)
+    phase: str      #: "forward" | "backward" | "update"
+    t: int | None   #: time step, or None for whole-sequence arrays (loss, parameter gradients, parameters)
+    array: str      #: e.g. "hidden", "cell_state", "outputs", "loss", "grad_hidden", "grads[weight_hh]"
+
+    def __str__(self) -> str:
+        where = f" at t = {self.t}" if self.t is not None else ""
+        return f"non-finite value in {self.array}{where} ({self.phase}, iteration {self.iteration})"
+
+
+class Simulation:
+    """A recurrent network, its task data and its training state, stepped one time step at a time or whole.
+
+    Deterministic: the same scenario and seed give identical arrays. The seed feeds three independent streams
+    (cell weights, readout weights, data), so changing the cell or its init keeps the data and the readout.
+    """
+
+    def __init__(self, scenario: Scenario):
+        self._build(scenario, scenario.scenario.seed)
+
+    # ------------------------------------------------------------------------------------------ construction
+    def _build(self, sc: Scenario, seed: int) -> None:
+        self.scenario = sc
+        self.seed = int(seed)
+        m, task = sc.model, sc.task
+        self.cell_name = m.cell
+        self._cell = CELLS[m.cell]
+        self.dtype = np.dtype(m.dtype)
+        self.T, self.B, self.H = task.length, task.batch_size, m.hidden_size
+        self.D, self.O, self.classification = task_dims(task)
+        self.baseline: float | None = tasks.baseline(task)
+        T, B, D, O = self.T, self.B, self.D, self.O
+
+        self.params = init_params(m, D, O, self.seed, self.dtype)
+        self.grads = {k: np.zeros_like(v) for k, v in self.params.items()}
+        self._optimizer = make_optimizer(sc.training, self.params)
+        self._ws = self._cell.allocate(T, B, D, self.H, self.dtype, m)
+
+        self._X = np.zeros((T, B, D), dtype=self.dtype)
+        self._Y = np.zeros((T, B), dtype=np.int64) if self.classification else np.zeros((T, B, O), dtype=self.dtype)
+        self._M = np.zeros((T, B), dtype=bool)
+        self._out = np.zeros((T, B, O), dtype=self.dtype)
+        self._dout = np.zeros((T, B, O), dtype=self.dtype)
+
+        self._data_rng = np.random.default_rng([self.seed, 1])
+        self._draw_batch()
+        self._new_batch_due = False
+
+        self.t = 0                # forward steps done in this pass
+        self.bt = 0               # backward steps done in this pass
+        self.phase = "idle"
+        self.iteration = 0        # updates applied
+        self.loss: float | None = None
+        self.history: list[UpdateInfo] = []
+        self.sentinel: Sentinel | None = None
+
+    def _draw_batch(self) -> None:
+        x, y, mask = tasks.make_batch(self.scenario.task, self._data_rng, self.dtype)
+        self._X[:] = x.transpose(1, 0, 2)
+        self._Y[:] = y.transpose(1, 0) if self.classification else y.transpose(1, 0, 2)
+        self._M[:] = mask.T
+
+    # ----------------------------------------------------------------------------------- public array views
+    inputs = property(lambda self: self._X.transpose(1, 0, 2), doc="(B, T, D) task inputs")
+    targets = property(lambda self: self._Y.T if self.classification else self._Y.transpose(1, 0, 2),
+                       doc="(B, T, O) float targets, or (B, T) int64 classes")
+    loss_mask = property(lambda self: self._M.T, doc="(B, T) positions whose output enters the loss")
+    hidden = property(lambda self: self._ws.h.transpose(1, 0, 2), doc="(B, T, H) h_t after step t")
+    outputs = property(lambda self: self._out.transpose(1, 0, 2), doc="(B, T, O) readout of h_t")
+    grad_hidden = property(lambda self: self._ws.dh.transpose(1, 0, 2), doc="(B, T, H) total dL/dh_t")
+    grad_inputs = property(lambda self: self._ws.dx.transpose(1, 0, 2), doc="(B, T, D) dL/dx_t")
+
+    @property
+    def cell_state(self):
+        """(B, T, H) LSTM c_t, None for other cells."""
+        return self._ws.c.transpose(1, 0, 2) if self.cell_name == "lstm" else None
+
+    # --------------------------------------------------------------------------------------------- forward
+    def _begin_forward(self) -> None:
+        if self._new_batch_due:
+            self._draw_batch()
+            self._new_batch_due = False
+        self._cell.begin_forward(self._ws, self._X, self.params)
+        self.t = 0
+        self.bt = 0
+        self.loss = None
+        self.phase = "forward"
+
+    def _forward_to(self, t1: int) -> None:
+        t0 = self.t
+        self._cell.run_forward(self._ws, self.params, self.scenario.model, t0, t1)
+        H = self.H
+        np.matmul(self._ws.h[t0:t1].reshape(-1, H), self.params["readout.weight"].T,
+                  out=self._out[t0:t1].reshape(-1, self.O))
+        self._out[t0:t1] += self.params["readout.bias"]
+        self.t = t1
+        if self.sentinel is None:
+            arrays = [("hidden", self._ws.h)]
+            if self.cell_name == "lstm":
+                arrays.append(("cell_state", self._ws.c))
+            arrays.append(("outputs", self._out))
+            self._check_steps("forward", arrays, t0, t1)
+        if t1 == self.T:
+            self.loss = self._compute_loss()
+            self.phase = "forward_done"
+            if self.sentinel is None and not math.isfinite(self.loss):
+                self.sentinel = Sentinel(self.iteration, "forward", None, "loss")
+
+    def step_forward(self) -> bool:
+        """Run one time step forward. Returns False once t == T (then ``loss`` is set)."""
+        if self.phase != "forward":
+            if self.phase == "forward_done" or self.phase == "backward":
+                return False
+            self._begin_forward()
+        if self.t < self.T:
+            self._forward_to(self.t + 1)
+        return self.t < self.T
+
+    def forward(self) -> float:
+        """The whole sequence for the whole batch (finishing a stepped pass if one is under way); the loss."""
+        if self.phase != "forward":
+            self._begin_forward()
+        self._forward_to(self.T)
+        return self.loss
+
+    def _compute_loss(self) -> float:
+        """The loss and, into ``_dout``, its gradient with respect to every output."""
+        out, M = self._out, self._M
+        n = int(M.sum())
+        self._dout[:] = 0
+        if n == 0:
+            return 0.0
+        if self.classification:
+            logits = out[M]                                   # (n, O)
+            shifted = logits - logits.max(axis=1, keepdims=True)
+            logp = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+            y = self._Y[M]
+            loss = -logp[np.arange(n), y].mean()
+            d = np.exp(logp)
+            d[np.arange(n), y] -= 1.0
+            self._dout[M] = d / n
+        else:
+            diff = (out - self._Y) * M[:, :, None]
+            count = n * self.O
+            loss = float(np.vdot(diff, diff)) / count
+            self._dout[:] = diff * (2.0 / count)
+        return float(loss)
+
+    # -------------------------------------------------------------------------------------------- backward
+    def _begin_backward(self) -> None:
+        ws = self._ws
+        Wo = self.params["readout.weight"]
+        # the part of dL/dh_t that comes through the readout at step t; BPTT adds the recurrent part
+        np.matmul(self._dout.reshape(-1, self.O), Wo, out=ws.dh.reshape(-1, self.H))
+        np.matmul(self._dout.reshape(-1, self.O).T, ws.h.reshape(-1, self.H), out=self.grads["readout.weight"])
+        np.sum(self._dout, axis=(0, 1), out=self.grads["readout.bias"])
+        self._cell.begin_backward(ws)
+        self.bt = 0
+        self.phase = "backward"
+
+    def _backward_to(self, bt1: int) -> None:
+        t_hi = self.T - 1 - self.bt
+        t_lo = self.T - bt1
+        self._cell.run_backward(self._ws, self.params, self.scenario.model, t_hi, t_lo)
+        self.bt = bt1
+        if self.sentinel is None:
+            self._check_steps("backward", [("grad_hidden", self._ws.dh)], t_lo, t_hi + 1, reverse=True)
+        if bt1 == self.T:
+            self._cell.finish_backward(self._ws, self._X, self.params, self.grads, self.scenario.model)
+            self.phase = "backward_done"
+            if self.sentinel is None:
+                if not np.isfinite(self._ws.dx).all():
+                    t = int(np.nonzero(~np.isfinite(self._ws.dx).all(axis=(1, 2)))[0][-1])
+                    self.sentinel = Sentinel(self.iteration, "backward", t, "grad_inputs")
+                else:
+                    for name, g in self.grads.items():
+                        if not np.isfinite(g).all():
+                            self.sentinel = Sentinel(self.iteration, "backward", None, f"grads[{name}]")
+                            break
+
+    def _require_forward(self) -> None:
+        if self.phase not in ("forward_done", "backward", "backward_done"):
+            raise RuntimeError("backward needs a complete forward pass first (call forward() or step_forward() "
+                               f"until it returns False); phase is {self.phase!r}")
+
+    def step_backward(self) -> bool:
+        """Run one BPTT step, from t = T−1 down to 0. Returns False once done (then ``grads`` are set)."""
+        self._require_forward()
+        if self.phase == "backward_done":
+            return False
+        if self.phase == "forward_done":
+            self._begin_backward()
+        self._backward_to(self.bt + 1)
+        return self.bt < self.T
+
+    def backward(self) -> None:
+        """The whole BPTT (finishing a stepped one if under way): fills grads, grad_hidden, grad_inputs."""
+        self._require_forward()
+        if self.phase != "backward":
+            self._begin_backward()
+        self._backward_to(self.T)
+
+    # ---------------------------------------------------------------------------------------------- update
+    def apply_update(self) -> UpdateInfo:
+        """Clip the gradients per the scenario (in place), then take one optimizer step."""
+        if self.phase != "backward_done":
+            raise RuntimeError(f"apply_update needs a complete backward pass first; phase is {self.phase!r}")
+        tr = self.scenario.training
+        finite = self.sentinel is None
+        if finite:
+            res = clip_(self.grads, tr.clip, tr.clip_threshold)
+            finite = math.isfinite(res.norm)
+        if not finite:
+            norm = math.sqrt(sum(float(np.vdot(g, g)) for g in self.grads.values()))
+            info = UpdateInfo(self.iteration + 1, self.loss, norm, norm, False, False)
+            if self.sentinel is None:
+                name = next(k for k, g in self.grads.items() if not np.isfinite(g).all())
+                self.sentinel = Sentinel(self.iteration, "update", None, f"grads[{name}]")
+        else:
+            self._optimizer.step(self.params, self.grads)
+            info = UpdateInfo(self.iteration + 1, self.loss, res.norm, res.clipped_norm, res.clipped, True,
+                              res.cosine)
+            for name, p in self.params.items():
+                if not np.isfinite(p).all():
+                    self.sentinel = Sentinel(self.iteration, "update", None, f"params[{name}]")
+                    info = UpdateInfo(info.iteration, info.loss, info.grad_norm, info.clipped_norm, info.clipped,
+                                      False, info.cosine)
+                    break
+        self.iteration += 1
+        self.history.append(info)
+        self.phase = "idle"
+        self._new_batch_due = tr.fresh_data
+        return info
+
+    def train(self, iterations: int, callback=None) -> list[UpdateInfo]:
+        """``iterations`` rounds of forward, backward, update. Stops early at the first non-finite value (see
+        ``sentinel``) or when ``callback(info)`` returns False. Returns the UpdateInfo of each iteration run."""
+        out: list[UpdateInfo] = []
+        for _ in range(int(iterations)):
+            if self.sentinel is not None:
+                break
+            self.forward()
+            if self.sentinel is None:
+                self.backward()
+            if self.sentinel is not None and self.phase != "backward_done":
+                info = UpdateInfo(self.iteration + 1, self.loss if self.loss is not None else math.nan,
+                                  math.nan, math.nan, False, False)
+                self.history.append(info)
+                out.append(info)
+                break
+            info = self.apply_update()
+            out.append(info)
+            if not info.finite:
+                break
+            if callback is not None and callback(info) is False:
+                break
+        return out
+
+    # ---------------------------------------------------------------------------------------- state control
+    def reset(self, seed: int | None = None) -> None:
+        """Fresh weights, optimizer state and data from ``seed`` (default: the scenario's seed)."""
+        self._build(self.scenario, self.scenario.scenario.seed if seed is None else seed)
+
+    def reconfigure(self, scenario: Scenario) -> bool:
+        """Switch to a changed scenario. Changes to [training] only keep the weights and the data stream (the
+        optimizer restarts if its kind or settings changed); any other change rebuilds from the seed, which keeps
+        the data identical to a fresh run of the old scenario. Returns True when it rebuilt."""
+        old = self.scenario
+        if (old.model, old.task, old.scenario.seed) != (scenario.model, scenario.task, scenario.scenario.seed):
+            self._build(scenario, scenario.scenario.seed)
+            return True
+        o, n = old.training, scenario.training
+        self.scenario = scenario
+        if (o.optimizer, o.learning_rate, o.momentum) != (n.optimizer, n.learning_rate, n.momentum):
+            self._optimizer = make_optimizer(n, self.params)
+        return False
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """Copies of the parameters, with PyTorch names (``torch.nn.RNNCell/LSTMCell/GRUCell`` + ``readout.*``)."""
+        return {k: v.copy() for k, v in self.params.items()}
+
+    def load_state_dict(self, state) -> None:
+        """Load parameters by PyTorch name; NumPy arrays or torch tensors. Names and shapes must match exactly."""
+        missing = sorted(set(self.params) - set(state))
+        unexpected = sorted(set(state) - set(self.params))
+        if missing or unexpected:
+            raise KeyError(f"state_dict mismatch: missing {missing}, unexpected {unexpected}")
+        for k, v in state.items():
+            if hasattr(v, "detach"):
+                v = v.detach().cpu().numpy()
+            v = np.asarray(v)
+            if v.shape != self.params[k].shape:
+                raise ValueError(f"state_dict[{k!r}] has shape {v.shape}, expected {self.params[k].shape}")
+            self.params[k][...] = v
+        self.phase = "idle"
+
+    # ------------------------------------------------------------------------------------------- internals
+    @property
+    def workspace(self):
+        """The cell's preallocated time-major arrays (for diagnostics)."""
+        return self._ws
+
+    def _check_steps(self, phase, arrays, t0, t1, reverse=False) -> None:
+        """Set the sentinel at the first time step in [t0, t1) (in pass order) where an array is non-finite."""
+        for name, a in arrays:
+            ok = np.isfinite(a[t0:t1]).reshape(t1 - t0, -1).all(axis=1)
+            if not ok.all():
+                bad = np.nonzero(~ok)[0]
+                t = t0 + int(bad[-1] if reverse else bad[0])
+                self.sentinel = Sentinel(self.iteration, phase, t, name)
+                return
+
+    def __repr__(self) -> str:
+        return (f"Simulation({self.scenario.scenario.name!r}, cell={self.cell_name}, T={self.T}, B={self.B}, "
+                f"H={self.H}, phase={self.phase}, t={self.t}, bt={self.bt}, iteration={self.iteration})")
