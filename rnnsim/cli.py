@@ -1,0 +1,400 @@
+"""The ``rnnsim`` command line.
+
+    rnnsim [SCENARIO] [--set KEY=VALUE ...]     open the TUI (default scenario: vanishing)
+    rnnsim run SCENARIO [--iterations N] [--set KEY=VALUE ...] [--out FILE] [--quiet]
+    rnnsim validate FILE...
+    rnnsim list
+    rnnsim schema
+
+Exit status: 0 done; 2 bad usage or bad scenario (one line on stderr); 1 anything else (one line; set
+RNNSIM_DEBUG=1 for the traceback); 130 interrupted with Ctrl-C.
+
+Only ``run`` and the TUI import the simulation (and so Numba); ``validate``, ``list`` and ``schema`` do not.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+from typing import Any, Sequence
+
+import click
+
+from rnnsim import __version__
+from rnnsim.export import ExportError
+from rnnsim.scenario import Scenario, ScenarioError, builtin_scenarios, load_scenario, parse_override
+
+DEFAULT_SCENARIO = "vanishing"
+EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+def _debug() -> bool:
+    return os.environ.get("RNNSIM_DEBUG", "").strip() not in ("", "0", "false", "no")
+
+
+class BadInput(click.ClickException):
+    """A bad scenario, override or output path: one line on stderr, exit 2."""
+
+    exit_code = EXIT_USAGE
+
+    def show(self, file: Any = None) -> None:
+        click.echo(f"rnnsim: {self.message}", err=True)
+
+
+class Failure(click.ClickException):
+    """Something went wrong that is not the user's input: one line on stderr, exit 1."""
+
+    exit_code = EXIT_ERROR
+
+    def show(self, file: Any = None) -> None:
+        click.echo(f"rnnsim: {self.message}", err=True)
+
+
+class ScenarioGroup(click.Group):
+    """A group whose first word may be a scenario instead of a subcommand.
+
+    ``rnnsim``, ``rnnsim vanishing``, ``rnnsim my.toml --set model.cell=lstm`` all go to the hidden ``tui``
+    command; ``rnnsim run ...``, ``rnnsim list`` etc. go to their subcommands. A scenario file named like a
+    subcommand can be given as ``./run.toml``.
+    """
+
+    _GROUP_OPTIONS = ("--help", "-h", "--version")
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        args = list(args)
+        if not args:
+            args = ["tui"]
+        elif args[0] in self._GROUP_OPTIONS:
+            pass
+        elif args[0].startswith("-") or args[0] not in self.commands:
+            args = ["tui", *args]
+        return super().parse_args(ctx, args)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise
+        except (ScenarioError, ExportError) as exc:
+            raise BadInput(str(exc)) from None
+        except KeyboardInterrupt:
+            raise click.exceptions.Exit(EXIT_INTERRUPTED) from None
+        except Exception as exc:
+            if _debug():
+                raise
+            raise Failure(
+                f"internal error: {type(exc).__name__}: {_one_line(exc)} (rerun with RNNSIM_DEBUG=1 for the traceback)"
+            ) from None
+
+
+def _one_line(exc: BaseException | str) -> str:
+    return " ".join(str(exc).split()) or repr(exc)
+
+
+def _load(scenario: str, overrides: Sequence[str]) -> Scenario:
+    sc = load_scenario(scenario)
+    if overrides:
+        changes = dict(parse_override(item) for item in overrides)
+        sc = sc.with_changes(changes)
+    return sc
+
+
+_SET_HELP = "Override one scenario value, e.g. --set model.cell=lstm (repeatable; the value is read as TOML)."
+
+
+@click.group(
+    cls=ScenarioGroup,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    epilog="Run `rnnsim [SCENARIO]` to open the TUI (default scenario: vanishing). "
+    "SCENARIO is a .toml file or a built-in name (see `rnnsim list`). "
+    "Exit status: 0 done, 2 bad usage or scenario, 1 other errors, 130 interrupted.",
+)
+@click.version_option(__version__, "--version", prog_name="rnnsim", message="%(prog)s %(version)s")
+def cli() -> None:
+    """rnnsim: watch recurrent networks' gradients vanish and explode, step by step, in the terminal."""
+
+
+@cli.command("tui", hidden=True)
+@click.argument("scenario", required=False, default=DEFAULT_SCENARIO)
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help=_SET_HELP)
+def tui_command(scenario: str, overrides: tuple[str, ...]) -> None:
+    """Open the TUI on SCENARIO (default: vanishing)."""
+    sc = _load(scenario, overrides)  # validate before anything starts
+    try:
+        from rnnsim.tui.app import run_app
+    except ImportError as exc:
+        click.echo(
+            f"rnnsim: the TUI is not available ({_one_line(exc)}); try `rnnsim run {scenario}`", err=True
+        )
+        raise click.exceptions.Exit(EXIT_ERROR) from None
+    rv = run_app(sc)
+    if isinstance(rv, int) and rv:
+        raise click.exceptions.Exit(rv)
+
+
+@cli.command("run")
+@click.argument("scenario")
+@click.option(
+    "--iterations",
+    "-n",
+    type=click.IntRange(0, 10_000_000),
+    default=None,
+    help="Training iterations (default: the scenario's training.iterations). 0: one forward and backward pass, no update.",
+)
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help=_SET_HELP)
+@click.option(
+    "--out",
+    "-o",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Write results to FILE: .json (everything), .csv (one row per iteration) or .npz (arrays).",
+)
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar and no summary table.")
+def run_command(scenario: str, iterations: int | None, overrides: tuple[str, ...], out: str | None, quiet: bool) -> None:
+    """Train SCENARIO without the TUI and print a summary (final loss, gradient decay, clipping, non-finite values)."""
+    from rnnsim import export
+
+    sc = _load(scenario, overrides)
+    if out is not None:
+        export.check_path(out)  # fail before a long run, not after
+    n = sc.training.iterations if iterations is None else iterations
+
+    import rnnsim
+
+    sim = rnnsim.Simulation(sc)
+    history: list[Any] = []
+    interrupted = False
+    progress = None
+    if not quiet and n > 0 and sys.stderr.isatty():
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        progress = Progress(
+            TextColumn("training"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("loss {task.fields[loss]}"),
+            TimeRemainingColumn(),
+            console=Console(stderr=True),
+            transient=True,
+        )
+    single_loss: float | None = None
+    try:
+        if n == 0:
+            single_loss = float(sim.forward())
+            sim.backward()
+        elif progress is not None:
+            with progress:
+                task = progress.add_task("training", total=n, loss="-")
+
+                def callback(info: Any) -> None:
+                    history.append(info)
+                    progress.update(task, advance=1, loss=f"{info.loss:.4g}")
+
+                sim.train(n, callback)
+        else:
+            sim.train(n, history.append)
+    except KeyboardInterrupt:
+        interrupted = True
+
+    result = _collect(sim, sc, history, n, single_loss, interrupted)
+    if out is not None:
+        try:
+            export.write_results(out, result)
+        except OSError as exc:
+            raise Failure(f"cannot write {out}: {exc.strerror or _one_line(exc)}") from None
+    if interrupted:
+        raise click.exceptions.Exit(EXIT_INTERRUPTED)
+    if not quiet:
+        _print_summary(sc, result["summary"], out)
+
+
+def _grad_norm(sim: Any) -> float | None:
+    grads = getattr(sim, "grads", None)
+    if not grads:
+        return None
+    import numpy as np
+
+    return float(math.sqrt(sum(float(np.sum(np.square(g, dtype=np.float64))) for g in grads.values())))
+
+
+def _collect(sim: Any, sc: Scenario, history: list[Any], n: int, single_loss: float | None, interrupted: bool) -> dict:
+    """Everything a run produced, as the dict export.write_results takes."""
+    import numpy as np
+
+    rows = [_info_dict(info) for info in history]
+    summary: dict[str, Any] = {
+        "scenario": sc.scenario.name,
+        "source": sc.source,
+        "iterations_requested": n,
+        "iterations_done": len(rows),
+        "interrupted": interrupted,
+    }
+    if rows:
+        summary["final_loss"] = rows[-1].get("loss")
+        summary["grad_norm"] = rows[-1].get("grad_norm")
+    else:
+        summary["final_loss"] = single_loss
+        summary["grad_norm"] = _grad_norm(sim) if single_loss is not None else None
+    summary["baseline"] = getattr(sim, "baseline", None)
+    summary["clipping_events"] = sum(1 for r in rows if r.get("clipped"))
+    summary["nonfinite_events"] = sum(1 for r in rows if r.get("finite") is False)
+    sentinel = getattr(sim, "sentinel", None)
+    summary["sentinel"] = None if sentinel is None else _one_line(str(sentinel))
+
+    arrays: dict[str, Any] = {}
+    summary["gradient_ratio"] = None
+    summary["decay_rate"] = None
+    summary["decay"] = None
+    grad_hidden = getattr(sim, "grad_hidden", None)
+    if grad_hidden is not None and (rows or single_loss is not None):
+        from rnnsim import diagnostics
+
+        profile = np.asarray(diagnostics.gradient_profile(sim), dtype=np.float64)
+        arrays["gradient_profile"] = profile
+        if profile.size and np.all(np.isfinite(profile)):
+            decay = diagnostics.decay_summary(profile)
+            summary["gradient_ratio"] = _float_or_none(getattr(decay, "ratio", None))
+            summary["decay_rate"] = _float_or_none(getattr(decay, "rate", None))
+            summary["decay"] = getattr(decay, "text", None)
+        else:
+            summary["decay"] = "gradient profile not finite"
+    return {"scenario": sc.to_dict(), "history": rows, "summary": summary, "arrays": arrays}
+
+
+def _float_or_none(x: Any) -> float | None:
+    try:
+        return None if x is None else float(x)
+    except (TypeError, ValueError):
+        return None
+
+
+def _info_dict(info: Any) -> dict[str, Any]:
+    if isinstance(info, dict):
+        return dict(info)
+    fields = getattr(info, "__dataclass_fields__", None)
+    if fields:
+        return {k: getattr(info, k) for k in fields}
+    return {k: getattr(info, k) for k in ("iteration", "loss", "grad_norm", "clipped_norm", "clipped", "finite") if hasattr(info, k)}
+
+
+def _fmt(x: Any) -> str:
+    if x is None:
+        return "-"
+    if isinstance(x, float):
+        return f"{x:.6g}"
+    return str(x)
+
+
+def _print_summary(sc: Scenario, s: dict[str, Any], out: str | None) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"{sc.scenario.name} ({sc.source})", show_header=False, title_justify="left")
+    table.add_column("what", style="bold")
+    table.add_column("value")
+    done = s["iterations_done"]
+    table.add_row("cell", f"{sc.model.cell}, H={sc.model.hidden_size}, T={sc.task.length}, B={sc.task.batch_size}")
+    table.add_row("iterations", f"{done}" if s["iterations_requested"] else "0 (one forward and backward pass)")
+    table.add_row("final loss", _fmt(s["final_loss"]))
+    table.add_row("task baseline", _fmt(s["baseline"]))
+    table.add_row("gradient norm (last)", _fmt(s["grad_norm"]))
+    table.add_row("‖dL/dh_0‖ / ‖dL/dh_T-1‖", _fmt(s["gradient_ratio"]))
+    if s["decay"]:
+        table.add_row("gradient profile", str(s["decay"]))
+    table.add_row("clipping events", str(s["clipping_events"]))
+    table.add_row("non-finite events", str(s["nonfinite_events"]))
+    if s["sentinel"]:
+        table.add_row("first non-finite value", s["sentinel"])
+    if out:
+        table.add_row("results", out)
+    Console().print(table)
+
+
+@cli.command("validate")
+@click.argument("files", nargs=-1, required=True)
+def validate_command(files: tuple[str, ...]) -> None:
+    """Check scenario FILES (paths or built-in names); print `ok  FILE` or every problem. Exit 2 if any is bad."""
+    bad = 0
+    for name in files:
+        try:
+            load_scenario(name)
+        except ScenarioError as exc:
+            bad += 1
+            for problem in exc.problems:
+                click.echo(problem, err=True)
+        else:
+            click.echo(f"ok  {name}")
+    if bad:
+        raise click.exceptions.Exit(EXIT_USAGE)
+
+
+@cli.command("list")
+def list_command() -> None:
+    """List the built-in scenarios with their descriptions."""
+    rows = []
+    for name in builtin_scenarios():
+        try:
+            description = load_scenario(name).scenario.description
+        except ScenarioError as exc:
+            description = f"(invalid: {exc})"
+        rows.append((name, " ".join(description.split())))
+    if sys.stdout.isatty():
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table("name", "description")
+        for name, description in rows:
+            table.add_row(name, description)
+        Console().print(table)
+    else:
+        width = max((len(n) for n, _ in rows), default=0)
+        for name, description in rows:
+            click.echo(f"{name.ljust(width)}  {description}".rstrip())
+
+
+@cli.command("schema")
+def schema_command() -> None:
+    """Print the JSON Schema of scenario files (for editors)."""
+    from rnnsim.scenario import json_schema
+
+    click.echo(json.dumps(json_schema(), indent=2, ensure_ascii=False))
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Console-script entry point: runs the CLI and exits with its status."""
+    try:
+        rv = cli.main(args=list(argv) if argv is not None else None, prog_name="rnnsim", standalone_mode=False)
+    except click.exceptions.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        sys.exit(EXIT_INTERRUPTED)
+    except BrokenPipeError:
+        _silence_stdout()
+        sys.exit(EXIT_ERROR)
+    except Exception as exc:  # outside any command (argument parsing, imports)
+        if _debug():
+            raise
+        click.echo(
+            f"rnnsim: internal error: {type(exc).__name__}: {_one_line(exc)} (rerun with RNNSIM_DEBUG=1 for the traceback)",
+            err=True,
+        )
+        sys.exit(EXIT_ERROR)
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        _silence_stdout()
+    sys.exit(rv if isinstance(rv, int) else EXIT_OK)
+
+
+def _silence_stdout() -> None:
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
