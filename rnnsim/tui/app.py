@@ -1,0 +1,280 @@
+"""RnnsimApp: the live TUI.  `run_app(scenario)` is what `rnnsim` and `rnnsim SCENARIO` call.
+
+The app never touches the Simulation: it sends commands to the Runner (a worker thread) and
+pulls the newest Frame on a 12 fps timer, redrawing only the widgets whose data changed.
+"""
+
+from __future__ import annotations
+
+from textual.app import App, ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.widgets import ContentSwitcher, Footer, Static
+
+from .runner import Frame, Runner
+from .screens.modals import HelpScreen, ParamScreen, PickerScreen
+from .screens.views import DynamicsView, TrainingView
+from .widgets.status import StatusBar
+
+POLL_INTERVAL = 1 / 12  # the UI pulls frames at 12 fps (DESIGN §5: 10–15)
+MIN_WIDTH, MIN_HEIGHT = 60, 18
+
+CLIP_CYCLE = ["none", "norm", "value"]
+CELL_CYCLE = ["rnn", "lstm", "gru"]
+INIT_CYCLE = ["pytorch", "orthogonal", "identity", "normal"]
+THRESHOLDS = [0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0]
+
+
+def _next(cycle: list[str], cur: str) -> str:
+    return cycle[(cycle.index(cur) + 1) % len(cycle)] if cur in cycle else cycle[0]
+
+
+def _scale_step(value: float, up: bool) -> float:
+    """Recurrent scale in steps of 0.05 near 1 (where vanishing turns into exploding)."""
+    step = 0.05 if value < 2 else 0.25
+    new = round(value + (step if up else -step), 4)
+    return min(max(new, 0.0), 100.0)
+
+
+class RnnsimApp(App):
+    TITLE = "rnnsim"
+    ENABLE_COMMAND_PALETTE = False
+    CSS = """
+    Screen { layout: vertical; }
+    #title { height: 1; background: $primary-background; color: $text; }
+    #main { height: 1fr; }
+    #views { height: 1fr; }
+    #too-small { display: none; height: 1fr; content-align: center middle; text-align: center; }
+    Screen.too-small #main, Screen.too-small #title { display: none; }
+    Screen.too-small #too-small { display: block; }
+    """
+
+    BINDINGS = [
+        Binding("space", "play_pause", "Play/Pause"),
+        Binding("n,right", "step", "Step", key_display="n/→"),
+        Binding("t", "train", "Train"),
+        Binding("c", "clip", "Clip"),
+        Binding("m", "cell", "Cell"),
+        Binding("plus,equals_sign", "speed(1)", "Faster", key_display="+"),
+        Binding("minus", "speed(-1)", "Slower", key_display="-"),
+        Binding("left_square_bracket", "threshold(-1)", "Clip θ down", show=False, key_display="["),
+        Binding("right_square_bracket", "threshold(1)", "Clip θ up", show=False, key_display="]"),
+        Binding("a", "activation", "tanh↔relu", show=False),
+        Binding("l", "layernorm", "LayerNorm", show=False),
+        Binding("s", "scale(-1)", "Scale down", show=False),
+        Binding("S", "scale(1)", "Scale up", show=False),
+        Binding("i", "init", "Init cycle", show=False),
+        Binding("r", "reset", "Reset", show=False),
+        Binding("R", "new_seed", "New seed", show=False),
+        Binding("o", "open", "Open", show=False),
+        Binding("p", "params", "Params"),
+        Binding("comma", "cursor(-1)", "Cursor ←", show=False, key_display=","),
+        Binding("full_stop", "cursor(1)", "Cursor →", show=False, key_display="."),
+        Binding("less_than_sign", "cursor(-10)", "Cursor ←10", show=False, key_display="<"),
+        Binding("greater_than_sign", "cursor(10)", "Cursor →10", show=False, key_display=">"),
+        Binding("1", "view('dynamics')", "Dynamics", show=False),
+        Binding("2", "view('training')", "Training", show=False),
+        Binding("tab", "toggle_view", "View", priority=True),
+        Binding("question_mark", "help", "Help", key_display="?"),
+        Binding("q", "quit", "Quit"),
+        Binding("ctrl+q", "quit", "Quit", show=False, priority=True),
+    ]
+
+    # rows of the help screen; README's key table says the same
+    HELP_ROWS = [
+        ("space", "play / pause: forward steps, then BPTT steps, then the update, repeating"),
+        ("n  →", "one step (forward step, BPTT step, or the update that ends an iteration)"),
+        ("+  -", "play speed up / down (steps per second, up to max)"),
+        ("t", "train continuously (whole iterations; t again pauses)"),
+        ("c", "clipping: none → norm → value"),
+        ("[  ]", "clipping threshold θ down / up"),
+        ("m", "cell: rnn → lstm → gru (next iteration; same seed and data)"),
+        ("a", "activation tanh ↔ relu (rnn)"),
+        ("l", "LayerNorm on / off (rnn)"),
+        ("s  S", "recurrent scale down / up (multiplies W_hh)"),
+        ("i", "init: pytorch → orthogonal → identity → normal"),
+        ("r", "reset: same seed, fresh weights and data"),
+        ("R", "new seed (seed + 1)"),
+        ("o", "open a scenario (built-ins and *.toml here)"),
+        ("p", "parameter panel: every knob, edit and validate"),
+        (",  .", "move the cursor one step (exact numbers below the plot)"),
+        ("<  >", "move the cursor ten steps"),
+        ("1  2  tab", "Dynamics view / Training view / switch"),
+        ("?", "this help"),
+        ("q  ctrl+q", "quit"),
+    ]
+
+    def __init__(self, scenario, *, runner: Runner | None = None, poll_interval: float = POLL_INTERVAL) -> None:
+        super().__init__()
+        self.scenario = scenario
+        self.runner = runner if runner is not None else Runner(scenario)
+        self.poll_interval = poll_interval
+        self.frame: Frame | None = None
+        self.cursor = 0
+        self.view = "dynamics"
+        self.redraws = 0  # frames applied to the widgets (tests and benchmarks read it)
+
+    def compose(self) -> ComposeResult:
+        yield Static("", id="title")
+        with Vertical(id="main"):
+            with ContentSwitcher(initial="dynamics", id="views"):
+                yield DynamicsView(id="dynamics")
+                yield TrainingView(id="training")
+        yield Static("", id="too-small")
+        yield StatusBar(id="status")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        if not self.runner.alive:
+            self.runner.start()
+        self._check_size()
+        self.poll_frame()
+        self.set_interval(self.poll_interval, self.poll_frame)
+
+    def on_resize(self) -> None:
+        self._check_size()
+
+    def _check_size(self) -> None:
+        w, h = self.size
+        small = w < MIN_WIDTH or h < MIN_HEIGHT
+        self.screen.set_class(small, "too-small")
+        if small:
+            self.query_one("#too-small", Static).update(
+                f"Terminal too small: {w}x{h}.\nrnnsim needs at least {MIN_WIDTH}x{MIN_HEIGHT} (80x24 recommended).\n"
+                "Enlarge the window, or press q to quit."
+            )
+
+    async def action_quit(self) -> None:
+        self.runner.stop()
+        self.exit(0)
+
+    def on_unmount(self) -> None:
+        self.runner.stop()
+
+    # ------------------------------------------------------------------ frames
+    def poll_frame(self, force: bool = False) -> bool:
+        """Pull the newest frame; redraw only what changed. Returns True if anything was redrawn."""
+        frame = self.runner.frame
+        if not force and self.frame is not None and frame.seq == self.frame.seq:
+            return False
+        self.frame = frame
+        self.redraws += 1
+        if frame.T:
+            self.cursor = min(self.cursor, frame.T - 1)
+        self._redraw()
+        return True
+
+    def _redraw(self) -> None:
+        frame = self.frame
+        no_color = self.no_color
+        sc = frame.display_scenario
+        name = sc.scenario.name
+        desc = sc.scenario.description
+        self.query_one("#title", Static).update(f" {name} — {desc}" if desc else f" {name}")
+        self.query_one(StatusBar).show(frame, no_color)
+        if self.view == "dynamics":
+            self.query_one(DynamicsView).show(frame, self.cursor)
+        else:
+            self.query_one(TrainingView).show(frame)
+
+    # ----------------------------------------------------------------- actions
+    def _sc(self):
+        f = self.runner.frame
+        return f.display_scenario if f.ready else self.scenario
+
+    def apply_changes(self, changes: dict) -> str | None:
+        """Validate on the UI side (same schema as files) and send to the runner; the error text or None."""
+        from rnnsim.scenario import ScenarioError
+
+        try:
+            self._sc().with_changes(changes)
+        except ScenarioError as exc:
+            self.notify(str(exc), severity="error", timeout=6)
+            return str(exc)
+        self.runner.send("change", changes)
+        return None
+
+    def action_play_pause(self) -> None:
+        self.runner.send("toggle_play")
+
+    def action_step(self) -> None:
+        self.runner.send("step")
+
+    def action_train(self) -> None:
+        self.runner.send("toggle_train")
+
+    def action_speed(self, delta: int) -> None:
+        self.runner.send("speed", delta)
+
+    def action_clip(self) -> None:
+        self.apply_changes({"training.clip": _next(CLIP_CYCLE, self._sc().training.clip)})
+
+    def action_threshold(self, direction: int) -> None:
+        cur = self._sc().training.clip_threshold
+        if direction > 0:
+            new = next((x for x in THRESHOLDS if x > cur * 1.0001), THRESHOLDS[-1])
+        else:
+            new = next((x for x in reversed(THRESHOLDS) if x < cur * 0.9999), THRESHOLDS[0])
+        self.apply_changes({"training.clip_threshold": float(new)})
+
+    def action_cell(self) -> None:
+        self.apply_changes({"model.cell": _next(CELL_CYCLE, self._sc().model.cell)})
+
+    def action_activation(self) -> None:
+        cur = self._sc().model.activation
+        self.apply_changes({"model.activation": "relu" if cur == "tanh" else "tanh"})
+
+    def action_layernorm(self) -> None:
+        self.apply_changes({"model.layernorm": not self._sc().model.layernorm})
+
+    def action_scale(self, direction: int) -> None:
+        cur = float(self._sc().model.recurrent_scale)
+        self.apply_changes({"model.recurrent_scale": _scale_step(cur, direction > 0)})
+
+    def action_init(self) -> None:
+        self.apply_changes({"model.init": _next(INIT_CYCLE, self._sc().model.init)})
+
+    def action_reset(self) -> None:
+        self.runner.send("reset")
+
+    def action_new_seed(self) -> None:
+        self.runner.send("new_seed")
+
+    def action_cursor(self, delta: int) -> None:
+        T = self.frame.T if self.frame is not None and self.frame.T else 1
+        self.cursor = min(max(self.cursor + delta, 0), T - 1)
+        if self.frame is not None:
+            self._redraw()
+
+    def action_view(self, name: str) -> None:
+        self.view = name
+        self.query_one("#views", ContentSwitcher).current = name
+        if self.frame is not None:
+            self._redraw()
+
+    def action_toggle_view(self) -> None:
+        self.action_view("training" if self.view == "dynamics" else "dynamics")
+
+    def action_help(self) -> None:
+        self.push_screen(HelpScreen(self.HELP_ROWS))
+
+    def action_open(self) -> None:
+        def loaded(sc) -> None:
+            if sc is not None:
+                self.scenario = sc
+                self.runner.send("load", sc)
+
+        self.push_screen(PickerScreen(), loaded)
+
+    def action_params(self) -> None:
+        self.push_screen(ParamScreen(self._sc(), self.apply_changes))
+
+
+def run_app(scenario) -> int:
+    """Run the TUI on a validated scenario; returns the process exit code."""
+    app = RnnsimApp(scenario)
+    try:
+        app.run()
+    finally:
+        app.runner.stop()
+    return 0 if app.return_code in (None, 0) else int(app.return_code)

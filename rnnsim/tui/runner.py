@@ -1,0 +1,551 @@
+"""The worker thread that owns a Simulation and publishes immutable frames.
+
+DESIGN §5: the UI never waits on the simulation and the simulation never waits on the UI.
+The app puts commands on a queue (`Runner.send`); the worker executes them, steps the
+simulation while playing or training, and writes the newest `Frame` into `Runner.frame`
+at most every `FRAME_INTERVAL` seconds.  The app reads `Runner.frame` on a timer (pull
+model, as memray's live TUI does) and never uses `call_from_thread`, so quitting cannot
+deadlock; the worker loop checks a stop event and exits within a fraction of a second.
+
+Nothing here imports Textual: the runner is plain threading, testable on its own.
+"""
+
+from __future__ import annotations
+
+import math
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+FRAME_INTERVAL = 0.07  # seconds between published frames while running
+SPEEDS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 0)  # steps per second; 0 = as fast as possible
+DEFAULT_SPEED_INDEX = 5  # 50 steps/s
+
+
+def speed_label(speed: int) -> str:
+    return "max" if speed == 0 else f"{speed}/s"
+
+
+@dataclass(frozen=True)
+class Frame:
+    """Everything the views need, copied out of the Simulation (never a live array).
+
+    `hidden` is h_t of batch element 0, shape (T, H): one real sequence, so the
+    heatmap shows what one input does (a batch mean would blur tanh states towards 0).
+    `profile` and `jacobian` are the core's batch means (diagnostics.gradient_profile,
+    diagnostics.jacobian_norms).  `hidden_filled`/`grad_filled` say how many columns are
+    valid (forward fills left to right, BPTT fills right to left); `stale` is True when
+    the arrays are those of the previous pass (after an update, before the next step).
+    """
+
+    seq: int = 0
+    compiling: bool = True
+    ready: bool = False
+    phase: str = "idle"
+    t: int = 0
+    bt: int = 0
+    T: int = 0
+    H: int = 0
+    B: int = 0
+    iteration: int = 0
+    loss: float | None = None
+    grad_norm: float | None = None
+    clipped_norm: float | None = None
+    clipped: bool = False
+    baseline: float | None = None
+    scenario: Any = None  # the scenario the simulation runs
+    pending: Any = None  # a changed scenario waiting for the next iteration boundary
+    hidden: np.ndarray | None = None
+    hidden_filled: int = 0
+    profile: np.ndarray | None = None
+    grad_filled: int = 0
+    jacobian: np.ndarray | None = None
+    gates: dict = field(default_factory=dict)
+    stale: bool = False
+    losses: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    grad_norms: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    clipped_norms: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    clipped_flags: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))
+    finite_flags: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))
+    decay_text: str = ""
+    spectrum_text: str = ""
+    sentinel: str | None = None
+    error: str | None = None
+    message: str = ""
+    playing: bool = False
+    training: bool = False
+    speed: int = SPEEDS[DEFAULT_SPEED_INDEX]
+    steps_done: int = 0
+    # version counters: a widget redraws only when the data it shows changed
+    data_version: int = 0
+    history_version: int = 0
+
+    @property
+    def display_scenario(self):
+        return self.pending if self.pending is not None else self.scenario
+
+
+def _f(x) -> float | None:
+    if x is None:
+        return None
+    try:
+        return float(x)
+    except (TypeError, ValueError):
+        return None
+
+
+def _changes_model(a, b) -> bool:
+    """True when going from scenario a to b rebuilds the simulation (model, task or seed)."""
+    return (
+        a.model != b.model
+        or a.task != b.task
+        or a.scenario.seed != b.scenario.seed
+    )
+
+
+class Runner:
+    """Owns one Simulation in a worker thread; the only object that touches it.
+
+    Commands (`send(name, *args)`): step, play, pause, toggle_play, train, toggle_train,
+    reset, new_seed, change (dict of dotted keys), load (a Scenario), speed (+1/-1), stop.
+    """
+
+    def __init__(
+        self,
+        scenario,
+        sim_factory: Callable | None = None,
+        frame_interval: float = FRAME_INTERVAL,
+        diagnostics_module=None,
+    ) -> None:
+        self._scenario = scenario
+        self._sim_factory = sim_factory
+        self._diag = diagnostics_module
+        self.frame_interval = frame_interval
+        self._queue: queue.Queue = queue.Queue()
+        self._stop = threading.Event()
+        self._idle = threading.Event()
+        self._lock = threading.Lock()
+        self._frame = Frame(scenario=scenario, message="compiling kernels…")
+        self._thread: threading.Thread | None = None
+        # worker-only state
+        self.sim = None
+        self._pending = None
+        self._playing = False
+        self._training = False
+        self._speed_index = DEFAULT_SPEED_INDEX
+        self._seq = 0
+        self._data_version = 0
+        self._history_version = 0
+        self._last_publish = 0.0
+        self._dirty = True
+        self._compiling = True
+        self._error: str | None = None
+        self._message = ""
+        self._steps_done = 0
+        self._last_pass = None  # (hidden, profile, jacobian, gates) of the last full pass
+        self._next_step_at = 0.0
+        self._seen_cells: set[str] = set()
+        self._diag_cache: dict = {}
+
+    # ----------------------------------------------------------------- UI side
+    @property
+    def frame(self) -> Frame:
+        return self._frame
+
+    def start(self) -> "Runner":
+        self._thread = threading.Thread(target=self._run, name="rnnsim-runner", daemon=True)
+        self._thread.start()
+        return self
+
+    def send(self, name: str, *args) -> None:
+        # put before clear: the worker re-sets `idle` on its next empty-queue poll
+        self._queue.put((name, args))
+        self._idle.clear()
+
+    def stop(self, timeout: float = 2.0) -> None:
+        self._stop.set()
+        self._queue.put(("stop", ()))
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout)
+
+    @property
+    def alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def wait_idle(self, timeout: float = 30.0) -> Frame:
+        """Block until every queued command ran, nothing plays, and the frame is current.
+
+        For tests and benchmarks only; the UI never calls it.
+        """
+        if not self._idle.wait(timeout):
+            raise TimeoutError(f"runner not idle after {timeout} s: {self._frame.message}")
+        return self._frame
+
+    # ------------------------------------------------------------- worker side
+    def _run(self) -> None:
+        try:
+            self._build(self._scenario, compile_first=True)
+        except Exception as exc:  # noqa: BLE001 - shown in the UI, not raised in a thread
+            self._error = f"{type(exc).__name__}: {exc}"
+            self._compiling = False
+        self._publish(force=True)
+        while not self._stop.is_set():
+            busy = self._playing or self._training
+            try:
+                if busy:
+                    cmd = self._queue.get_nowait()
+                else:
+                    if self._queue.empty():
+                        self._publish(force=True)
+                        self._idle.set()
+                    cmd = self._queue.get(timeout=0.1)
+            except queue.Empty:
+                cmd = None
+            if cmd is not None:
+                self._idle.clear()
+                name, args = cmd
+                if name == "stop":
+                    break
+                try:
+                    self._handle(name, args)
+                except Exception as exc:  # noqa: BLE001
+                    self._error = f"{type(exc).__name__}: {exc}"
+                    self._playing = self._training = False
+                self._dirty = True
+                continue
+            if self.sim is None:
+                continue
+            try:
+                if self._training:
+                    self._train_one()
+                elif self._playing:
+                    now = time.perf_counter()
+                    speed = SPEEDS[self._speed_index]
+                    if speed and now < self._next_step_at:
+                        self._stop.wait(min(self._next_step_at - now, 0.05))
+                    else:
+                        self._step()
+                        self._next_step_at = max(now, self._next_step_at) + (1.0 / speed if speed else 0.0)
+            except Exception as exc:  # noqa: BLE001
+                self._error = f"{type(exc).__name__}: {exc}"
+                self._playing = self._training = False
+            if self.sim is not None and self.sim.sentinel is not None:
+                self._playing = self._training = False
+            self._publish()
+
+    def _handle(self, name: str, args: tuple) -> None:
+        sim = self.sim
+        if name in ("play", "pause", "toggle_play"):
+            want = {"play": True, "pause": False}.get(name, not self._playing)
+            self._playing = want and sim is not None and sim.sentinel is None
+            self._training = False
+            self._next_step_at = time.perf_counter()
+            self._message = "playing" if self._playing else "paused"
+        elif name in ("train", "toggle_train"):
+            want = True if name == "train" else not self._training
+            self._training = want and sim is not None and sim.sentinel is None
+            self._playing = False
+            self._message = "training" if self._training else "paused"
+        elif name == "step":
+            self._playing = self._training = False
+            if sim is not None and sim.sentinel is None:
+                for _ in range(int(args[0]) if args else 1):
+                    self._step()
+        elif name == "speed":
+            self._speed_index = min(max(self._speed_index + int(args[0]), 0), len(SPEEDS) - 1)
+            self._message = f"speed {speed_label(SPEEDS[self._speed_index])}"
+        elif name == "reset":
+            self._playing = self._training = False
+            self._apply_pending(force=True)
+            sim.reset()
+            self._after_rebuild("reset: same seed, fresh weights and data")
+        elif name == "new_seed":
+            self._playing = self._training = False
+            base = self._pending if self._pending is not None else sim.scenario
+            new = base.with_changes({"scenario.seed": int(base.scenario.seed) + 1})
+            self._pending = None
+            self._rebuild_with(new)
+            self._after_rebuild(f"new seed {new.scenario.seed}")
+        elif name == "change":
+            changes = dict(args[0])
+            base = self._pending if self._pending is not None else sim.scenario
+            new = base.with_changes(changes)  # ScenarioError propagates to the caller's message
+            self._error = None
+            if not _changes_model(sim.scenario, new):
+                # training-only knobs (clipping, optimizer...) act at the next update: apply now
+                sim.reconfigure(new)
+                self._pending = None
+                self._message = "changed: " + ", ".join(f"{k}={v}" for k, v in changes.items())
+            else:
+                self._pending = new
+                self._apply_pending()
+                if self._pending is not None:
+                    self._message = "pending until the next iteration: " + ", ".join(
+                        f"{k}={v}" for k, v in changes.items()
+                    )
+        elif name == "load":
+            self._playing = self._training = False
+            self._pending = None
+            self._build(args[0], compile_first=args[0].model.cell not in self._seen_cells)
+            self._message = f"loaded {args[0].scenario.name}"
+        elif name == "noop":
+            pass
+        else:
+            raise ValueError(f"unknown runner command {name!r}")
+
+    def _diagnostics(self):
+        if self._diag is None:
+            from rnnsim import diagnostics
+
+            self._diag = diagnostics
+        return self._diag
+
+    def _build(self, scenario, compile_first: bool) -> None:
+        if self._sim_factory is None:
+            from rnnsim import Simulation
+
+            self._sim_factory = Simulation
+        self._compiling = compile_first
+        if compile_first:
+            self._message = "compiling kernels…"
+            self._publish(force=True)
+        sim = self._sim_factory(scenario)
+        if compile_first:
+            # first steps compile the Numba kernels; then start again from the seed
+            sim.forward()
+            sim.backward()
+            sim.reset()
+        self.sim = sim
+        self._seen_cells.add(scenario.model.cell)
+        self._compiling = False
+        self._after_rebuild(f"ready: {scenario.scenario.name}")
+
+    def _rebuild_with(self, new) -> None:
+        cell_new = new.model.cell not in self._seen_cells
+        if cell_new:
+            self._compiling = True
+            self._message = f"compiling {new.model.cell} kernels…"
+            self._publish(force=True)
+        self.sim.reconfigure(new)
+        if cell_new:
+            self.sim.forward()
+            self.sim.backward()
+            self.sim.reset()
+            self._seen_cells.add(new.model.cell)
+        self._compiling = False
+
+    def _after_rebuild(self, message: str) -> None:
+        self._last_pass = None
+        self._error = None
+        self._message = message
+        self._steps_done = 0
+        self._diag_cache.clear()
+        self._data_version += 1
+        self._history_version += 1
+        self._dirty = True
+
+    def _at_boundary(self) -> bool:
+        sim = self.sim
+        return sim.phase == "idle"
+
+    def _apply_pending(self, force: bool = False) -> None:
+        if self._pending is None:
+            return
+        if not (force or self._at_boundary()):
+            return
+        new, self._pending = self._pending, None
+        self._rebuild_with(new)
+        self._after_rebuild("applied: " + _describe(new))
+
+    def _step(self) -> None:
+        """One unit of play: a forward step, a BPTT step, or the update that ends an iteration."""
+        sim = self.sim
+        phase = sim.phase
+        if phase in ("idle", "forward"):
+            if phase == "idle":
+                self._apply_pending()
+                sim = self.sim
+            sim.step_forward()
+        elif phase in ("forward_done", "backward"):
+            sim.step_backward()
+            if sim.phase == "backward_done" or sim.bt >= sim.T:
+                self._remember_pass()
+        elif phase == "backward_done":
+            self._remember_pass()
+            sim.apply_update()
+            self._history_version += 1
+            self._apply_pending()
+        else:  # unknown phase: be safe, start a new pass
+            sim.step_forward()
+        self._steps_done += 1
+        self._data_version += 1
+        self._dirty = True
+
+    def _train_one(self) -> None:
+        """One whole iteration (finishing a pass that is under way): forward, BPTT, update."""
+        sim = self.sim
+        if sim.phase == "idle":
+            self._apply_pending()
+            sim = self.sim
+            sim.forward()
+            self._steps_done += sim.T
+        else:
+            while sim.phase in ("idle", "forward") and sim.sentinel is None:
+                sim.step_forward()
+                self._steps_done += 1
+        if sim.sentinel is None and sim.phase in ("forward_done", "backward"):
+            if sim.phase == "forward_done" and sim.bt == 0:
+                sim.backward()
+                self._steps_done += sim.T
+            else:
+                while sim.phase in ("forward_done", "backward") and sim.sentinel is None:
+                    sim.step_backward()
+                    self._steps_done += 1
+        if sim.sentinel is None:
+            self._remember_pass()
+            sim.apply_update()
+            self._history_version += 1
+        self._data_version += 1
+        self._dirty = True
+        self._apply_pending()
+
+    def _remember_pass(self) -> None:
+        sim = self.sim
+        d = self._diagnostics()
+        self._last_pass = (
+            np.array(sim.hidden[0], dtype=float),
+            np.asarray(d.gradient_profile(sim), dtype=float).copy(),
+            self._jacobian(sim, force=True),
+            {k: np.asarray(v, dtype=float).copy() for k, v in d.gate_means(sim).items()},
+        )
+
+    def _jacobian(self, sim, force: bool = False) -> np.ndarray:
+        """Jacobian norms only change with the forward pass: cache them per (version, t)."""
+        key = ("jac", id(sim), sim.iteration, sim.t, self._data_version if force else None)
+        hit = self._diag_cache.get("jac")
+        if hit is not None and hit[0][:4] == key[:4]:
+            return hit[1]
+        arr = np.asarray(self._diagnostics().jacobian_norms(sim), dtype=float).copy()
+        self._diag_cache["jac"] = (key, arr)
+        return arr
+
+    def _publish(self, force: bool = False) -> None:
+        now = time.perf_counter()
+        if not force and (not self._dirty or now - self._last_publish < self.frame_interval):
+            return
+        if not self._dirty and force and self._frame.seq > 0:
+            return
+        self._last_publish = now
+        self._dirty = False
+        self._seq += 1
+        sim = self.sim
+        pending = self._pending
+        if sim is None:
+            self._frame = Frame(
+                seq=self._seq,
+                compiling=self._compiling,
+                scenario=self._scenario,
+                error=self._error,
+                message=self._message,
+            )
+            return
+        d = self._diagnostics()
+        T = int(sim.T)
+        phase = str(sim.phase)
+        t, bt = int(sim.t), int(sim.bt)
+        stale = False
+        if phase == "idle" and self._last_pass is not None:
+            hidden, profile, jac, gates = self._last_pass
+            hidden_filled, grad_filled, stale = T, T, True
+        else:
+            hidden = np.array(sim.hidden[0], dtype=float)
+            profile = np.asarray(d.gradient_profile(sim), dtype=float).copy()
+            jac = self._jacobian(sim)
+            gates = {k: np.asarray(v, dtype=float).copy() for k, v in d.gate_means(sim).items()}
+            hidden_filled = T if phase in ("forward_done", "backward", "backward_done") else t
+            grad_filled = bt
+        hist = list(sim.history)
+        losses = np.array([_nan(h.loss) for h in hist], dtype=float)
+        gnorms = np.array([_nan(h.grad_norm) for h in hist], dtype=float)
+        cnorms = np.array([_nan(getattr(h, "clipped_norm", None)) for h in hist], dtype=float)
+        clipped = np.array([bool(h.clipped) for h in hist], dtype=bool)
+        finite = np.array([bool(h.finite) for h in hist], dtype=bool)
+        last = hist[-1] if hist else None
+        decay = ""
+        spectrum = ""
+        try:
+            if grad_filled >= T and T >= 2:
+                decay = d.decay_summary(profile).text
+        except Exception:  # noqa: BLE001 - a summary is optional decoration
+            decay = ""
+        try:
+            key = ("spec", id(sim), sim.iteration, self._data_version if phase == "idle" else 0)
+            cached = self._diag_cache.get("spec")
+            if cached is not None and cached[0][:3] == key[:3]:
+                spectrum = cached[1]
+            else:
+                sp = d.spectrum(sim)
+                spectrum = f"σmax(W_hh)={sp.sigma_max:.3g} · {sp.verdict}"
+                self._diag_cache["spec"] = (key, spectrum)
+        except Exception:  # noqa: BLE001
+            spectrum = ""
+        sentinel = sim.sentinel
+        self._frame = Frame(
+            seq=self._seq,
+            compiling=self._compiling,
+            ready=True,
+            phase=phase,
+            t=t,
+            bt=bt,
+            T=T,
+            H=int(sim.H),
+            B=int(sim.B),
+            iteration=int(sim.iteration),
+            loss=_f(sim.loss) if sim.loss is not None else (_f(last.loss) if last else None),
+            grad_norm=_f(last.grad_norm) if last else None,
+            clipped_norm=_f(getattr(last, "clipped_norm", None)) if last else None,
+            clipped=bool(last.clipped) if last else False,
+            baseline=_f(sim.baseline),
+            scenario=sim.scenario,
+            pending=pending,
+            hidden=hidden,
+            hidden_filled=hidden_filled,
+            profile=profile,
+            grad_filled=grad_filled,
+            jacobian=jac,
+            gates=gates,
+            stale=stale,
+            losses=losses,
+            grad_norms=gnorms,
+            clipped_norms=cnorms,
+            clipped_flags=clipped,
+            finite_flags=finite,
+            decay_text=decay,
+            spectrum_text=spectrum,
+            sentinel=None if sentinel is None else str(sentinel),
+            error=self._error,
+            message=self._message,
+            playing=self._playing,
+            training=self._training,
+            speed=SPEEDS[self._speed_index],
+            steps_done=self._steps_done,
+            data_version=self._data_version,
+            history_version=self._history_version,
+        )
+
+
+def _nan(x) -> float:
+    v = _f(x)
+    return math.nan if v is None else v
+
+
+def _describe(sc) -> str:
+    m = sc.model
+    s = f"{m.cell}"
+    if m.cell == "rnn":
+        s += f" {m.activation}" + (" +LN" if m.layernorm else "")
+    return s + f", init {m.init}, scale {m.recurrent_scale:g}, seed {sc.scenario.seed}"

@@ -1,0 +1,192 @@
+"""Modal screens: help (every key), scenario picker, parameter panel."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rich.table import Table
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical, VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Input, Label, OptionList, Static
+from textual.widgets.option_list import Option
+
+# (dotted key, what it is) for every knob the parameter panel edits
+KNOBS = [
+    ("scenario.seed", "seed for weights and data"),
+    ("model.cell", "rnn | lstm | gru"),
+    ("model.activation", "tanh | relu (rnn)"),
+    ("model.hidden_size", "H units"),
+    ("model.layernorm", "true | false (rnn)"),
+    ("model.init", "pytorch | orthogonal | identity | normal"),
+    ("model.recurrent_scale", "multiplies W_hh"),
+    ("model.forget_bias", "lstm/gru; none = init's"),
+    ("model.dtype", "float64 | float32"),
+    ("task.kind", "adding | copy | delayed_recall | random | sine"),
+    ("task.length", "T steps"),
+    ("task.batch_size", "B sequences"),
+    ("training.optimizer", "sgd | momentum | adam"),
+    ("training.learning_rate", "step size"),
+    ("training.clip", "none | norm | value"),
+    ("training.clip_threshold", "θ"),
+    ("training.iterations", "for rnnsim run"),
+]
+
+
+def knob_value(sc, key: str):
+    section, name = key.split(".")
+    return getattr(getattr(sc, section), name)
+
+
+def show_value(v) -> str:
+    if v is None:
+        return "none"
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    return str(v)
+
+
+class HelpScreen(ModalScreen):
+    BINDINGS = [Binding("escape,q,question_mark", "dismiss", "Close")]
+    DEFAULT_CSS = """
+    HelpScreen { align: center middle; }
+    HelpScreen > VerticalScroll { width: 90%; max-width: 96; height: 90%; border: round $accent; background: $surface; }
+    """
+
+    def __init__(self, rows: list[tuple[str, str]]) -> None:
+        super().__init__()
+        self.rows = rows
+
+    def compose(self) -> ComposeResult:
+        table = Table.grid(padding=(0, 2))
+        table.add_column(style="bold", no_wrap=True)
+        table.add_column()
+        for keys, desc in self.rows:
+            table.add_row(keys, desc)
+        intro = Text(
+            "rnnsim — every key (esc closes)\n"
+            "Dynamics: heatmap of h_t (forward fills →), ‖dL/dh_t‖ on a log axis (BPTT fills ←), "
+            "‖J_t‖ = spectral norm of ∂h_t/∂h_(t-1) (below 1: gradients shrink), gate means for LSTM/GRU.\n"
+            "Model changes keep the seed and data and take effect at the next iteration.\n",
+        )
+        with VerticalScroll():
+            yield Static(intro)
+            yield Static(table, id="help-table")
+
+    def action_dismiss(self) -> None:
+        self.dismiss(None)
+
+
+class PickerScreen(ModalScreen):
+    """Built-in scenarios and *.toml files in the current folder; Enter loads, esc cancels."""
+
+    BINDINGS = [Binding("escape", "cancel", "Cancel")]
+    DEFAULT_CSS = """
+    PickerScreen { align: center middle; }
+    PickerScreen > Vertical { width: 80%; max-width: 90; height: 80%; border: round $accent; background: $surface; }
+    PickerScreen OptionList { height: 1fr; }
+    PickerScreen #picker-error { color: $error; height: auto; }
+    """
+
+    def __init__(self, cwd: Path | None = None) -> None:
+        super().__init__()
+        self.cwd = Path.cwd() if cwd is None else cwd
+        self.targets: list[str] = []
+
+    def compose(self) -> ComposeResult:
+        from rnnsim.scenario import builtin_scenarios, load_scenario, ScenarioError
+
+        options = []
+        for name, path in builtin_scenarios().items():
+            desc = ""
+            try:
+                sc = load_scenario(str(path))
+                desc = sc.scenario.name
+            except ScenarioError as exc:
+                desc = f"(invalid: {exc})"
+            options.append(Option(f"{name:<16} built-in · {desc}", id=f"opt{len(self.targets)}"))
+            self.targets.append(name)
+        for path in sorted(self.cwd.glob("*.toml")):
+            options.append(Option(f"{path.name:<16} ./{path.name}", id=f"opt{len(self.targets)}"))
+            self.targets.append(str(path))
+        with Vertical():
+            yield Label(" Open a scenario (enter loads, esc cancels)")
+            yield OptionList(*options, id="picker-list")
+            yield Static("", id="picker-error")
+
+    def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
+        from rnnsim.scenario import load_scenario, ScenarioError
+
+        target = self.targets[event.option_index]
+        try:
+            sc = load_scenario(target)
+        except ScenarioError as exc:
+            self.query_one("#picker-error", Static).update(f"✗ {exc}")
+            return
+        self.dismiss(sc)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+class ParamScreen(ModalScreen):
+    """Every knob with its value; edit a value and press enter: validated by the scenario schema."""
+
+    BINDINGS = [Binding("escape", "close", "Close")]
+    DEFAULT_CSS = """
+    ParamScreen { align: center middle; }
+    ParamScreen > Vertical { width: 90%; max-width: 100; height: 95%; border: round $accent; background: $surface; }
+    ParamScreen VerticalScroll { height: 1fr; }
+    ParamScreen .knob { height: 1; layout: horizontal; }
+    ParamScreen .knob Label { width: 26; }
+    ParamScreen .knob Input { width: 1fr; height: 1; border: none; padding: 0 1; }
+    ParamScreen .knob .hint { width: 40; color: $text-muted; }
+    ParamScreen #param-msg { height: auto; min-height: 1; }
+    """
+
+    def __init__(self, scenario, apply) -> None:
+        super().__init__()
+        self.scenario = scenario
+        self.apply = apply  # callable(dict) -> str | None (an error message)
+
+    def compose(self) -> ComposeResult:
+        from textual.containers import Horizontal
+
+        with Vertical():
+            yield Label(" Parameters: edit a value, enter applies (validated), esc closes")
+            with VerticalScroll():
+                for key, hint in KNOBS:
+                    with Horizontal(classes="knob"):
+                        yield Label(f" {key}")
+                        yield Input(
+                            show_value(knob_value(self.scenario, key)),
+                            id="knob-" + key.replace(".", "-"),
+                            select_on_focus=False,
+                        )
+                        yield Label(hint, classes="hint")
+            yield Static("", id="param-msg")
+
+    def on_mount(self) -> None:
+        for inp in self.query(Input):
+            inp.cursor_blink = False
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        from rnnsim.scenario import parse_override, ScenarioError
+
+        key = (event.input.id or "").removeprefix("knob-").replace("-", ".", 1)
+        raw = event.value.strip()
+        msg = self.query_one("#param-msg", Static)
+        try:
+            if raw.lower() in ("none", "") and key == "model.forget_bias":
+                value = None
+            else:
+                _, value = parse_override(f"{key}={raw}")
+            error = self.apply({key: value})
+        except ScenarioError as exc:
+            error = str(exc)
+        if error:
+            msg.update(Text(f"✗ {error}", style="bold red"))
+        else:
+            msg.update(Text(f"✓ {key} = {show_value(value)}", style="green"))

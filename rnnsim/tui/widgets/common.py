@@ -1,0 +1,242 @@
+"""Shared drawing helpers: colour maps that survive 256 colours, column mapping, log bars.
+
+Colours are picked on the xterm 6x6x6 cube (channel values 0, 95, 135, 175, 215, 255) so a
+256-colour terminal (SSH drops COLORTERM) shows exactly the intended colour.  Every view
+also has a glyph form (eighth blocks, shade ramps, numbers) so NO_COLOR stays readable.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from rich.color import Color
+from rich.segment import Segment
+from rich.style import Style
+from textual.strip import Strip
+
+GUTTER = 7  # left label column shared by every time-aligned row, so columns line up
+
+# diverging map for h in [-1, 1]: blues below 0, dark grey at 0, reds/oranges above
+_NEG = [(95, 175, 255), (0, 135, 215), (0, 95, 175), (0, 0, 135), (0, 0, 95)]  # strong -> weak
+_POS = [(95, 0, 0), (135, 0, 0), (175, 0, 0), (215, 95, 0), (255, 175, 0)]  # weak -> strong
+ZERO = (48, 48, 48)
+DIVERGING = [*_NEG, ZERO, *_POS]  # 11 colours, index 5 = 0
+_EDGES = np.array([0.08, 0.25, 0.45, 0.65, 0.85])  # |h|/scale bin edges
+SHADES = " ░▒▓█"
+EIGHTHS = " ▁▂▃▄▅▆▇█"
+BLANK = (28, 28, 28)
+
+BAR = Style(color=Color.from_rgb(0, 175, 215))
+BAR_BAD = Style(color=Color.from_rgb(255, 95, 95), bold=True)
+BAR_CLIP = Style(color=Color.from_rgb(255, 175, 0))
+JAC_LOW = Style(color=Color.from_rgb(95, 135, 255))
+JAC_HIGH = Style(color=Color.from_rgb(255, 135, 0))
+GATE = Style(color=Color.from_rgb(95, 215, 95))
+LABEL = Style(color=Color.from_rgb(175, 175, 175))
+DIM = Style(color=Color.from_rgb(98, 98, 98))
+HLINE = Style(color=Color.from_rgb(255, 215, 0))
+CURSOR = Style(color=Color.from_rgb(255, 255, 255), bold=True)
+_rgb_cache: dict[tuple, Color] = {}
+
+
+def rgb(c: tuple[int, int, int]) -> Color:
+    col = _rgb_cache.get(c)
+    if col is None:
+        col = _rgb_cache[c] = Color.from_rgb(*c)
+    return col
+
+
+def diverging_index(values: np.ndarray, scale: float) -> np.ndarray:
+    """Index into DIVERGING for each value (NaN -> -1)."""
+    v = np.asarray(values, dtype=float) / (scale if scale > 0 else 1.0)
+    mag = np.searchsorted(_EDGES, np.abs(np.nan_to_num(v)), side="right")  # 0..5
+    idx = np.where(v >= 0, 5 + mag, 5 - mag)
+    return np.where(np.isnan(v), -1, idx).astype(int)
+
+
+def shade_index(values: np.ndarray, scale: float) -> np.ndarray:
+    v = np.abs(np.asarray(values, dtype=float)) / (scale if scale > 0 else 1.0)
+    idx = np.searchsorted(_EDGES[[0, 1, 2, 4]], np.nan_to_num(v), side="right")  # 0..4
+    return np.where(np.isnan(v), -1, idx).astype(int)
+
+
+def column_ranges(T: int, width: int) -> tuple[list[tuple[int, int]], str]:
+    """Map time steps to screen columns: stretch short sequences, compress long ones.
+
+    Returns one (start, stop) step range per column and a label that says which.
+    """
+    width = max(width, 1)
+    if T <= 0:
+        return [], ""
+    if T <= width:
+        s = max(1, min(4, width // T))
+        cols = [(c // s, c // s + 1) for c in range(T * s)]
+        return cols, ("1 col = 1 step" if s == 1 else f"{s} cols = 1 step")
+    k = math.ceil(T / width)
+    cols = [(a, min(T, a + k)) for a in range(0, T, k)]
+    return cols, f"1 col = {k} steps"
+
+
+def column_of_step(cols: list[tuple[int, int]], t: int) -> int | None:
+    for c, (a, b) in enumerate(cols):
+        if a <= t < b:
+            return c
+    return None
+
+
+def aggregate(values: np.ndarray, cols: list[tuple[int, int]], how: str = "max") -> np.ndarray:
+    """One value per column: max (of finite values), mean, or signed max-|v|."""
+    out = np.full(len(cols), np.nan)
+    for c, (a, b) in enumerate(cols):
+        seg = values[a:b]
+        if seg.size == 0:
+            continue
+        if b - a == 1:
+            out[c] = seg[0]
+            continue
+        fin = seg[~np.isnan(seg)]
+        if fin.size == 0:
+            continue
+        if how == "max":
+            out[c] = np.max(fin) if not np.isinf(fin).any() else np.inf
+        elif how == "mean":
+            out[c] = float(np.mean(fin))
+        else:  # signed value with the largest magnitude
+            out[c] = fin[np.argmax(np.abs(fin))]
+    return out
+
+
+def fmt(x: float | None, digits: int = 3) -> str:
+    if x is None:
+        return "–"
+    if isinstance(x, float) and math.isnan(x):
+        return "–"
+    if isinstance(x, float) and math.isinf(x):
+        return "inf" if x > 0 else "-inf"
+    ax = abs(x)
+    if ax != 0 and (ax < 1e-3 or ax >= 1e4):
+        return f"{x:.{max(digits - 1, 1)}e}"
+    return f"{x:.{digits}g}" if ax >= 1 else f"{x:.{digits}f}"
+
+
+def decade_label(d: int) -> str:
+    return f"1e{d}"
+
+
+def log_bars(
+    cols_values: np.ndarray,
+    rows: int,
+    width: int,
+    gutter: int = GUTTER,
+    hlines: list[tuple[float, Style, str]] = (),
+    styles: list[Style | None] | None = None,
+    lo_hi: tuple[int, int] | None = None,
+) -> tuple[list[Strip], tuple[int, int]]:
+    """Bars on a log10 axis with labelled decades, drawn with eighth blocks.
+
+    `cols_values` has one value per data column (NaN = nothing drawn yet; inf = blown up,
+    drawn as a full red bar).  Returns `rows` strips of `width` cells and the decade range.
+    """
+    v = np.asarray(cols_values, dtype=float)
+    fin = v[np.isfinite(v) & (v > 0)]
+    extra = [h for h, _, _ in hlines if h is not None and h > 0 and math.isfinite(h)]
+    if lo_hi is None:
+        pool = np.concatenate([fin, np.array(extra, dtype=float)]) if extra else fin
+        if pool.size:
+            lo = math.floor(math.log10(float(pool.min())))
+            hi = math.ceil(math.log10(float(pool.max())))
+        else:
+            lo, hi = -3, 0
+        if hi <= lo:
+            hi = lo + 1
+        lo = max(lo, hi - 30)
+    else:
+        lo, hi = lo_hi
+    rows = max(rows, 1)
+    span = hi - lo
+    data_w = max(width - gutter, 0)
+    # eighths of bar height per column
+    with np.errstate(divide="ignore", invalid="ignore"):
+        frac = (np.log10(np.where(v > 0, v, np.nan)) - lo) / span
+    levels = np.clip(np.nan_to_num(frac, nan=0.0) * rows * 8, 0, rows * 8)
+    levels = np.where(np.isinf(v) & (v > 0), rows * 8, levels)
+    levels = np.where((v > 0) & np.isfinite(v) & (levels < 1), 1, levels)  # tiny but present
+    # labels: one per decade at the row where its boundary sits
+    labels: dict[int, str] = {}
+    for d in range(lo, hi + 1):
+        r = rows - 1 - min(rows - 1, int(round((d - lo) / span * rows - 0.5)))
+        if d == lo:
+            r = rows - 1
+        if d == hi:
+            r = 0
+        if r not in labels and all(abs(r - q) > 0 for q in labels):
+            labels[r] = decade_label(d)
+    hline_rows = {}
+    for h, style, glyph in hlines:
+        if h is None or not (h > 0) or not math.isfinite(h):
+            continue
+        pos = (math.log10(h) - lo) / span * rows
+        r = rows - 1 - min(rows - 1, max(0, int(pos)))
+        hline_rows[r] = (style, glyph)
+    strips = []
+    for r in range(rows):
+        level_floor = (rows - 1 - r) * 8
+        segs = [Segment(f"{labels.get(r, ''):>{gutter - 2}} ┤"[:gutter], LABEL)]
+        text = []
+        style_runs: list[tuple[str, Style | None]] = []
+        for c in range(min(data_w, len(v))):
+            fill = int(levels[c]) - level_floor
+            if np.isnan(v[c]):
+                ch, st = " ", None
+            elif fill >= 8:
+                ch = "█"
+                st = BAR_BAD if np.isinf(v[c]) else (styles[c] if styles and styles[c] else BAR)
+            elif fill > 0:
+                ch = EIGHTHS[fill]
+                st = styles[c] if styles and styles[c] else BAR
+            else:
+                ch, st = " ", None
+            if ch == " " and r in hline_rows:
+                st, ch = hline_rows[r][0], hline_rows[r][1]
+            style_runs.append((ch, st))
+        del text
+        segs.extend(_runs(style_runs))
+        pad = data_w - min(data_w, len(v))
+        if pad > 0:
+            if r in hline_rows:
+                segs.append(Segment(hline_rows[r][1] * pad, hline_rows[r][0]))
+            else:
+                segs.append(Segment(" " * pad))
+        strips.append(Strip(segs).adjust_cell_length(width))
+    return strips, (lo, hi)
+
+
+def _runs(cells: list[tuple[str, Style | None]]) -> list[Segment]:
+    """Merge neighbouring cells of the same style into one segment (fewer bytes out)."""
+    out: list[Segment] = []
+    buf: list[str] = []
+    cur: Style | None = None
+    first = True
+    for ch, st in cells:
+        if first or st is cur or st == cur:
+            buf.append(ch)
+            cur = st
+            first = False
+        else:
+            out.append(Segment("".join(buf), cur))
+            buf, cur = [ch], st
+    if buf:
+        out.append(Segment("".join(buf), cur))
+    return out
+
+
+def glyph_row(
+    values: np.ndarray, ramp_index: np.ndarray, styles: list[Style | None], label: str, width: int
+) -> Strip:
+    cells = []
+    for c in range(min(len(values), width - GUTTER)):
+        i = ramp_index[c]
+        cells.append((" ", None) if i < 0 else (EIGHTHS[i], styles[c]))
+    segs = [Segment(f"{label:>{GUTTER - 1}} "[:GUTTER], LABEL), *_runs(cells)]
+    return Strip(segs).adjust_cell_length(width)

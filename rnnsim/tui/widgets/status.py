@@ -1,0 +1,121 @@
+"""Status line: phase, step, iteration, loss, gradient norm, clipping, cell; red on NaN/inf."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.widgets import Static
+
+from ..runner import speed_label
+from .common import fmt
+
+
+def clip_text(sc) -> str:
+    tr = sc.training
+    if tr.clip == "none":
+        return "clip off"
+    sym = "‖g‖≤" if tr.clip == "norm" else "|g_i|≤"
+    return f"clip {tr.clip} {sym}{tr.clip_threshold:g}"
+
+
+def cell_text(sc) -> str:
+    m = sc.model
+    if m.cell == "rnn":
+        s = f"rnn {m.activation}" + ("+LN" if m.layernorm else "")
+    else:
+        s = m.cell
+    return s
+
+
+PHASES = {
+    "idle": "READY",
+    "forward": "FORWARD",
+    "forward_done": "FWD DONE",
+    "backward": "BPTT",
+    "backward_done": "BPTT DONE",
+}
+
+
+def status_text(frame, no_color: bool = False) -> Text:
+    t = Text(no_wrap=True, overflow="ellipsis")
+    if frame is None:
+        return t
+    if frame.error and not frame.ready:
+        t.append(f" error: {frame.error}", style="bold red")
+        return t
+    if frame.compiling:
+        t.append(" ⟳ compiling kernels… ", style="bold black on yellow" if not no_color else "reverse")
+        t.append(" (first run only; numba caches them) ")
+        if not frame.ready:
+            return t
+    sc = frame.scenario
+    phase = PHASES.get(frame.phase, frame.phase.upper())
+    if frame.training:
+        mode, style = "■ TRAINING", "bold black on green"
+    elif frame.playing:
+        mode, style = "▶ " + phase, "bold black on cyan"
+    else:
+        mode, style = "❚❚ " + phase, "bold white on grey35"
+    t.append(f" {mode} ", style=style if not no_color else "reverse")
+    if frame.phase in ("backward", "backward_done"):
+        step = f" bptt {frame.bt}/{frame.T}"
+    else:
+        step = f" t {frame.t}/{frame.T}"
+    t.append(step)
+    t.append(f" · it {frame.iteration}")
+    t.append(f" · loss {fmt(frame.loss, 4)}")
+    t.append(f" · ‖g‖ {fmt(frame.grad_norm)}")
+    if frame.clipped:
+        t.append(f"→{fmt(frame.clipped_norm)}", style="bold yellow" if not no_color else "bold")
+    t.append(" · ")
+    t.append(clip_text(sc), style="yellow" if sc.training.clip != "none" and not no_color else "")
+    t.append(f" · {cell_text(sc)}", style="bold")
+    if frame.pending is not None:
+        t.append(f"→{cell_text(frame.pending)}*", style="italic")
+    t.append(f" · {speed_label(frame.speed)}")
+    return t
+
+
+def alert_text(frame) -> Text:
+    """The second status row: the sentinel warning (red) or the last message/error."""
+    t = Text(no_wrap=True, overflow="ellipsis")
+    if frame is None:
+        return t
+    if frame.sentinel:
+        t.append(f" ⚠ non-finite value: {frame.sentinel} — press r to reset (R: new seed) ",
+                 style="bold white on red")
+    elif frame.error:
+        t.append(f" ✗ {frame.error}", style="bold red")
+    elif frame.pending is not None:
+        t.append(" * model change pending: takes effect at the next iteration (same seed, same data)",
+                 style="italic")
+    elif frame.message:
+        t.append(f" {frame.message}", style="dim")
+    return t
+
+
+class StatusBar(Static):
+    DEFAULT_CSS = """
+    StatusBar {
+        height: 2;
+        background: $panel;
+    }
+    """
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__("", id=id)
+        self._key = None
+
+    def show(self, frame, no_color: bool = False) -> bool:
+        key = (frame.seq if frame else None, no_color, self.app.size.width)
+        if key == self._key:
+            return False
+        self._key = key
+        width = max(self.app.size.width, 10)
+        text = status_text(frame, no_color)
+        text.truncate(width, overflow="ellipsis")
+        alert = alert_text(frame)
+        alert.truncate(width, overflow="ellipsis")
+        text.append("\n")
+        text.append_text(alert)
+        self.update(text)
+        return True
