@@ -16,7 +16,15 @@ import numpy as np
 
 
 def global_norm(grads) -> float:
-    return math.sqrt(sum(float(np.vdot(g, g)) for g in grads.values()))
+    """The 2-norm over all arrays, as if concatenated. Rescaled when the plain sum of squares over- or underflows,
+    so a huge but finite gradient gets a finite norm (and can be clipped) instead of inf."""
+    total = sum(float(np.vdot(g, g)) for g in grads.values())
+    if 0.0 < total < math.inf:
+        return math.sqrt(total)
+    m = max((float(np.max(np.abs(g))) for g in grads.values() if g.size), default=0.0)
+    if m == 0.0 or not math.isfinite(m):
+        return m
+    return m * math.sqrt(sum(float(np.vdot(g / m, g / m)) for g in grads.values()))
 
 
 @dataclass(frozen=True)

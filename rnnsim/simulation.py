@@ -13,10 +13,13 @@ import numpy as np
 
 from rnnsim import tasks
 from rnnsim.cells import CELLS, init_params
-from rnnsim.optim import clip_, make_optimizer
+from rnnsim.optim import clip_, global_norm, make_optimizer
 from rnnsim.scenario import Scenario, task_dims
 
 PHASES = ("idle", "forward", "forward_done", "backward", "backward_done")
+
+#: overflow and NaN are expected in the lessons on exploding gradients: the sentinel reports them, not warnings
+_quiet = np.errstate(over="ignore", invalid="ignore", divide="ignore")
 
 
 @dataclass(frozen=True)
@@ -117,6 +120,7 @@ class Simulation:
         return self._ws.c.transpose(1, 0, 2) if self.cell_name == "lstm" else None
 
     # --------------------------------------------------------------------------------------------- forward
+    @_quiet
     def _begin_forward(self) -> None:
         if self._new_batch_due:
             self._draw_batch()
@@ -127,6 +131,7 @@ class Simulation:
         self.loss = None
         self.phase = "forward"
 
+    @_quiet
     def _forward_to(self, t1: int) -> None:
         t0 = self.t
         self._cell.run_forward(self._ws, self.params, self.scenario.model, t0, t1)
@@ -188,6 +193,7 @@ class Simulation:
         return float(loss)
 
     # -------------------------------------------------------------------------------------------- backward
+    @_quiet
     def _begin_backward(self) -> None:
         ws = self._ws
         Wo = self.params["readout.weight"]
@@ -199,6 +205,7 @@ class Simulation:
         self.bt = 0
         self.phase = "backward"
 
+    @_quiet
     def _backward_to(self, bt1: int) -> None:
         t_hi = self.T - 1 - self.bt
         t_lo = self.T - bt1
@@ -242,6 +249,7 @@ class Simulation:
         self._backward_to(self.T)
 
     # ---------------------------------------------------------------------------------------------- update
+    @_quiet
     def apply_update(self) -> UpdateInfo:
         """Clip the gradients per the scenario (in place), then take one optimizer step."""
         if self.phase != "backward_done":
@@ -252,11 +260,11 @@ class Simulation:
             res = clip_(self.grads, tr.clip, tr.clip_threshold)
             finite = math.isfinite(res.norm)
         if not finite:
-            norm = math.sqrt(sum(float(np.vdot(g, g)) for g in self.grads.values()))
+            norm = global_norm(self.grads)
             info = UpdateInfo(self.iteration + 1, self.loss, norm, norm, False, False)
             if self.sentinel is None:
-                name = next(k for k, g in self.grads.items() if not np.isfinite(g).all())
-                self.sentinel = Sentinel(self.iteration, "update", None, f"grads[{name}]")
+                name = next((f"grads[{k}]" for k, g in self.grads.items() if not np.isfinite(g).all()), "grad_norm")
+                self.sentinel = Sentinel(self.iteration, "update", None, name)
         else:
             self._optimizer.step(self.params, self.grads)
             info = UpdateInfo(self.iteration + 1, self.loss, res.norm, res.clipped_norm, res.clipped, True,

@@ -1,0 +1,200 @@
+"""What the views show, computed from a Simulation: gradient profiles, Jacobian norms, the spectrum of W_hh and
+the Pascanu et al. (2013) condition, gate statistics, input influence, and a decay summary in words.
+
+Every function reads the Simulation's arrays and returns NumPy arrays or small dataclasses; none changes the
+Simulation. Values for time steps a stepped pass has not reached yet are NaN.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from rnnsim.cells import CELLS
+
+
+def _batch_mean_norm(a):
+    """(T, B, K) time-major array -> (T,) mean over the batch of the per-sample 2-norm."""
+    return np.linalg.norm(a, axis=2).mean(axis=1)
+
+
+def gradient_profile(sim) -> np.ndarray:
+    """‖dL/dh_t‖ for t = 0..T−1, the 2-norm per sample averaged over the batch (total gradient: through the readout
+    at t and through the recurrence). NaN where BPTT has not reached yet."""
+    out = np.full(sim.T, np.nan)
+    if sim.phase in ("backward", "backward_done"):
+        lo = sim.T - sim.bt
+        out[lo:] = _batch_mean_norm(sim.workspace.dh[lo:])
+    return out
+
+
+def input_influence(sim) -> np.ndarray:
+    """‖dL/dx_t‖ for t = 0..T−1, batch mean (recency bias shows as mass at the last steps). NaN before BPTT ends."""
+    if sim.phase != "backward_done":
+        return np.full(sim.T, np.nan)
+    return _batch_mean_norm(sim.workspace.dx)
+
+
+def influence_share_last(influence, fraction=0.1) -> float:
+    """Share of the total input influence that falls on the last ``fraction`` of positions."""
+    influence = np.asarray(influence, dtype=float)
+    k = max(1, int(math.ceil(fraction * len(influence))))
+    total = np.nansum(influence)
+    return float(np.nansum(influence[-k:]) / total) if total > 0 else math.nan
+
+
+# ---------------------------------------------------------------------------------------------- Jacobians
+def step_jacobians(sim, t: int, batch=slice(None)) -> np.ndarray:
+    """The Jacobians of the recurrent state at step t with respect to the state at t − 1, per sample: (b, S, S).
+
+    The state is h_t (S = H) for the RNN and GRU, and (h_t, c_t) for the LSTM (S = 2H), since the gradient flows
+    back through both. With h_{-1} = c_{-1} = 0 at t = 0. Needs step t done forward.
+    """
+    ws, p, m = sim.workspace, sim.params, sim.scenario.model
+    H = sim.H
+    W = p["weight_hh"].astype(np.float64)
+    h = ws.h[t, batch].astype(np.float64)
+    h_prev = ws.h[t - 1, batch].astype(np.float64) if t > 0 else np.zeros_like(h)
+    if m.cell == "rnn":
+        dphi = (h > 0).astype(float) if m.activation == "relu" else 1.0 - h * h
+        if m.layernorm:
+            ahat = ws.ahat[t, batch].astype(np.float64)
+            rstd = ws.rstd[t, batch].astype(np.float64)
+            eye = np.eye(H)
+            # ∂LN(a)/∂a = rstd (I − 11ᵀ/H − â âᵀ/H), then the affine weight γ
+            dln = rstd[:, None, None] * (eye - 1.0 / H - ahat[:, :, None] * ahat[:, None, :] / H)
+            dln = p["ln.weight"][None, :, None] * dln
+            return dphi[:, :, None] * (dln @ W)
+        return dphi[:, :, None] * W[None]
+    if m.cell == "lstm":
+        gates = ws.gates[t, batch].astype(np.float64)
+        i, f, g, o = (gates[:, k * H:(k + 1) * H] for k in range(4))
+        c = ws.c[t, batch].astype(np.float64)
+        c_prev = ws.c[t - 1, batch].astype(np.float64) if t > 0 else np.zeros_like(c)
+        Wi, Wf, Wg, Wo = (W[k * H:(k + 1) * H] for k in range(4))
+        tc = np.tanh(c)
+        dc_dh = ((g * i * (1 - i))[:, :, None] * Wi + (c_prev * f * (1 - f))[:, :, None] * Wf
+                 + (i * (1 - g * g))[:, :, None] * Wg)
+        dc_dc = np.einsum("bi,ij->bij", f, np.eye(H))
+        dh_dh = (tc * o * (1 - o))[:, :, None] * Wo + (o * (1 - tc * tc))[:, :, None] * dc_dh
+        dh_dc = (o * (1 - tc * tc))[:, :, None] * dc_dc
+        top = np.concatenate([dh_dh, dh_dc], axis=2)
+        bottom = np.concatenate([dc_dh, dc_dc], axis=2)
+        return np.concatenate([top, bottom], axis=1)
+    # GRU
+    gates = ws.gates[t, batch].astype(np.float64)
+    r, z, n = (gates[:, k * H:(k + 1) * H] for k in range(3))
+    ghn = ws.ghn[t, batch].astype(np.float64)
+    Wr, Wz, Wn = (W[k * H:(k + 1) * H] for k in range(3))
+    dr = (r * (1 - r))[:, :, None] * Wr
+    dz = (z * (1 - z))[:, :, None] * Wz
+    dn = (1 - n * n)[:, :, None] * (r[:, :, None] * Wn + ghn[:, :, None] * dr)
+    return np.einsum("bi,ij->bij", z, np.eye(H)) + (h_prev - n)[:, :, None] * dz + (1 - z)[:, :, None] * dn
+
+
+def jacobian_norms(sim, max_batch: int = 8) -> np.ndarray:
+    """Spectral norm ‖∂s_t/∂s_{t-1}‖₂ per step, averaged over the first ``max_batch`` samples; NaN where the
+    forward pass has not reached. Below 1 step after step, the gradient must shrink (vanishing)."""
+    out = np.full(sim.T, np.nan)
+    b = slice(0, min(sim.B, max_batch))
+    for t in range(sim.t if sim.phase == "forward" else (sim.T if sim.phase != "idle" else 0)):
+        J = step_jacobians(sim, t, b)
+        out[t] = np.linalg.svd(J, compute_uv=False)[:, 0].mean()
+    return out
+
+
+# ---------------------------------------------------------------------------------------------- spectrum
+@dataclass(frozen=True)
+class Spectrum:
+    eigenvalues: np.ndarray  #: eigenvalues of the recurrent matrix (RNN: W_hh; LSTM/GRU: the candidate block)
+    radius: float            #: spectral radius ρ
+    sigma_max: float         #: largest singular value σ_max
+    gamma: float             #: bound on |φ'|: 1 for tanh and relu
+    bound: float             #: 1/γ
+    verdict: str             #: the Pascanu et al. 2013 condition in words
+
+
+def spectrum(sim) -> Spectrum:
+    """Eigenvalues and σ_max of the recurrent weights, and the Pascanu, Mikolov & Bengio (2013) condition:
+    σ_max < 1/γ is sufficient for vanishing gradients; σ_max > 1/γ is necessary for exploding ones."""
+    m = sim.scenario.model
+    H = sim.H
+    W = sim.params["weight_hh"].astype(np.float64)
+    if m.cell == "lstm":
+        W = W[2 * H:3 * H]   # the g (candidate) block
+    elif m.cell == "gru":
+        W = W[2 * H:3 * H]   # the n (candidate) block
+    eig = np.linalg.eigvals(W)
+    smax = float(np.linalg.svd(W, compute_uv=False)[0])
+    gamma = 1.0
+    bound = 1.0 / gamma
+    if m.cell != "rnn":
+        verdict = (f"gated cell: the condition is for plain RNNs; the gates scale the Jacobian "
+                   f"(see the per-step norms); candidate block σ_max = {smax:.3g}")
+    elif m.layernorm:
+        verdict = (f"LayerNorm rescales the pre-activation each step, so σ_max = {smax:.3g} alone decides "
+                   f"neither vanishing nor exploding")
+    elif smax < bound:
+        verdict = f"vanishing guaranteed: σ_max = {smax:.3g} < 1/γ = {bound:.3g}"
+    else:
+        verdict = f"exploding possible: σ_max = {smax:.3g} ≥ 1/γ = {bound:.3g} (necessary, not sufficient)"
+    return Spectrum(eig, float(np.abs(eig).max()), smax, gamma, bound, verdict)
+
+
+def gate_means(sim) -> dict[str, np.ndarray]:
+    """Mean gate activations per step over the batch and units, for the steps done forward:
+    LSTM "input", "forget", "output"; GRU "reset", "update"; RNN none."""
+    t_done = sim.t if sim.phase == "forward" else (sim.T if sim.phase != "idle" else 0)
+    out = {}
+    for name, v in CELLS[sim.cell_name].gate_means(sim.workspace, t_done).items():
+        full = np.full(sim.T, np.nan)
+        full[:t_done] = v
+        out[name] = full
+    return out
+
+
+# ---------------------------------------------------------------------------------------------- summary
+_SUP = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
+
+
+def _pow10(e: int) -> str:
+    return "10" + str(e).translate(_SUP)
+
+
+@dataclass(frozen=True)
+class DecaySummary:
+    ratio: float           #: ‖dL/dh_0‖ / ‖dL/dh_{T-1}‖
+    rate: float            #: geometric mean factor per step back in time, ratio^(1/(T−1))
+    t_at_1e3: int | None   #: the latest t at which the gradient is down to 10⁻³ of the last step's (None: never)
+    text: str              #: the same in words
+
+
+def decay_summary(profile) -> DecaySummary:
+    """Summarise a gradient profile: e.g. "×0.82 per step; 10⁻³ of the last step's gradient by t = 63"."""
+    p = np.asarray(profile, dtype=float)
+    T = len(p)
+    if T < 2 or not np.isfinite(p).all():
+        if np.isfinite(p).all() or np.isnan(p).all():
+            return DecaySummary(math.nan, math.nan, None, "needs a complete backward pass" if T >= 2 else "T = 1")
+        return DecaySummary(math.nan, math.nan, None, "non-finite gradient: it exploded")
+    last, first = p[-1], p[0]
+    if last == 0.0:
+        return DecaySummary(math.nan, math.nan, None, "zero gradient at the last step (dead units?)")
+    ratio = first / last
+    rate = ratio ** (1.0 / (T - 1)) if ratio > 0 else 0.0
+    below = np.nonzero(p <= 1e-3 * last)[0]
+    t3 = int(below[-1]) if len(below) else None
+    if ratio == 0.0:
+        text = f"falls to exactly 0 by t = {t3}"
+    elif rate < 1.0:
+        text = f"×{rate:.3g} per step back in time; "
+        text += (f"10⁻³ of the last step's gradient by t = {t3}" if t3 is not None
+                 else f"still {ratio:.2g} of the last step's gradient at t = 0")
+    else:
+        text = f"×{rate:.3g} per step back in time; grows to {ratio:.3g}× the last step's gradient at t = 0"
+    if ratio > 0:
+        text += f" (ratio ‖dL/dh_0‖/‖dL/dh_{T - 1}‖ ≈ {_pow10(int(math.floor(math.log10(ratio))))})" \
+            if ratio < 1e-2 or ratio > 1e2 else ""
+    return DecaySummary(float(ratio), float(rate), t3, text)
