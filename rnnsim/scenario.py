@@ -103,7 +103,9 @@ class ModelSection(BaseModel):
     layernorm: bool = Field(False, description="Layer normalisation of the RNN pre-activation (rnn only).")
     init: Literal["pytorch", "orthogonal", "identity", "normal"] = Field(
         "pytorch",
-        description="Weight initialisation: PyTorch's uniform(-1/sqrt(H), 1/sqrt(H)), orthogonal W_hh, identity W_hh (IRNN), or normal(0, 1/H).",
+        description="Weight initialisation. pytorch: every weight and bias U(-1/sqrt(H), 1/sqrt(H)) as torch.nn.*Cell; "
+        "orthogonal: each HxH gate block of W_hh a random orthogonal matrix, the rest as pytorch; identity: each HxH "
+        "block of W_hh = I, biases 0, W_ih ~ N(0, 0.001^2) (IRNN, Le et al. 2015); normal: W_ih, W_hh ~ N(0, 1/H), biases 0.",
     )
     recurrent_scale: float = _float(1.0, "Multiplies W_hh after initialisation (0.9 vanishes, 1.5 explodes for an orthogonal tanh RNN).", ge=0, le=100)
     forget_bias: float | None = _float(
@@ -123,8 +125,10 @@ class TaskSection(BaseModel):
 
     kind: Literal["adding", "copy", "delayed_recall", "random", "sine"] = Field(
         "adding",
-        description="adding: sum of two marked values; copy: recall S symbols after a lag; delayed_recall: "
-        "repeat the input from `delay` steps ago; random: random inputs, target at the last step only; sine: predict the next sample of a sine.",
+        description="adding: the sum of two marked values, at the last step; copy: recall S symbols after a lag of "
+        "length - 2*symbols blanks; delayed_recall: at each step t >= delay, output the input from `delay` steps ago; "
+        "random: N(0, 1) inputs and a N(0, 1) target at the last step only (pure dynamics); "
+        "sine: predict the next sample of a sine wave with a random phase.",
     )
     length: int = Field(100, ge=1, le=100_000, description="Sequence length T.")
     batch_size: int = Field(16, ge=1, le=4096, description="Sequences per batch B.")

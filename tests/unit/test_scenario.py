@@ -435,3 +435,20 @@ def test_sections_construct_directly():
     assert ModelSection(cell="gru").cell == "gru"
     with pytest.raises(ValueError):
         ModelSection(hidden_size=0)
+
+
+def test_docs_list_every_field_with_default_and_range():
+    from pathlib import Path
+
+    from rnnsim.scenario import _SECTIONS, _allowed
+
+    doc = Path(__file__).resolve().parents[2] / "docs" / "scenario-format.md"
+    if not doc.is_file():
+        pytest.skip("docs not in this checkout")
+    text = doc.read_text(encoding="utf-8")
+    for section, model in _SECTIONS.items():
+        assert f"### [{section}]" in text
+        for key in model.model_fields:
+            rows = [line for line in text.splitlines() if line.startswith(f"| `{key}` |")]
+            assert rows, f"docs/scenario-format.md does not document {section}.{key}"
+            assert any(_allowed(model, key) in row for row in rows), f"{section}.{key}: range in docs is stale"
