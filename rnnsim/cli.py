@@ -7,7 +7,7 @@
     rnnsim schema
 
 Exit status: 0 done; 2 bad usage or bad scenario (one line on stderr); 1 anything else (one line; set
-RNNSIM_DEBUG=1 for the traceback); 130 interrupted with Ctrl-C.
+RNNSIM_DEBUG=1 for the traceback); 130 interrupted with Ctrl-C; 141 output pipe closed early.
 
 Only ``run`` and the TUI import the simulation (and so Numba); ``validate``, ``list`` and ``schema`` do not.
 """
@@ -27,7 +27,7 @@ from rnnsim.export import ExportError
 from rnnsim.scenario import Scenario, ScenarioError, builtin_scenarios, load_scenario, parse_override
 
 DEFAULT_SCENARIO = "vanishing"
-EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_BROKEN_PIPE = 0, 1, 2, 130, 141
 
 
 def _debug() -> bool:
@@ -75,7 +75,7 @@ class ScenarioGroup(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort, BrokenPipeError):
             raise
         except (ScenarioError, ExportError) as exc:
             raise BadInput(str(exc)) from None
@@ -390,9 +390,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         sys.exit(exc.exit_code)
     except (click.exceptions.Abort, KeyboardInterrupt):
         sys.exit(EXIT_INTERRUPTED)
-    except BrokenPipeError:
+    except BrokenPipeError:  # `rnnsim list | head -1`: stop quietly, like a process killed by SIGPIPE
         _silence_stdout()
-        sys.exit(EXIT_ERROR)
+        sys.exit(EXIT_BROKEN_PIPE)
     except Exception as exc:  # outside any command (argument parsing, imports)
         if _debug():
             raise
@@ -405,6 +405,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         sys.stdout.flush()
     except BrokenPipeError:
         _silence_stdout()
+        sys.exit(EXIT_BROKEN_PIPE)
     sys.exit(rv if isinstance(rv, int) else EXIT_OK)
 
 

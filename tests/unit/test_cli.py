@@ -442,3 +442,14 @@ def test_e2e_run_every_builtin_real():
     for name in builtin_scenarios():
         result = invoke("run", name, "-n", "2", "--set", "task.length=20", "--set", "task.batch_size=4", "-q")
         assert result.exit_code == 0, (name, result.stderr)
+
+
+def test_subprocess_closed_pipe_is_quiet():
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "rnnsim", "schema"], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    proc.stdout.read(1)
+    proc.stdout.close()
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode in (0, 141), err
+    assert b"internal error" not in err and b"Traceback" not in err
