@@ -112,7 +112,8 @@ class RnnsimApp(App):
         self.frame: Frame | None = None
         self.cursor = 0
         self.view = "dynamics"
-        self.redraws = 0  # frames applied to the widgets (tests and benchmarks read it)
+        self.redraws = 0
+        self._checked_size = None  # frames applied to the widgets (tests and benchmarks read it)
 
     def compose(self) -> ComposeResult:
         yield Static("", id="title")
@@ -135,7 +136,7 @@ class RnnsimApp(App):
         self._check_size()
 
     def _check_size(self) -> None:
-        w, h = self.size
+        w, h = self._checked_size = self.size
         small = w < MIN_WIDTH or h < MIN_HEIGHT
         self.screen.set_class(small, "too-small")
         if small:
@@ -154,6 +155,8 @@ class RnnsimApp(App):
     # ------------------------------------------------------------------ frames
     def poll_frame(self, force: bool = False) -> bool:
         """Pull the newest frame; redraw only what changed. Returns True if anything was redrawn."""
+        if self.size != self._checked_size:
+            self._check_size()
         frame = self.runner.frame
         if not force and self.frame is not None and frame.seq == self.frame.seq:
             return False

@@ -24,6 +24,7 @@ import numpy as np
 FRAME_INTERVAL = 0.07  # seconds between published frames while running
 SPEEDS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 0)  # steps per second; 0 = as fast as possible
 DEFAULT_SPEED_INDEX = 5  # 50 steps/s
+JAC_BUDGET = 10  # Jacobian norms get at most ~1/10 of the worker's time while playing
 
 
 def speed_label(speed: int) -> str:
@@ -150,6 +151,9 @@ class Runner:
         self._next_step_at = 0.0
         self._seen_cells: set[str] = set()
         self._diag_cache: dict = {}
+        self._jac_cost = 0.0
+        self._jac_time = 0.0
+        self._build_count = 0
 
     # ----------------------------------------------------------------- UI side
     @property
@@ -344,6 +348,7 @@ class Runner:
         self._message = message
         self._steps_done = 0
         self._diag_cache.clear()
+        self._build_count += 1
         self._data_version += 1
         self._history_version += 1
         self._dirty = True
@@ -419,17 +424,31 @@ class Runner:
         self._last_pass = (
             np.array(sim.hidden[0], dtype=float),
             np.asarray(d.gradient_profile(sim), dtype=float).copy(),
-            self._jacobian(sim, force=True),
+            self._jacobian(sim, force=not (self._playing or self._training)),
             {k: np.asarray(v, dtype=float).copy() for k, v in d.gate_means(sim).items()},
         )
 
     def _jacobian(self, sim, force: bool = False) -> np.ndarray:
-        """Jacobian norms only change with the forward pass: cache them per (version, t)."""
-        key = ("jac", id(sim), sim.iteration, sim.t, self._data_version if force else None)
+        """Per-step Jacobian norms (the core's diagnostics.jacobian_norms, ~1 ms per step).
+
+        They only change with the forward pass, so they are cached per (sim, iteration, t).
+        While playing or training they are recomputed at most once per JAC_BUDGET × their
+        own cost (so they take at most ~1/JAC_BUDGET of the worker's time); when the user is
+        stepping or paused (`force`) they are always current.
+        """
+        key = (id(sim), self._build_count, sim.iteration, sim.t, sim.phase == "idle")
         hit = self._diag_cache.get("jac")
-        if hit is not None and hit[0][:4] == key[:4]:
+        if hit is not None and hit[0] == key:
             return hit[1]
+        now = time.perf_counter()
+        if not force and hit is not None and now - self._jac_time < JAC_BUDGET * self._jac_cost:
+            arr = hit[1]
+            if hit[0][:2] == key[:2] and len(arr) == sim.T:
+                return arr
+            return np.full(sim.T, np.nan)
         arr = np.asarray(self._diagnostics().jacobian_norms(sim), dtype=float).copy()
+        done = time.perf_counter()
+        self._jac_cost, self._jac_time = done - now, done
         self._diag_cache["jac"] = (key, arr)
         return arr
 
@@ -464,7 +483,7 @@ class Runner:
         else:
             hidden = np.array(sim.hidden[0], dtype=float)
             profile = np.asarray(d.gradient_profile(sim), dtype=float).copy()
-            jac = self._jacobian(sim)
+            jac = self._jacobian(sim, force=not (self._playing or self._training))
             gates = {k: np.asarray(v, dtype=float).copy() for k, v in d.gate_means(sim).items()}
             hidden_filled = T if phase in ("forward_done", "backward", "backward_done") else t
             grad_filled = bt

@@ -65,6 +65,7 @@ class HelpScreen(ModalScreen):
         table.add_column()
         for keys, desc in self.rows:
             table.add_row(keys, desc)
+        self.table = table
         intro = Text(
             "rnnsim — every key (esc closes)\n"
             "Dynamics: heatmap of h_t (forward fills →), ‖dL/dh_t‖ on a log axis (BPTT fills ←), "
@@ -171,6 +172,9 @@ class ParamScreen(ModalScreen):
     def on_mount(self) -> None:
         for inp in self.query(Input):
             inp.cursor_blink = False
+
+    def action_close(self) -> None:
+        self.dismiss(None)
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         from rnnsim.scenario import parse_override, ScenarioError
