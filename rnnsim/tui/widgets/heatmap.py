@@ -147,8 +147,9 @@ class Heatmap(Widget):
     def render_line(self, y: int) -> Strip:
         size = (self.size.width, self.size.height, getattr(self.app, "no_color", False))
         if self._lines is None or self._lines_size != size:
-            self._lines = self._build()
+            base = self.rich_style  # the widget's CSS colours under every segment (and no None styles)
+            self._lines = [line.apply_style(base) for line in self._build()]
             self._lines_size = size
         if y < len(self._lines):
             return self._lines[y]
-        return Strip.blank(self.size.width)
+        return Strip.blank(self.size.width, self.rich_style)
