@@ -1,0 +1,1 @@
+"""Side-by-side benchmarks of rnnsim (run with ``python -m benchmarks``; results go to docs/benchmarks.md)."""
