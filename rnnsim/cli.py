@@ -251,25 +251,18 @@ def _collect(sim: Any, sc: Scenario, history: list[Any], n: int, single_loss: fl
     grad_hidden = getattr(sim, "grad_hidden", None)
     if grad_hidden is not None and (rows or single_loss is not None):
         with np.errstate(all="ignore"):  # an exploded run overflows in the norms: reported, not warned about
-            _profile(sim, summary, arrays, rows, interrupted, sentinel)
+            _profile(sim, summary, arrays)
     return {"scenario": sc.to_dict(), "history": rows, "summary": summary, "arrays": arrays}
 
 
-def _profile(sim: Any, summary: dict, arrays: dict, rows: list, interrupted: bool, sentinel: Any) -> None:
+def _profile(sim: Any, summary: dict, arrays: dict) -> None:
     """Gradient profile ‖dL/dh_t‖ and its decay summary, from diagnostics."""
     import numpy as np
 
     from rnnsim import diagnostics
 
+    # the profile of the last pass (its arrays stay readable after its update)
     profile = np.asarray(diagnostics.gradient_profile(sim), dtype=np.float64)
-    if rows and not interrupted and sentinel is None and not np.any(np.isfinite(profile)):
-        # The last training pass's gradients are not available once its update is applied: measure the
-        # profile with one more forward and backward pass at the final weights (no update).
-        sim.forward()
-        if getattr(sim, "sentinel", None) is None:
-            sim.backward()
-        profile = np.asarray(diagnostics.gradient_profile(sim), dtype=np.float64)
-        summary["profile_pass"] = "extra forward+backward at the final weights"
     arrays["gradient_profile"] = profile
     if profile.size and np.all(np.isfinite(profile)):
         decay = diagnostics.decay_summary(profile)

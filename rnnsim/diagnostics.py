@@ -2,7 +2,8 @@
 the Pascanu et al. (2013) condition, gate statistics, input influence, and a decay summary in words.
 
 Every function reads the Simulation's arrays and returns NumPy arrays or small dataclasses; none changes the
-Simulation. Values for time steps a stepped pass has not reached yet are NaN.
+Simulation. They describe the latest pass (``sim.t`` forward steps, ``sim.bt`` BPTT steps), which stays readable
+after ``apply_update``/``train`` until the next forward begins. Steps a stepped pass has not reached are NaN.
 """
 
 from __future__ import annotations
@@ -24,15 +25,14 @@ def gradient_profile(sim) -> np.ndarray:
     """‖dL/dh_t‖ for t = 0..T−1, the 2-norm per sample averaged over the batch (total gradient: through the readout
     at t and through the recurrence). NaN where BPTT has not reached yet."""
     out = np.full(sim.T, np.nan)
-    if sim.phase in ("backward", "backward_done"):
-        lo = sim.T - sim.bt
-        out[lo:] = _batch_mean_norm(sim.workspace.dh[lo:])
+    lo = sim.T - sim.bt   # sim.bt counts the BPTT steps of the latest pass; still valid after apply_update
+    out[lo:] = _batch_mean_norm(sim.workspace.dh[lo:])
     return out
 
 
 def input_influence(sim) -> np.ndarray:
     """‖dL/dx_t‖ for t = 0..T−1, batch mean (recency bias shows as mass at the last steps). NaN before BPTT ends."""
-    if sim.phase != "backward_done":
+    if sim.bt < sim.T:
         return np.full(sim.T, np.nan)
     return _batch_mean_norm(sim.workspace.dx)
 
@@ -99,7 +99,7 @@ def jacobian_norms(sim, max_batch: int = 8) -> np.ndarray:
     forward pass has not reached. Below 1 step after step, the gradient must shrink (vanishing)."""
     out = np.full(sim.T, np.nan)
     b = slice(0, min(sim.B, max_batch))
-    for t in range(sim.t if sim.phase == "forward" else (sim.T if sim.phase != "idle" else 0)):
+    for t in range(sim.t):
         J = step_jacobians(sim, t, b)
         out[t] = np.linalg.svd(J, compute_uv=False)[:, 0].mean()
     return out
@@ -146,7 +146,7 @@ def spectrum(sim) -> Spectrum:
 def gate_means(sim) -> dict[str, np.ndarray]:
     """Mean gate activations per step over the batch and units, for the steps done forward:
     LSTM "input", "forget", "output"; GRU "reset", "update"; RNN none."""
-    t_done = sim.t if sim.phase == "forward" else (sim.T if sim.phase != "idle" else 0)
+    t_done = sim.t
     out = {}
     for name, v in CELLS[sim.cell_name].gate_means(sim.workspace, t_done).items():
         full = np.full(sim.T, np.nan)

@@ -51,6 +51,18 @@ def test_jacobian_norms_and_profile_for_vanishing_rnn():
     assert "per step" in s.text and f"t = {s.t_at_1e3}" in s.text
 
 
+def test_diagnostics_still_describe_the_last_pass_after_train():
+    sim = Simulation(small_scenario(**{"model.cell": "gru"}))
+    sim.train(2)
+    prof = diagnostics.gradient_profile(sim)
+    np.testing.assert_allclose(prof, np.linalg.norm(sim.grad_hidden, axis=2).mean(0))
+    assert np.isfinite(diagnostics.jacobian_norms(sim)).all()
+    assert np.isfinite(diagnostics.input_influence(sim)).all()
+    sim.step_forward()   # a new pass begins: the old BPTT arrays no longer describe it
+    assert np.isnan(diagnostics.gradient_profile(sim)).all()
+    assert np.isfinite(diagnostics.jacobian_norms(sim)[:1]).all() and np.isnan(diagnostics.jacobian_norms(sim)[1:]).all()
+
+
 def test_decay_summary_growth_and_incomplete():
     grow = diagnostics.decay_summary(1.1 ** np.arange(20)[::-1])
     assert grow.rate == pytest.approx(1.1) and grow.t_at_1e3 is None and "grows" in grow.text
