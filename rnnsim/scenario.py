@@ -283,14 +283,14 @@ _GATES = {"rnn": 1, "lstm": 4, "gru": 3}
 def estimate_bytes(sc: Scenario) -> int:
     """Rough upper estimate of the memory a Simulation of ``sc`` allocates, in bytes.
 
-    ``itemsize * T * B * (2*D + 3*O + H*w)`` for the per-step arrays (w = 3 for rnn, +2 with layernorm, 10
-    for lstm, 8 for gru) plus four copies of the weights (parameters, gradients, two optimiser moments).
+    ``itemsize * T * B * (2*D + 3*O + H*w)`` for the per-step arrays (w = 3 for rnn, +2 with layernorm, 11
+    for lstm, 12 for gru: see each cell's ``allocate``) plus four copies of the weights (parameters, gradients, two optimiser moments).
     """
     itemsize = 8 if sc.model.dtype == "float64" else 4
     d, o, _ = task_dims(sc.task)
     h = sc.model.hidden_size
     cell = sc.model.cell
-    w = {"rnn": 3 + (2 if sc.model.layernorm else 0), "lstm": 10, "gru": 8}[cell]
+    w = {"rnn": 3 + (2 if sc.model.layernorm else 0), "lstm": 11, "gru": 12}[cell]
     per_step = itemsize * sc.task.length * sc.task.batch_size * (2 * d + 3 * o + h * w)
     g = _GATES[cell]
     n_params = g * h * (d + h) + 2 * g * h + o * h + o + (2 * h if cell == "rnn" and sc.model.layernorm else 0)

@@ -73,7 +73,9 @@ class Workspace:
         self.__dict__.update(arrays)
 
     def nbytes(self) -> int:
-        return sum(a.nbytes for a in self.__dict__.values() if isinstance(a, np.ndarray))
+        """Bytes held, each array counted once (some names alias the same memory)."""
+        arrays = {id(a): a for a in self.__dict__.values() if isinstance(a, np.ndarray)}
+        return sum(a.nbytes for a in arrays.values())
 
 
 def weight_grads(ws, X, h0, W_ih, grads, dgi, dgh):

@@ -114,12 +114,15 @@ def backward_range(t_hi, t_lo, Hs, W_hh, relu, use_ln, ln_w, AHAT, RSTD, DH, DA,
 def allocate(T, B, D, H, dtype, model) -> Workspace:
     ln = bool(model.layernorm)
     z = lambda *shape: np.zeros(shape, dtype=dtype)  # noqa: E731
-    return Workspace(
-        XW=z(T, B, H), h=z(T, B, H), dh=z(T, B, H), da=z(T, B, H), dx=z(T, B, D),
+    ws = Workspace(
+        XW=z(T, B, H), h=z(T, B, H), dh=z(T, B, H), dx=z(T, B, D),
         ahat=z(T, B, H) if ln else z(1, 1, 1), rstd=z(T, B) if ln else z(1, 1),
         carry=z(B, H), tmp=z(B, H), h0=z(B, H), W_hhT=z(H, H),
         dln_w=z(H), dln_b=z(H), dummy=z(H),
     )
+    # The input projection XW[t] is dead once step t has run forward, so BPTT writes dL/da_t over it.
+    ws.da = ws.XW
+    return ws
 
 
 def _flags(model):
