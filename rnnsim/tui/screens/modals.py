@@ -69,7 +69,9 @@ class HelpScreen(ModalScreen):
         intro = Text(
             "rnnsim — every key (esc closes)\n"
             "Dynamics: heatmap of h_t (forward fills →), ‖dL/dh_t‖ on a log axis (BPTT fills ←), "
-            "‖J_t‖ = spectral norm of ∂h_t/∂h_(t-1) (below 1: gradients shrink), gate means for LSTM/GRU.\n"
+            "‖J_t‖ = spectral norm of ∂h_t/∂h_(t-1), mean of 8 samples: a half block is 1, a full block 2 or more; "
+            "blue below 1 (gradients shrink), orange from 1. Gate means (LSTM forget, GRU update) as block heights 0..1.\n"
+            "Heatmap: h_t of batch element 0; blue negative, red positive (NO_COLOR: shade = |h|).\n"
             "Model changes keep the seed and data and take effect at the next iteration.\n",
         )
         with VerticalScroll():

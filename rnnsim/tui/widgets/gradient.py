@@ -83,13 +83,11 @@ class GradientPanel(Widget):
         lines = [Strip([Segment(title[:width], LABEL)]).adjust_cell_length(width)]
         bars, self.decades = log_bars(vals, rows, width)
         lines.extend(bars)
-        # Jacobian norms: eighth-block height on a log2 scale from 1/4 to 4; blue < 1 <= orange
+        # Jacobian norms: eighth-block height, linear from 0 to 2 (a full block = 2 or more;
+        # a half block = 1, the edge between shrinking and growing); blue < 1 <= orange
         jac = np.full(T, np.nan) if self.jacobian is None else np.asarray(self.jacobian, float)
         jv = aggregate(jac, cols, "mean")
-        with np.errstate(divide="ignore", invalid="ignore"):
-            lv = np.clip(np.log2(np.where(jv > 0, jv, np.nan)), -2, 2)
-        ji = np.where(np.isnan(jv), -1, np.where(np.isnan(lv), 1, np.clip(((lv + 2) / 4 * 7).round() + 1, 1, 8)))
-        ji = ji.astype(int)
+        ji = np.where(np.isnan(jv), -1, np.clip(np.ceil(np.nan_to_num(jv, posinf=2.0) * 4), 1, 8)).astype(int)
         jstyles = [JAC_HIGH if (x >= 1) else JAC_LOW for x in np.nan_to_num(jv)]
         lines.append(glyph_row(jv, ji, jstyles, "‖J_t‖", width))
         if gate is not None:

@@ -115,7 +115,7 @@ class Heatmap(Widget):
         if no_color:
             idx = shade_index(data, self.scale)
             for g in range(len(groups)):
-                label = f"{groups[g][0]:>3}"
+                label = f"u{groups[g][0]}"
                 cells = []
                 for c in range(len(cols)):
                     i = idx[g, c]
@@ -123,7 +123,7 @@ class Heatmap(Widget):
                     if c == ccol and i <= 0:
                         ch = "│"
                     cells.append((ch, None))
-                segs = [Segment(f"u{label:>{GUTTER - 2}} "[:GUTTER], LABEL), *_runs(cells)]
+                segs = [Segment(f"{label:>{GUTTER - 1}} "[:GUTTER], LABEL), *_runs(cells)]
                 lines.append(Strip(segs).adjust_cell_length(width))
             return lines
         idx = diverging_index(data, self.scale)
