@@ -17,7 +17,7 @@ import re
 import tomllib
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal, Mapping
+from typing import Annotated, Any, Literal, Mapping
 
 import annotated_types
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
@@ -29,6 +29,7 @@ __all__ = [
     "ModelSection",
     "TaskSection",
     "TrainingSection",
+    "LessonSection",
     "Scenario",
     "load_scenario",
     "builtin_scenarios",
@@ -90,6 +91,23 @@ class ScenarioSection(BaseModel):
     name: str = Field("untitled", min_length=1, max_length=200, description="Title shown in the TUI and in `rnnsim list`.")
     description: str = Field("", max_length=2000, description="One or two sentences on what to watch; shown in the TUI and `rnnsim list`.")
     seed: int = Field(0, ge=0, lt=2**32, description="Seed for weights and data: the same scenario and seed give identical arrays.")
+    locked: list[Annotated[str, Field(min_length=3, max_length=60)]] = Field(
+        [],  # pydantic copies mutable defaults per instance
+        max_length=40,
+        description="Dotted keys (e.g. \"model.cell\") that the TUI will not let a student change, for lessons.",
+    )
+
+
+class LessonSection(BaseModel):
+    """[lesson]: short steps shown in the TUI's lesson panel, one at a time."""
+
+    model_config = _CONFIG
+
+    steps: list[Annotated[str, Field(min_length=1, max_length=600)]] = Field(
+        [],
+        max_length=20,
+        description="What to watch, which key to press, what the number means: one short paragraph per step.",
+    )
 
 
 class ModelSection(BaseModel):
@@ -97,7 +115,11 @@ class ModelSection(BaseModel):
 
     model_config = _CONFIG
 
-    cell: Literal["rnn", "lstm", "gru"] = Field("rnn", description="Recurrent cell: plain RNN, LSTM or GRU.")
+    cell: Literal["rnn", "lstm", "gru", "attention"] = Field(
+        "rnn",
+        description="Recurrent cell: plain RNN, LSTM or GRU; or attention: one causal single-head self-attention "
+        "layer with positional encoding and a residual connection (no recurrence).",
+    )
     activation: Literal["tanh", "relu"] = Field("tanh", description="RNN nonlinearity (rnn only; kept and ignored for other cells).")
     hidden_size: int = Field(32, ge=1, le=4096, description="Number of hidden units H.")
     layernorm: bool = Field(False, description="Layer normalisation of the RNN pre-activation (rnn only).")
@@ -114,7 +136,11 @@ class ModelSection(BaseModel):
         ge=-100,
         le=100,
     )
-    readout: Literal["linear"] = Field("linear", description="Output layer on h_t: linear (attention readouts come later).")
+    readout: Literal["linear", "attention"] = Field(
+        "linear",
+        description="Output layer: linear on h_t; or attention: dot-product attention of h_t over h_0..h_t, the "
+        "context concatenated with h_t before the linear layer (reaches past the fixed-size state).",
+    )
     dtype: Literal["float64", "float32"] = Field("float64", description="Floating-point type of every array.")
 
 
@@ -187,8 +213,22 @@ class Scenario(BaseModel):
     model: ModelSection = Field(default_factory=ModelSection, description="The recurrent cell and its initialisation.")
     task: TaskSection = Field(default_factory=TaskSection, description="The data the network is trained on.")
     training: TrainingSection = Field(default_factory=TrainingSection, description="Optimiser, clipping, iterations.")
+    lesson: LessonSection = Field(default_factory=LessonSection, description="Steps of the lesson panel.")
 
     _source: str = PrivateAttr(default="<dict>")
+
+    @model_validator(mode="after")
+    def _locked_keys(self) -> "Scenario":
+        known = [f"{sec}.{key}" for sec, model in _SECTIONS.items() if sec != "lesson" for key in model.model_fields]
+        for key in self.scenario.locked:
+            if key not in known:
+                raise PydanticCustomError(
+                    "locked_key",
+                    "scenario.locked: '{key}' is not a scenario key{hint} (allowed: dotted keys such as "
+                    "'model.cell', 'training.clip')",
+                    {"key": key, "hint": _did_you_mean(key, known)},
+                )
+        return self
 
     @model_validator(mode="after")
     def _memory_bound(self) -> "Scenario":
@@ -328,6 +368,7 @@ _SECTIONS: dict[str, type[BaseModel]] = {
     "model": ModelSection,
     "task": TaskSection,
     "training": TrainingSection,
+    "lesson": LessonSection,
 }
 
 
@@ -374,6 +415,9 @@ def _allowed(model: type[BaseModel], key: str) -> str:
         return ", ".join(repr(c) for c in ann.__args__)
     if ann is bool:
         return "true or false"
+    if getattr(ann, "__origin__", None) is list:
+        most = next((m.max_length for m in info.metadata if isinstance(m, annotated_types.MaxLen)), None)
+        return "an array of strings" + (f" (at most {most})" if most is not None else "")
     ge = gt = le = lt = min_len = max_len = None
     for m in info.metadata:
         if isinstance(m, annotated_types.Ge):
@@ -424,7 +468,7 @@ def _describe_error(err: dict[str, Any], data: Mapping[str, Any]) -> str:
     loc = tuple(str(p) for p in err["loc"])
     etype = err["type"]
     given = err.get("input")
-    if etype in ("cross_field", "memory_bound"):
+    if etype in ("cross_field", "memory_bound", "locked_key"):
         return err["msg"]
     if len(loc) == 1:
         name = loc[0]
@@ -666,6 +710,8 @@ def _toml_value(value: Any) -> str:
         return text
     if isinstance(value, str):
         return _toml_string(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
     raise TypeError(f"cannot write {type(value).__name__} as a TOML scalar")
 
 

@@ -181,7 +181,7 @@ def test_run_bad_override_exit_2(fake_sim):
     result = invoke("run", "vanishing", "--set", "model.cell=transformer")
     assert result.exit_code == 2
     assert result.stderr.strip() == (
-        "rnnsim: vanishing (override model.cell): model.cell = 'transformer': allowed: 'rnn', 'lstm', 'gru'"
+        "rnnsim: vanishing (override model.cell): model.cell = 'transformer': allowed: 'rnn', 'lstm', 'gru', 'attention'"
     )
     result = invoke("run", "vanishing", "--set", "model.cell")
     assert result.exit_code == 2 and "KEY=VALUE" in result.stderr
@@ -322,7 +322,7 @@ def test_schema_is_json():
     result = invoke("schema")
     assert result.exit_code == 0
     schema = json.loads(result.stdout)
-    assert set(schema["properties"]) == {"scenario", "model", "task", "training"}
+    assert set(schema["properties"]) == {"scenario", "model", "task", "training", "lesson"}
 
 
 def test_version_and_help():

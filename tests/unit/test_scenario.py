@@ -118,12 +118,12 @@ def test_unknown_section_did_you_mean(tmp_path):
 
 def test_bad_literal_lists_choices(tmp_path):
     msg = str(error_for(write(tmp_path, '[model]\ncell = "transformer"\n')))
-    assert msg.endswith("bad.toml: model.cell = 'transformer': allowed: 'rnn', 'lstm', 'gru'")
+    assert msg.endswith("bad.toml: model.cell = 'transformer': allowed: 'rnn', 'lstm', 'gru', 'attention'")
 
 
 def test_readout_allows_linear_only(tmp_path):
-    msg = str(error_for(write(tmp_path, '[model]\nreadout = "attention"\n')))
-    assert "model.readout = 'attention': allowed: 'linear'" in msg
+    msg = str(error_for(write(tmp_path, '[model]\nreadout = "transformer"\n')))
+    assert "model.readout = 'transformer': allowed: 'linear', 'attention'" in msg
 
 
 def test_out_of_range(tmp_path):
@@ -339,7 +339,7 @@ def test_with_changes_errors_name_the_override():
     sc = load_scenario("vanishing")
     with pytest.raises(ScenarioError) as info:
         sc.with_changes({"model.cell": "transformer"})
-    assert str(info.value) == "vanishing (override model.cell): model.cell = 'transformer': allowed: 'rnn', 'lstm', 'gru'"
+    assert str(info.value) == "vanishing (override model.cell): model.cell = 'transformer': allowed: 'rnn', 'lstm', 'gru', 'attention'"
     with pytest.raises(ScenarioError, match=r"model\.hiden: unknown key; did you mean 'hidden_size'"):
         sc.with_changes({"model.hiden": 3})
     with pytest.raises(ScenarioError, match=r"modle: unknown section; did you mean 'model'"):
@@ -407,13 +407,13 @@ def test_json_schema_describes_every_field():
     schema = json_schema()
     json.dumps(schema)  # serialisable
     assert schema["type"] == "object"
-    assert set(schema["properties"]) == {"scenario", "model", "task", "training"}
+    assert set(schema["properties"]) == {"scenario", "model", "task", "training", "lesson"}
     defs = schema["$defs"]
     model = defs["ModelSection"]
     assert model["additionalProperties"] is False
-    assert model["properties"]["cell"]["enum"] == ["rnn", "lstm", "gru"]
+    assert model["properties"]["cell"]["enum"] == ["rnn", "lstm", "gru", "attention"]
     assert model["properties"]["hidden_size"]["maximum"] == 4096
-    for section in ("ScenarioSection", "ModelSection", "TaskSection", "TrainingSection"):
+    for section in ("ScenarioSection", "ModelSection", "TaskSection", "TrainingSection", "LessonSection"):
         for key, prop in defs[section]["properties"].items():
             assert prop.get("description"), f"{section}.{key} needs a description"
             assert "default" in prop, f"{section}.{key} needs a default"
@@ -456,3 +456,20 @@ def test_docs_list_every_field_with_default_and_range():
             rows = [line for line in text.splitlines() if line.startswith(f"| `{key}` |")]
             assert rows, f"docs/scenario-format.md does not document {section}.{key}"
             assert any(_allowed(model, key) in row for row in rows), f"{section}.{key}: range in docs is stale"
+
+
+def test_locked_keys_must_name_scenario_keys(tmp_path):
+    msg = str(error_for(write(tmp_path, '[scenario]\nlocked = ["model.cel"]\n')))
+    assert "scenario.locked: 'model.cel' is not a scenario key; did you mean 'model.cell'?" in msg
+    sc = load_scenario(write(tmp_path, '[scenario]\nlocked = ["model.cell", "training.clip"]\n'))
+    assert sc.scenario.locked == ["model.cell", "training.clip"]
+
+
+def test_lesson_steps(tmp_path):
+    sc = load_scenario(write(tmp_path, '[lesson]\nsteps = ["Press space.", "Watch the plot."]\n'))
+    assert sc.lesson.steps == ["Press space.", "Watch the plot."]
+    assert "lesson.steps = 'x': wrong type (str); allowed: an array of strings (at most 20)" in str(
+        error_for(write(tmp_path, '[lesson]\nsteps = "x"\n')))
+    assert "did you mean 'steps'?" in str(error_for(write(tmp_path, '[lesson]\nstep = ["x"]\n')))
+    too_many = "[lesson]\nsteps = [" + ", ".join('"s"' for _ in range(21)) + "]\n"
+    assert "lesson.steps" in str(error_for(write(tmp_path, too_many)))
