@@ -198,3 +198,50 @@ def decay_summary(profile) -> DecaySummary:
         text += f" (ratio ‖dL/dh_0‖/‖dL/dh_{T - 1}‖ ≈ {_pow10(int(math.floor(math.log10(ratio))))})" \
             if ratio < 1e-2 or ratio > 1e2 else ""
     return DecaySummary(float(ratio), float(rate), t3, text)
+
+
+# ---------------------------------------------------------------------------------------- memory capacity
+@dataclass(frozen=True)
+class MemoryCapacity:
+    delays: np.ndarray     #: k = 0, 1, ..., K−1
+    per_delay: np.ndarray  #: MC(k) = r²(u_{t−k}, best linear readout of h_t), measured on held-out steps
+    total: float           #: Σ_k MC(k); Jaeger (2001): at most H for i.i.d. input
+    hidden_size: int
+
+
+def memory_capacity(scenario, max_delay: int | None = None, length: int = 4000, washout: int = 200,
+                    ridge: float = 1e-8) -> MemoryCapacity:
+    """Short-term memory capacity (Jaeger 2001) of the scenario's network at its initial weights.
+
+    Drives the network with one long i.i.d. sequence u_t ~ U(−0.5, 0.5) (the delayed_recall task's input), drops
+    the first ``washout`` states, and for each delay k fits a ridge readout ĥ_k(h_t) ≈ u_{t−k} on the first half
+    of the remaining steps. MC(k) is the squared correlation between the readout's prediction and u_{t−k} on the
+    second half (held out, so a large H cannot overfit its way past the bound). MC = Σ_k MC(k) ≤ H.
+    """
+    from rnnsim.simulation import Simulation
+
+    H = scenario.model.hidden_size
+    K = 2 * H if max_delay is None else int(max_delay)
+    K = min(K, washout)
+    sc = scenario.with_changes({"task.kind": "delayed_recall", "task.delay": 0, "task.batch_size": 1,
+                                "task.length": washout + length})
+    sim = Simulation(sc)
+    sim.forward()
+    h = sim.hidden[0].astype(np.float64)
+    u = sim.inputs[0, :, 0].astype(np.float64)
+    X = h[washout:]
+    half = len(X) // 2
+    Xtr, Xte = X[:half], X[half:]
+    mu = Xtr.mean(axis=0)
+    A = Xtr - mu
+    # one factorisation serves every delay: W = (AᵀA + λ I)⁻¹ Aᵀ y
+    gram = A.T @ A + ridge * len(A) * np.eye(H)
+    per = np.zeros(K)
+    for k in range(K):
+        y = u[washout - k: len(u) - k]
+        ytr, yte = y[:half], y[half:]
+        w = np.linalg.solve(gram, A.T @ (ytr - ytr.mean()))
+        pred = (Xte - mu) @ w
+        if pred.std() > 0 and yte.std() > 0:
+            per[k] = np.corrcoef(pred, yte)[0, 1] ** 2
+    return MemoryCapacity(np.arange(K), per, float(per.sum()), H)

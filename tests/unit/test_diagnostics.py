@@ -97,3 +97,19 @@ def test_gate_means_and_input_influence():
     idle = diagnostics.gate_means(Simulation(small_scenario(**{"model.cell": "gru"})))
     assert set(idle) == {"reset", "update"} and all(np.isnan(v).all() for v in idle.values())
     assert diagnostics.gate_means(Simulation(small_scenario())) == {}
+
+
+def test_memory_capacity_is_bounded_by_h_and_grows_with_h():
+    """Jaeger (2001): MC = Σ_k r²(u_{t−k}, readout of h_t) ≤ H; measured held out, so no overfitting past H."""
+    sc = small_scenario(**{"model.init": "orthogonal", "model.recurrent_scale": 0.95})
+    totals = []
+    for H in (4, 8, 16, 32):
+        mc = diagnostics.memory_capacity(sc.with_changes({"model.hidden_size": H}), length=3000)
+        assert len(mc.per_delay) == 2 * H and ((0 <= mc.per_delay) & (mc.per_delay <= 1)).all()
+        assert mc.total <= H
+        totals.append(mc.total)
+    assert all(b > a for a, b in zip(totals, totals[1:]))
+    assert totals[-1] > 0.6 * 32          # a near-orthogonal tanh RNN uses most of its state
+    # a network that forgets fast has less: recurrent scale 0.3 keeps little beyond the last few inputs
+    forgetful = diagnostics.memory_capacity(sc.with_changes({"model.hidden_size": 32, "model.recurrent_scale": 0.3}))
+    assert forgetful.total < 0.5 * totals[-1]
