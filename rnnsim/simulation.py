@@ -13,6 +13,7 @@ import numpy as np
 
 from rnnsim import tasks
 from rnnsim.cells import CELLS, init_params
+from rnnsim.cells.attention import attend_backward, attend_forward
 from rnnsim.optim import clip_, global_norm, make_optimizer
 from rnnsim.scenario import Scenario, task_dims
 
@@ -79,6 +80,13 @@ class Simulation:
         self.grads = {k: np.zeros_like(v) for k, v in self.params.items()}
         self._optimizer = make_optimizer(sc.training, self.params)
         self._ws = self._cell.allocate(T, B, D, self.H, self.dtype, m)
+        self.attention_readout = m.readout == "attention"
+        if self.attention_readout:
+            # the attention readout's arrays live in the same workspace (counted by nbytes, read by diagnostics)
+            z = lambda *shape: np.zeros(shape, dtype=self.dtype)  # noqa: E731
+            H = self.H
+            self._ws.__dict__.update(ro_q=z(T, B, H), ro_ctx=z(T, B, H), ro_alpha=z(T, B, T), ro_dq=z(T, B, H),
+                                     ro_dc=z(T, B, H), ro_dalpha=z(T))
 
         self._X = np.zeros((T, B, D), dtype=self.dtype)
         self._Y = np.zeros((T, B), dtype=np.int64) if self.classification else np.zeros((T, B, O), dtype=self.dtype)
@@ -110,7 +118,7 @@ class Simulation:
                        doc="(B, T, O) float targets, or (B, T) int64 classes")
     loss_mask = property(lambda self: self._M.T, doc="(B, T) positions whose output enters the loss")
     hidden = property(lambda self: self._ws.h.transpose(1, 0, 2), doc="(B, T, H) h_t after step t")
-    outputs = property(lambda self: self._out.transpose(1, 0, 2), doc="(B, T, O) readout of h_t")
+    outputs = property(lambda self: self._out.transpose(1, 0, 2), doc="(B, T, O) readout of h_t (and c_t)")
     grad_hidden = property(lambda self: self._ws.dh.transpose(1, 0, 2), doc="(B, T, H) total dL/dh_t")
     grad_inputs = property(lambda self: self._ws.dx.transpose(1, 0, 2), doc="(B, T, D) dL/dx_t")
 
@@ -118,6 +126,21 @@ class Simulation:
     def cell_state(self):
         """(B, T, H) LSTM c_t, None for other cells."""
         return self._ws.c.transpose(1, 0, 2) if self.cell_name == "lstm" else None
+
+    @property
+    def dependent_steps(self) -> int:
+        """Sequential operations of one forward pass (Vaswani et al. 2017, table 1): T for rnn/lstm/gru (each step
+        waits for the previous one), 1 for attention (every position is independent given the inputs)."""
+        return 1 if self.cell_name == "attention" else self.T
+
+    @property
+    def max_path_length(self) -> int:
+        """Hops on the longest shortest path from the input x_0 to the output at T−1 (Vaswani et al. 2017, table 1):
+        T−1 recurrent steps for rnn/lstm/gru, 1 attention step for the attention cell. With the attention readout
+        the output at T−1 reads h_0 directly, so it is 1 there too (T = 1: 0)."""
+        if self.cell_name == "attention" or self.attention_readout:
+            return min(1, self.T - 1)
+        return self.T - 1
 
     # --------------------------------------------------------------------------------------------- forward
     @_quiet
@@ -136,8 +159,11 @@ class Simulation:
         t0 = self.t
         self._cell.run_forward(self._ws, self.params, self.scenario.model, t0, t1)
         H = self.H
-        np.matmul(self._ws.h[t0:t1].reshape(-1, H), self.params["readout.weight"].T,
-                  out=self._out[t0:t1].reshape(-1, self.O))
+        if self.attention_readout:
+            self._attention_readout_forward(t0, t1)
+        else:
+            np.matmul(self._ws.h[t0:t1].reshape(-1, H), self.params["readout.weight"].T,
+                      out=self._out[t0:t1].reshape(-1, self.O))
         self._out[t0:t1] += self.params["readout.bias"]
         self.t = t1
         if self.sentinel is None:
@@ -151,6 +177,18 @@ class Simulation:
             self.phase = "forward_done"
             if self.sentinel is None and not math.isfinite(self.loss):
                 self.sentinel = Sentinel(self.iteration, "forward", None, "loss")
+
+    def _attention_readout_forward(self, t0: int, t1: int) -> None:
+        """out_t = W_o [h_t; c_t] (bias added by the caller), c_t = Σ_{j≤t} α_tj h_j, α_t = softmax_j(q_t·h_j/√H),
+        q_t = W_q h_t, for t in [t0, t1): each step needs only h_0..h_t, so stepping works."""
+        ws, p, H = self._ws, self.params, self.H
+        h = ws.h[t0:t1].reshape(-1, H)
+        np.matmul(h, p["attn.query.weight"].T, out=ws.ro_q[t0:t1].reshape(-1, H))
+        attend_forward(t0, t1, ws.ro_q, ws.h, ws.h, 1.0 / math.sqrt(H), ws.ro_alpha, ws.ro_ctx)
+        W = p["readout.weight"]
+        out = self._out[t0:t1].reshape(-1, self.O)
+        np.matmul(h, W[:, :H].T, out=out)
+        out += ws.ro_ctx[t0:t1].reshape(-1, H) @ W[:, H:].T
 
     def step_forward(self) -> bool:
         """Run one time step forward. Returns False once t == T (then ``loss`` is set)."""
@@ -198,12 +236,39 @@ class Simulation:
         ws = self._ws
         Wo = self.params["readout.weight"]
         # the part of dL/dh_t that comes through the readout at step t; BPTT adds the recurrent part
-        np.matmul(self._dout.reshape(-1, self.O), Wo, out=ws.dh.reshape(-1, self.H))
-        np.matmul(self._dout.reshape(-1, self.O).T, ws.h.reshape(-1, self.H), out=self.grads["readout.weight"])
+        if self.attention_readout:
+            self._attention_readout_backward()
+        else:
+            np.matmul(self._dout.reshape(-1, self.O), Wo, out=ws.dh.reshape(-1, self.H))
+            np.matmul(self._dout.reshape(-1, self.O).T, ws.h.reshape(-1, self.H), out=self.grads["readout.weight"])
         np.sum(self._dout, axis=(0, 1), out=self.grads["readout.bias"])
         self._cell.begin_backward(ws)
         self.bt = 0
         self.phase = "backward"
+
+    def _attention_readout_backward(self) -> None:
+        """The attention readout's whole gradient with respect to every h_j, into ws.dh (before BPTT: the readout
+        does not feed the recurrence), and the gradients of readout.weight and attn.query.weight:
+            dh_t  = dout_t W_o[:, :H]                       (direct)
+            dc_t  = dout_t W_o[:, H:];  dα_tj = dc_t·h_j;  ds_tj = α_tj (dα_tj − Σ α_t dα_t)/√H
+            dh_j += α_tj dc_t + ds_tj q_t   (j ≤ t: h_j as value and as key);  dq_t = Σ_j ds_tj h_j
+            dh_t += dq_t W_q                                (h_t as the query)
+        """
+        ws, p, H, O = self._ws, self.params, self.H, self.O
+        dout = self._dout.reshape(-1, O)
+        h = ws.h.reshape(-1, H)
+        W = p["readout.weight"]
+        dh = ws.dh.reshape(-1, H)
+        np.matmul(dout, W[:, :H], out=dh)
+        gW = self.grads["readout.weight"]
+        gW[:, :H] = dout.T @ h
+        gW[:, H:] = dout.T @ ws.ro_ctx.reshape(-1, H)
+        np.matmul(dout, W[:, H:], out=ws.ro_dc.reshape(-1, H))
+        attend_backward(self.T - 1, 0, ws.ro_q, ws.h, ws.h, ws.ro_alpha, ws.ro_dc, 1.0 / math.sqrt(H),
+                        ws.ro_dq, ws.dh, ws.dh, ws.ro_dalpha)
+        dq = ws.ro_dq.reshape(-1, H)
+        dh += dq @ p["attn.query.weight"]
+        np.matmul(dq.T, h, out=self.grads["attn.query.weight"])
 
     @_quiet
     def _backward_to(self, bt1: int) -> None:
@@ -282,8 +347,9 @@ class Simulation:
         return info
 
     def train(self, iterations: int, callback=None) -> list[UpdateInfo]:
-        """``iterations`` rounds of forward, backward, update. Stops early at the first non-finite value (see
-        ``sentinel``) or when ``callback(info)`` returns False. Returns the UpdateInfo of each iteration run."""
+        """``iterations`` rounds of forward, backward, update. ``callback(info)`` sees every iteration, the one where
+        a NaN or inf appeared included; training stops after that one (see ``sentinel``) or when the callback
+        returns False. Returns the UpdateInfo of each iteration run."""
         out: list[UpdateInfo] = []
         for _ in range(int(iterations)):
             if self.sentinel is not None:
@@ -291,17 +357,15 @@ class Simulation:
             self.forward()
             if self.sentinel is None:
                 self.backward()
-            if self.sentinel is not None and self.phase != "backward_done":
+            if self.phase == "backward_done":
+                info = self.apply_update()
+            else:  # the forward pass went non-finite: no gradient to apply
                 info = UpdateInfo(self.iteration + 1, self.loss if self.loss is not None else math.nan,
                                   math.nan, math.nan, False, False)
                 self.history.append(info)
-                out.append(info)
-                break
-            info = self.apply_update()
             out.append(info)
-            if not info.finite:
-                break
-            if callback is not None and callback(info) is False:
+            stop = callback is not None and callback(info) is False
+            if stop or not info.finite:
                 break
         return out
 
@@ -325,7 +389,8 @@ class Simulation:
         return False
 
     def state_dict(self) -> dict[str, np.ndarray]:
-        """Copies of the parameters, with PyTorch names (``torch.nn.RNNCell/LSTMCell/GRUCell`` + ``readout.*``)."""
+        """Copies of the parameters, with PyTorch names (``torch.nn.RNNCell/LSTMCell/GRUCell`` + ``readout.*``;
+        ``attn.*`` for the attention cell and readout, see rnnsim/cells/attention.py)."""
         return {k: v.copy() for k, v in self.params.items()}
 
     def load_state_dict(self, state) -> None:

@@ -251,3 +251,11 @@ def test_reset_with_new_seed():
     assert sim.seed == 77 and not np.array_equal(w, sim.params["weight_hh"])
     sim.reset()
     np.testing.assert_array_equal(w, sim.params["weight_hh"])
+
+
+def test_callback_sees_the_non_finite_iteration():
+    sim = Simulation(small_scenario())
+    sim.params["weight_hh"][0, 0] = np.inf
+    seen = []
+    hist = sim.train(5, callback=seen.append)
+    assert seen == hist and len(seen) == 1 and not seen[0].finite
