@@ -86,25 +86,33 @@ def column_of_step(cols: list[tuple[int, int]], t: int) -> int | None:
 
 
 def aggregate(values: np.ndarray, cols: list[tuple[int, int]], how: str = "max") -> np.ndarray:
-    """One value per column: max (of finite values), mean, or signed max-|v|."""
-    out = np.full(len(cols), np.nan)
-    for c, (a, b) in enumerate(cols):
-        seg = values[a:b]
-        if seg.size == 0:
-            continue
-        if b - a == 1:
-            out[c] = seg[0]
-            continue
-        fin = seg[~np.isnan(seg)]
-        if fin.size == 0:
-            continue
+    """One value per column: max (of non-NaN values), mean, or "absmax" (the signed value of largest |v|).
+
+    Columns come from `column_ranges`: all one step wide, or consecutive groups of k steps.
+    """
+    values = np.asarray(values, dtype=float)
+    n = len(cols)
+    if n == 0:
+        return np.zeros(0)
+    starts = np.fromiter((a for a, _ in cols), dtype=np.intp, count=n)
+    k = max(b - a for a, b in cols)
+    if k == 1:
+        return values[starts]
+    T = cols[-1][1]
+    padded = np.full(n * k, np.nan)
+    padded[:T] = values[:T]
+    block = padded.reshape(n, k)
+    empty = np.isnan(block).all(axis=1)
+    with np.errstate(all="ignore"):
         if how == "max":
-            out[c] = np.max(fin) if not np.isinf(fin).any() else np.inf
+            out = np.fmax.reduce(block, axis=1)
         elif how == "mean":
-            out[c] = float(np.mean(fin))
-        else:  # signed value with the largest magnitude
-            out[c] = fin[np.argmax(np.abs(fin))]
-    return out
+            cnt = (~np.isnan(block)).sum(axis=1)
+            out = np.nansum(block, axis=1) / np.maximum(cnt, 1)
+        else:
+            mag = np.where(np.isnan(block), -1.0, np.abs(block))
+            out = block[np.arange(n), np.argmax(mag, axis=1)]
+    return np.where(empty, np.nan, out)
 
 
 def fmt(x: float | None, digits: int = 3) -> str:
@@ -207,28 +215,40 @@ def log_bars(
             if r in hline_rows:
                 segs.append(Segment(hline_rows[r][1] * pad, hline_rows[r][0]))
             else:
-                segs.append(Segment(" " * pad))
-        strips.append(Strip(segs).adjust_cell_length(width))
+                segs.append(Segment(" " * pad, NULL))
+        strips.append(Strip(segs).adjust_cell_length(width, NULL))
     return strips, (lo, hi)
 
 
+NULL = Style()  # an explicit empty style: Textual's NO_COLOR filter needs a style on every segment
+
+
 def _runs(cells: list[tuple[str, Style | None]]) -> list[Segment]:
-    """Merge neighbouring cells of the same style into one segment (fewer bytes out)."""
+    """Merge neighbouring cells that share a style object into one segment (fewer bytes out)."""
     out: list[Segment] = []
+    if not cells:
+        return out
     buf: list[str] = []
-    cur: Style | None = None
-    first = True
+    cur = cells[0][1]
     for ch, st in cells:
-        if first or st is cur or st == cur:
+        if st is cur:
             buf.append(ch)
-            cur = st
-            first = False
         else:
-            out.append(Segment("".join(buf), cur))
+            out.append(Segment("".join(buf), NULL if cur is None else cur))
             buf, cur = [ch], st
-    if buf:
-        out.append(Segment("".join(buf), cur))
+    out.append(Segment("".join(buf), NULL if cur is None else cur))
     return out
+
+
+def make_strip(segs: list[Segment], used: int, width: int) -> Strip:
+    """A strip of exactly `width` cells from segments of single-width characters totalling `used` cells
+    (skips measuring every segment again, which dominated the heatmap's build time)."""
+    if used < width:
+        segs.append(Segment(" " * (width - used), NULL))
+        return Strip(segs, width)
+    if used == width:
+        return Strip(segs, width)
+    return Strip(segs).crop(0, width)
 
 
 def glyph_row(
@@ -239,4 +259,4 @@ def glyph_row(
         i = ramp_index[c]
         cells.append((" ", None) if i < 0 else (EIGHTHS[i], styles[c]))
     segs = [Segment(f"{label:>{GUTTER - 1}} "[:GUTTER], LABEL), *_runs(cells)]
-    return Strip(segs).adjust_cell_length(width)
+    return Strip(segs).adjust_cell_length(width, NULL)

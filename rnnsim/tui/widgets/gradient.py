@@ -14,6 +14,7 @@ from textual.strip import Strip
 from textual.widget import Widget
 
 from .common import (
+    NULL,
     CURSOR,
     DIM,
     GATE,
@@ -80,7 +81,7 @@ class GradientPanel(Widget):
         title = f" ‖dL/dh_t‖ batch mean, log axis, BPTT fills ←{how}"
         if self.decay_text:
             title += f" · {self.decay_text}"
-        lines = [Strip([Segment(title[:width], LABEL)]).adjust_cell_length(width)]
+        lines = [Strip([Segment(title[:width], LABEL)]).adjust_cell_length(width, NULL)]
         bars, self.decades = log_bars(vals, rows, width)
         lines.extend(bars)
         # Jacobian norms: eighth-block height, linear from 0 to 2 (a full block = 2 or more;
@@ -116,13 +117,13 @@ class GradientPanel(Widget):
             ]
         else:
             segs.append(Segment("".join(axis), DIM))
-        lines.append(Strip(segs).adjust_cell_length(width))
+        lines.append(Strip(segs).adjust_cell_length(width, NULL))
         return lines[: max(height, 1)]
 
     def render_line(self, y: int) -> Strip:
         size = (self.size.width, self.size.height)
         if self._lines is None or self._lines_size != size:
-            base = self.rich_style  # the widget's CSS colours under every segment (and no None styles)
+            base = self.rich_style  # the widget's background under every cell (few segments: cheap)
             self._lines = [line.apply_style(base) for line in self._build()]
             self._lines_size = size
         if y < len(self._lines):

@@ -15,6 +15,7 @@ from textual.strip import Strip
 from textual.widget import Widget
 
 from .common import (
+    NULL,
     BLANK,
     DIM,
     DIVERGING,
@@ -22,6 +23,7 @@ from .common import (
     LABEL,
     SHADES,
     _runs,
+    make_strip,
     aggregate,
     column_ranges,
     column_of_step,
@@ -29,6 +31,20 @@ from .common import (
     rgb,
     shade_index,
 )
+
+
+_STYLES: dict[tuple[int, int | None], Style] = {}
+
+
+def _style(top: int, bottom: int | None) -> Style:
+    """`▀` style for two colour indices (-1 = not reached yet); cached, so equal cells share one object."""
+    key = (top, bottom)
+    st = _STYLES.get(key)
+    if st is None:
+        fg = rgb(BLANK) if top < 0 else rgb(DIVERGING[top])
+        bg = None if bottom is None else (rgb(BLANK) if bottom < 0 else rgb(DIVERGING[bottom]))
+        st = _STYLES[key] = Style(color=fg, bgcolor=bg)
+    return st
 
 
 class Heatmap(Widget):
@@ -111,7 +127,7 @@ class Heatmap(Widget):
             title += " (max |h|)"
         title += f" · {how} · {legend} {self.scale_label}"
         self.title = title
-        lines.append(Strip([Segment(title[:width], LABEL)]).adjust_cell_length(width))
+        lines.append(Strip([Segment(title[:width], LABEL)]).adjust_cell_length(width, NULL))
         if no_color:
             idx = shade_index(data, self.scale)
             for g in range(len(groups)):
@@ -124,31 +140,31 @@ class Heatmap(Widget):
                         ch = "│"
                     cells.append((ch, None))
                 segs = [Segment(f"{label:>{GUTTER - 1}} "[:GUTTER], LABEL), *_runs(cells)]
-                lines.append(Strip(segs).adjust_cell_length(width))
+                lines.append(Strip(segs).adjust_cell_length(width, NULL))
             return lines
         idx = diverging_index(data, self.scale)
-        blank = rgb(BLANK)
         for r in range(0, len(groups), 2):
-            top = idx[r]
-            bot = idx[r + 1] if r + 1 < len(groups) else None
-            cells = []
-            for c in range(len(cols)):
-                fg = blank if top[c] < 0 else rgb(DIVERGING[top[c]])
-                if bot is None:
-                    bg = None
-                else:
-                    bg = blank if bot[c] < 0 else rgb(DIVERGING[bot[c]])
-                cells.append(("▀", Style(color=fg, bgcolor=bg)))
+            top = idx[r].tolist()
+            if r + 1 < len(groups):
+                cells = [("▀", _style(a, b)) for a, b in zip(top, idx[r + 1].tolist())]
+            else:
+                cells = [("▀", _style(a, None)) for a in top]
             label = f"u{groups[r][0]}"
             segs = [Segment(f"{label:>{GUTTER - 1}} "[:GUTTER], LABEL), *_runs(cells)]
-            lines.append(Strip(segs).adjust_cell_length(width))
+            lines.append(make_strip(segs, GUTTER + len(cells), width))
         return lines
 
     def render_line(self, y: int) -> Strip:
         size = (self.size.width, self.size.height, getattr(self.app, "no_color", False))
         if self._lines is None or self._lines_size != size:
-            base = self.rich_style  # the widget's CSS colours under every segment (and no None styles)
-            self._lines = [line.apply_style(base) for line in self._build()]
+            self._lines = self._build()
+            # the widget's background under the label, padding and unreached cells (the ▀ cells set both colours)
+            base = self.rich_style
+            self._lines = [
+                Strip([Segment(seg.text, base + seg.style) if seg.style is NULL or seg.style is LABEL
+                       or seg.style.bgcolor is None else seg for seg in line], line.cell_length)
+                for line in self._lines
+            ]
             self._lines_size = size
         if y < len(self._lines):
             return self._lines[y]

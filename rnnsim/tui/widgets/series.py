@@ -9,7 +9,7 @@ from rich.segment import Segment
 from textual.strip import Strip
 from textual.widget import Widget
 
-from .common import BAR_BAD, BAR_CLIP, DIM, GUTTER, HLINE, LABEL, _runs, log_bars
+from .common import NULL, BAR_BAD, BAR_CLIP, DIM, GUTTER, HLINE, LABEL, _runs, log_bars
 
 
 class SeriesPlot(Widget):
@@ -70,10 +70,10 @@ class SeriesPlot(Widget):
             title += f" · ╌ {self.hline_label} {self.hline:.3g}"
         if self.note:
             title += f" · {self.note}"
-        lines = [Strip([Segment(title[:width], LABEL)]).adjust_cell_length(width)]
+        lines = [Strip([Segment(title[:width], LABEL)]).adjust_cell_length(width, NULL)]
         rows = max(height - 2, 1)
         if n == 0:
-            lines.append(Strip([Segment(" " * GUTTER + "no updates yet: press t to train, or step through an iteration", DIM)]).adjust_cell_length(width))
+            lines.append(Strip([Segment(" " * GUTTER + "no updates yet: press t to train, or step through an iteration", DIM)]).adjust_cell_length(width, NULL))
             return lines
         styles = [BAR_BAD if b else (BAR_CLIP if c else None) for c, b in zip(clip, bad)]
         hl = [(self.hline, HLINE, "╌")] if self.hline is not None else []
@@ -81,13 +81,13 @@ class SeriesPlot(Widget):
         lines.extend(bars)
         marks = [("✗", BAR_BAD) if b else (("c", BAR_CLIP) if c else (" ", None)) for c, b in zip(clip, bad)]
         segs = [Segment(f"{'events':>{GUTTER - 1}} "[:GUTTER], LABEL), *_runs(marks[:data_w])]
-        lines.append(Strip(segs).adjust_cell_length(width))
+        lines.append(Strip(segs).adjust_cell_length(width, NULL))
         return lines[: max(height, 1)]
 
     def render_line(self, y: int) -> Strip:
         size = (self.size.width, self.size.height)
         if self._lines is None or self._lines_size != size:
-            base = self.rich_style  # the widget's CSS colours under every segment (and no None styles)
+            base = self.rich_style  # the widget's background under every cell (few segments: cheap)
             self._lines = [line.apply_style(base) for line in self._build()]
             self._lines_size = size
         if y < len(self._lines):
