@@ -51,8 +51,12 @@ def step_jacobians(sim, t: int, batch=slice(None)) -> np.ndarray:
 
     The state is h_t (S = H) for the RNN and GRU, and (h_t, c_t) for the LSTM (S = 2H), since the gradient flows
     back through both. With h_{-1} = c_{-1} = 0 at t = 0. Needs step t done forward.
+    The attention cell has no recurrent state: a ValueError.
     """
     ws, p, m = sim.workspace, sim.params, sim.scenario.model
+    if m.cell == "attention":
+        raise ValueError("step Jacobians need a recurrent state; the attention cell has none (z_t depends on "
+                         "the inputs only)")
     H = sim.H
     W = p["weight_hh"].astype(np.float64)
     h = ws.h[t, batch].astype(np.float64)
@@ -96,8 +100,11 @@ def step_jacobians(sim, t: int, batch=slice(None)) -> np.ndarray:
 
 def jacobian_norms(sim, max_batch: int = 8) -> np.ndarray:
     """Spectral norm ‖∂s_t/∂s_{t-1}‖₂ per step, averaged over the first ``max_batch`` samples; NaN where the
-    forward pass has not reached. Below 1 step after step, the gradient must shrink (vanishing)."""
+    forward pass has not reached. Below 1 step after step, the gradient must shrink (vanishing).
+    All NaN for the attention cell (no recurrence)."""
     out = np.full(sim.T, np.nan)
+    if sim.scenario.model.cell == "attention":
+        return out
     b = slice(0, min(sim.B, max_batch))
     for t in range(sim.t):
         J = step_jacobians(sim, t, b)
@@ -121,6 +128,10 @@ def spectrum(sim) -> Spectrum:
     σ_max < 1/γ is sufficient for vanishing gradients; σ_max > 1/γ is necessary for exploding ones."""
     m = sim.scenario.model
     H = sim.H
+    if m.cell == "attention":
+        return Spectrum(np.zeros(0, dtype=complex), math.nan, math.nan, 1.0, 1.0,
+                        "does not apply: the attention cell has no recurrent matrix (no W_hh; nothing is "
+                        "multiplied step after step)")
     W = sim.params["weight_hh"].astype(np.float64)
     if m.cell == "lstm":
         W = W[2 * H:3 * H]   # the g (candidate) block
@@ -152,6 +163,26 @@ def gate_means(sim) -> dict[str, np.ndarray]:
         full = np.full(sim.T, np.nan)
         full[:t_done] = v
         out[name] = full
+    return out
+
+
+# ---------------------------------------------------------------------------------------------- attention
+def attention_weights(sim) -> np.ndarray:
+    """(T, T) batch-mean attention weights α[t, j]: how much the output at step t reads position j. From the
+    attention readout (α over h_0..h_t) or the attention cell (α over positions 0..t). NaN above the diagonal
+    (j > t, masked) and in rows the forward pass has not reached. ValueError for a model without attention."""
+    ws = sim.workspace
+    if getattr(sim, "attention_readout", False):
+        alpha = ws.ro_alpha
+    elif sim.scenario.model.cell == "attention":
+        alpha = ws.alpha
+    else:
+        raise ValueError("no attention weights: use model.readout = 'attention' or model.cell = 'attention'")
+    T = sim.T
+    out = np.full((T, T), np.nan)
+    n = sim.t
+    out[:n] = alpha[:n].astype(np.float64).mean(axis=1)
+    out[np.triu_indices(T, 1)] = np.nan
     return out
 
 

@@ -143,6 +143,17 @@ class ModelSection(BaseModel):
     )
     dtype: Literal["float64", "float32"] = Field("float64", description="Floating-point type of every array.")
 
+    @model_validator(mode="after")
+    def _attention_readout(self) -> "ModelSection":
+        if self.cell == "attention" and self.readout != "linear":
+            raise PydanticCustomError(
+                "cross_field",
+                "model.readout = '{readout}': model.cell = 'attention' needs model.readout = 'linear' (the "
+                "self-attention layer already attends over every earlier position)",
+                {"readout": self.readout},
+            )
+        return self
+
 
 class TaskSection(BaseModel):
     """[task]: the data the network is trained on."""
@@ -324,16 +335,29 @@ def estimate_bytes(sc: Scenario) -> int:
     """Rough upper estimate of the memory a Simulation of ``sc`` allocates, in bytes.
 
     ``itemsize * T * B * (2*D + 3*O + H*w)`` for the per-step arrays (w = 3 for rnn, +2 with layernorm, 11
-    for lstm, 12 for gru: see each cell's ``allocate``) plus four copies of the weights (parameters, gradients, two optimiser moments).
+    for lstm, 12 for gru, 12 for attention: see each cell's ``allocate``) plus four copies of the weights (parameters, gradients, two optimiser moments).
+    Attention stores the weights α (T, B, T): the attention cell and the attention readout each add
+    ``itemsize * T * (B*T + 1)`` (the readout also 5 more (T, B, H) arrays and its weights); the attention cell
+    adds its (T, H) positional encoding.
     """
     itemsize = 8 if sc.model.dtype == "float64" else 4
     d, o, _ = task_dims(sc.task)
     h = sc.model.hidden_size
     cell = sc.model.cell
+    T, B = sc.task.length, sc.task.batch_size
+    if cell == "attention":
+        # e, q, k, v, a, z, dz, dq, dk, dv, da (T, B, H) + a little slack; α (T, B, T); P (T, H); scratch
+        per_step = itemsize * T * B * (2 * d + 3 * o + h * 12) + itemsize * T * (B * T + h + 1)
+        n_params = h * d + 4 * h * h + 2 * h + o * h + o
+        return per_step + 4 * itemsize * n_params + 2 * itemsize * h * h
     w = {"rnn": 3 + (2 if sc.model.layernorm else 0), "lstm": 11, "gru": 12}[cell]
-    per_step = itemsize * sc.task.length * sc.task.batch_size * (2 * d + 3 * o + h * w)
+    per_step = itemsize * T * B * (2 * d + 3 * o + h * w)
     g = _GATES[cell]
     n_params = g * h * (d + h) + 2 * g * h + o * h + o + (2 * h if cell == "rnn" and sc.model.layernorm else 0)
+    if sc.model.readout == "attention":
+        # q, c, dq, dc (T, B, H) + slack; α (T, B, T); scratch (T); W_q (H, H) and the readout's second half (O, H)
+        per_step += itemsize * T * B * (5 * h + T) + itemsize * T
+        n_params += h * h + o * h
     return per_step + 4 * itemsize * n_params
 
 

@@ -158,13 +158,7 @@ class Simulation:
     def _forward_to(self, t1: int) -> None:
         t0 = self.t
         self._cell.run_forward(self._ws, self.params, self.scenario.model, t0, t1)
-        H = self.H
-        if self.attention_readout:
-            self._attention_readout_forward(t0, t1)
-        else:
-            np.matmul(self._ws.h[t0:t1].reshape(-1, H), self.params["readout.weight"].T,
-                      out=self._out[t0:t1].reshape(-1, self.O))
-        self._out[t0:t1] += self.params["readout.bias"]
+        self._readout(t0, t1)
         self.t = t1
         if self.sentinel is None:
             arrays = [("hidden", self._ws.h)]
@@ -177,6 +171,15 @@ class Simulation:
             self.phase = "forward_done"
             if self.sentinel is None and not math.isfinite(self.loss):
                 self.sentinel = Sentinel(self.iteration, "forward", None, "loss")
+
+    def _readout(self, t0: int, t1: int) -> None:
+        """outputs for steps [t0, t1) from h_0..h_{t1-1}: linear, or the attention readout."""
+        if self.attention_readout:
+            self._attention_readout_forward(t0, t1)
+        else:
+            np.matmul(self._ws.h[t0:t1].reshape(-1, self.H), self.params["readout.weight"].T,
+                      out=self._out[t0:t1].reshape(-1, self.O))
+        self._out[t0:t1] += self.params["readout.bias"]
 
     def _attention_readout_forward(self, t0: int, t1: int) -> None:
         """out_t = W_o [h_t; c_t] (bias added by the caller), c_t = Σ_{j≤t} α_tj h_j, α_t = softmax_j(q_t·h_j/√H),

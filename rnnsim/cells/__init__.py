@@ -2,16 +2,17 @@
 
 Every cell module has the same driver functions, used by :class:`rnnsim.Simulation`:
 ``allocate``, ``begin_forward``, ``run_forward``, ``begin_backward``, ``run_backward``, ``finish_backward``,
-``gate_means``, and ``G`` (the number of gate blocks, as in PyTorch: weight_ih is (G·H, D)).
+``gate_means``, and ``G`` (the number of gate blocks, as in PyTorch: weight_ih is (G·H, D); 0 for attention,
+which has no recurrence and its own ``attn.*`` parameters).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from rnnsim.cells import gru, lstm, rnn
+from rnnsim.cells import attention, gru, lstm, rnn
 
-CELLS = {"rnn": rnn, "lstm": lstm, "gru": gru}
+CELLS = {"rnn": rnn, "lstm": lstm, "gru": gru, "attention": attention}
 
 #: which gate block ``forget_bias`` sets: the LSTM forget gate f and the GRU update gate z (same role)
 FORGET_BLOCK = {"lstm": 1, "gru": 1}
@@ -35,11 +36,20 @@ def init_params(model, D, O, seed, dtype):
       identity    each H×H block of W_hh = I, biases 0, W_ih ~ N(0, 0.001²) (Le, Jaitly & Hinton 2015)
       normal      W_ih, W_hh ~ N(0, 1/H) elementwise, biases 0
     then W_hh ← recurrent_scale · W_hh, and ``forget_bias`` sets the forget/update block of bias_ih (bias_hh's to 0).
+
+    cell = "attention": the attn.* weights of :mod:`rnnsim.cells.attention`, each U(−1/√H, 1/√H) from the cell's
+    stream (init, recurrent_scale, forget_bias, activation and layernorm are ignored).
+    readout = "attention": ``attn.query.weight`` (H, H) U(−1/√H, 1/√H) from a third stream (so switching the
+    readout keeps the cell's weights), and ``readout.weight`` is (O, 2H) on [h_t; c_t], U(−1/√(2H), 1/√(2H)) as
+    torch.nn.Linear(2H, O) (its bias too).
     """
     H = model.hidden_size
-    G = CELLS[model.cell].G
     rng = np.random.default_rng([seed, 0])
     k = 1.0 / np.sqrt(H)
+    if model.cell == "attention":
+        p = attention.init_params(H, D, rng)
+        return _with_readout(p, model, H, O, seed, dtype)
+    G = CELLS[model.cell].G
     uniform = lambda *shape: rng.uniform(-k, k, size=shape)  # noqa: E731
     p = {"weight_ih": uniform(G * H, D), "weight_hh": uniform(G * H, H), "bias_ih": uniform(G * H),
          "bias_hh": uniform(G * H)}
@@ -63,7 +73,20 @@ def init_params(model, D, O, seed, dtype):
     if model.cell == "rnn" and model.layernorm:
         p["ln.weight"] = np.ones(H)
         p["ln.bias"] = np.zeros(H)
+    return _with_readout(p, model, H, O, seed, dtype)
+
+
+def _with_readout(p, model, H, O, seed, dtype):
+    """Add the readout's parameters (stream 2; the attention readout's query weight from stream 3); cast."""
     rro = np.random.default_rng([seed, 2])
-    p["readout.weight"] = rro.uniform(-k, k, size=(O, H))
-    p["readout.bias"] = rro.uniform(-k, k, size=O)
+    if model.readout == "attention":
+        k = 1.0 / np.sqrt(2 * H)
+        p["readout.weight"] = rro.uniform(-k, k, size=(O, 2 * H))
+        p["readout.bias"] = rro.uniform(-k, k, size=O)
+        kq = 1.0 / np.sqrt(H)
+        p["attn.query.weight"] = np.random.default_rng([seed, 3]).uniform(-kq, kq, size=(H, H))
+    else:
+        k = 1.0 / np.sqrt(H)
+        p["readout.weight"] = rro.uniform(-k, k, size=(O, H))
+        p["readout.bias"] = rro.uniform(-k, k, size=O)
     return {name: np.ascontiguousarray(v, dtype=dtype) for name, v in p.items()}
