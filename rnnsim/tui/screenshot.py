@@ -1,0 +1,52 @@
+"""Write an SVG screenshot of the TUI (for the README), deterministically: a fixed number of steps, no timing.
+
+    python -m rnnsim.tui.screenshot docs/images/tui-dynamics.svg --scenario vanishing --steps 750 --size 100x32
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from pathlib import Path
+
+
+async def _shoot(scenario, steps: int, size: tuple[int, int], keys: list[str], out: Path) -> None:
+    from .app import RnnsimApp
+
+    app = RnnsimApp(scenario)
+    async with app.run_test(size=size) as pilot:
+        await pilot.pause()
+        app.runner.wait_idle(120)
+        if steps:
+            app.runner.send("step", steps)
+            app.runner.wait_idle(120)
+        app.poll_frame()
+        for key in keys:
+            await pilot.press(key)
+        app.runner.wait_idle(120)
+        app.poll_frame()
+        await pilot.pause()
+        out.parent.mkdir(parents=True, exist_ok=True)
+        app.save_screenshot(filename=out.name, path=str(out.parent))
+    app.runner.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    import rnnsim
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("out", type=Path)
+    ap.add_argument("--scenario", default="vanishing")
+    ap.add_argument("--steps", type=int, default=0, help="play steps to run first")
+    ap.add_argument("--size", default="100x32")
+    ap.add_argument("--keys", default="", help="space-separated Textual key names pressed before the shot")
+    args = ap.parse_args(argv)
+    w, h = (int(x) for x in args.size.lower().split("x"))
+    sc = rnnsim.load_scenario(args.scenario)
+    asyncio.run(_shoot(sc, args.steps, (w, h), args.keys.split(), args.out))
+    print(args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
