@@ -13,7 +13,7 @@ import numpy as np
 
 from rnnsim import tasks
 from rnnsim.cells import CELLS, init_params
-from rnnsim.cells.attention import attend_backward, attend_forward
+from rnnsim.cells.attention import attend, attend_grad
 from rnnsim.optim import clip_, global_norm, make_optimizer
 from rnnsim.scenario import Scenario, task_dims
 
@@ -187,7 +187,7 @@ class Simulation:
         ws, p, H = self._ws, self.params, self.H
         h = ws.h[t0:t1].reshape(-1, H)
         np.matmul(h, p["attn.query.weight"].T, out=ws.ro_q[t0:t1].reshape(-1, H))
-        attend_forward(t0, t1, ws.ro_q, ws.h, ws.h, 1.0 / math.sqrt(H), ws.ro_alpha, ws.ro_ctx)
+        attend(t0, t1, ws.ro_q, ws.h, ws.h, 1.0 / math.sqrt(H), ws.ro_alpha, ws.ro_ctx)
         W = p["readout.weight"]
         out = self._out[t0:t1].reshape(-1, self.O)
         np.matmul(h, W[:, :H].T, out=out)
@@ -267,7 +267,7 @@ class Simulation:
         gW[:, :H] = dout.T @ h
         gW[:, H:] = dout.T @ ws.ro_ctx.reshape(-1, H)
         np.matmul(dout, W[:, H:], out=ws.ro_dc.reshape(-1, H))
-        attend_backward(self.T - 1, 0, ws.ro_q, ws.h, ws.h, ws.ro_alpha, ws.ro_dc, 1.0 / math.sqrt(H),
+        attend_grad(self.T - 1, 0, ws.ro_q, ws.h, ws.h, ws.ro_alpha, ws.ro_dc, 1.0 / math.sqrt(H),
                         ws.ro_dq, ws.dh, ws.dh, ws.ro_dalpha)
         dq = ws.ro_dq.reshape(-1, H)
         dh += dq @ p["attn.query.weight"]

@@ -18,8 +18,10 @@ Backward (nothing later depends on z_t, so dz_t = dL/dz_t is the readout's part 
 
 Work split: e, q, k, v depend on the inputs only, so ``begin_forward`` computes them for every position with
 GEMMs (like the RNN's input projection). The per-position kernel ``forward_step(t)`` does the causal attention and
-the output projection of position t only: no position waits for another, which is the point of problem 4. BPTT's
-step t handles query position t; once positions T−1..t are done, k_t and v_t have their complete gradient.
+the output projection of position t only: no position waits for another, which is the point of problem 4, so a
+whole pass does every position at once with GEMMs (``attend_forward_gemm``: the same maths, tested against the
+kernel). BPTT's step t handles query position t; once positions T−1..t are done, k_t and v_t have their complete
+gradient (a whole backward again uses GEMMs).
 """
 
 from __future__ import annotations
@@ -120,6 +122,57 @@ def attend_backward(t_hi, t_lo, Q, K, V, A, DOUT, scale, dQ, dK, dV, dalpha):
                     dV[j, b, k] += a * DOUT[t, b, k]
 
 
+# -------------------------------------------------------- whole ranges: the same maths as GEMMs, one sample at a time
+def attend_forward_gemm(t0, t1, Q, K, V, scale, A, OUT):
+    """``attend_forward`` for query positions t0..t1−1 at once: per sample, S = Q Kᵀ (a GEMM straight into A),
+    the causal softmax in place, OUT = A V. What a whole pass uses: no position waits for another."""
+    B = Q.shape[1]
+    future = np.arange(t1)[None, :] > np.arange(t0, t1)[:, None]   # (t1 − t0, t1): j > t is masked
+    for b in range(B):
+        S = A[t0:t1, b, :t1]
+        np.matmul(Q[t0:t1, b], K[:t1, b].T, out=S)
+        S *= scale
+        S[future] = -np.inf
+        S -= S.max(axis=1, keepdims=True)
+        np.exp(S, out=S)
+        S /= S.sum(axis=1, keepdims=True)
+        A[t0:t1, b, t1:] = 0.0
+        np.matmul(S, V[:t1, b], out=OUT[t0:t1, b])
+
+
+def attend_backward_gemm(t_hi, t_lo, Q, K, V, A, DOUT, scale, dQ, dK, dV):
+    """``attend_backward`` for query positions t_lo..t_hi at once (GEMMs per sample); dK and dV accumulate and
+    may be the same array."""
+    t1 = t_hi + 1
+    for b in range(Q.shape[1]):
+        a = A[t_lo:t1, b, :t1]
+        do = DOUT[t_lo:t1, b]
+        ds = do @ V[:t1, b].T                          # dα
+        ds -= (a * ds).sum(axis=1, keepdims=True)
+        ds *= a
+        ds *= scale
+        np.matmul(ds, K[:t1, b], out=dQ[t_lo:t1, b])
+        dK[:t1, b] += ds.T @ Q[t_lo:t1, b]
+        dV[:t1, b] += a.T @ do
+
+
+def attend(t0, t1, Q, K, V, scale, A, OUT):
+    """Causal attention for query positions [t0, t1): the per-position Numba kernel for one step (the step API),
+    GEMMs for a longer range (a whole pass)."""
+    if t1 - t0 > 1:
+        attend_forward_gemm(t0, t1, Q, K, V, scale, A, OUT)
+    else:
+        attend_forward(t0, t1, Q, K, V, scale, A, OUT)
+
+
+def attend_grad(t_hi, t_lo, Q, K, V, A, DOUT, scale, dQ, dK, dV, dalpha):
+    """Backward of ``attend`` for query positions t_hi down to t_lo (Numba for one step, GEMMs for a range)."""
+    if t_hi > t_lo:
+        attend_backward_gemm(t_hi, t_lo, Q, K, V, A, DOUT, scale, dQ, dK, dV)
+    else:
+        attend_backward(t_hi, t_lo, Q, K, V, A, DOUT, scale, dQ, dK, dV, dalpha)
+
+
 @jit
 def forward_step(t, E, Q, K, V, scale, W_oT, b_o, A, ATT, Z):
     """Position t: the causal attention over 0..t, then Z[t] = E[t] + ATT[t] W_o^T + b_o."""
@@ -182,8 +235,17 @@ def _scale(ws):
 
 
 def run_forward(ws, params, model, t0, t1):
-    forward_range(t0, t1, ws.E, ws.q, ws.k, ws.v, _scale(ws), ws.W_oT, params["attn.out.bias"],
-                  ws.alpha, ws.att, ws.h)
+    if t1 - t0 == 1:
+        forward_range(t0, t1, ws.E, ws.q, ws.k, ws.v, _scale(ws), ws.W_oT, params["attn.out.bias"],
+                      ws.alpha, ws.att, ws.h)
+        return
+    # a range of positions (a whole pass): every position at once, with GEMMs
+    attend_forward_gemm(t0, t1, ws.q, ws.k, ws.v, _scale(ws), ws.alpha, ws.att)
+    H = ws.h.shape[2]
+    Z = ws.h[t0:t1].reshape(-1, H)
+    np.matmul(ws.att[t0:t1].reshape(-1, H), ws.W_oT, out=Z)
+    Z += ws.E[t0:t1].reshape(-1, H)
+    Z += params["attn.out.bias"]
 
 
 def begin_backward(ws):
@@ -192,6 +254,12 @@ def begin_backward(ws):
 
 
 def run_backward(ws, params, model, t_hi, t_lo):
+    if t_hi > t_lo:
+        H = ws.h.shape[2]
+        np.matmul(ws.dh[t_lo:t_hi + 1].reshape(-1, H), params["attn.out.weight"],
+                  out=ws.datt[t_lo:t_hi + 1].reshape(-1, H))
+        attend_backward_gemm(t_hi, t_lo, ws.q, ws.k, ws.v, ws.alpha, ws.datt, _scale(ws), ws.dq, ws.dk, ws.dv)
+        return
     backward_range(t_hi, t_lo, ws.q, ws.k, ws.v, ws.alpha, ws.dh, params["attn.out.weight"], _scale(ws),
                    ws.datt, ws.dq, ws.dk, ws.dv, ws.dalpha)
 

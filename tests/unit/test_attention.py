@@ -362,3 +362,31 @@ def test_matches_torch(aconfig, task):
     np.testing.assert_allclose(sim.grad_inputs, x.grad.numpy(), rtol=1e-10, atol=1e-14)
     for k, v in p.items():
         np.testing.assert_allclose(sim.grads[k], v.grad.numpy(), rtol=1e-10, atol=1e-14, err_msg=k)
+
+
+@pytest.mark.parametrize("t0,t1", [(0, 9), (3, 9), (4, 5)])
+def test_numba_core_and_gemm_core_match_reference(rng, t0, t1):
+    """Both implementations of the causal attention core (the per-position Numba kernel and the whole-range GEMMs,
+    forward and backward) against the NumPy reference, on any range of query positions."""
+    T, B, H = 9, 3, 4
+    Q, K, V, DOUT = (rng.standard_normal((T, B, H)) for _ in range(4))
+    out_ref, alpha_ref = attention.reference_attend(Q, K, V)
+    dq_ref, dk_ref, dv_ref = attention.reference_attend_backward(Q, K, V, alpha_ref, DOUT)
+    rows = slice(t0, t1)
+    for fwd, bwd in ((attention.attend_forward, attention.attend_backward),
+                     (attention.attend_forward_gemm, attention.attend_backward_gemm)):
+        A, OUT = np.full((T, B, T), 7.0), np.zeros((T, B, H))
+        fwd(t0, t1, Q, K, V, 1 / math.sqrt(H), A, OUT)
+        np.testing.assert_allclose(A[rows], alpha_ref[rows], rtol=0, atol=1e-15)
+        np.testing.assert_allclose(OUT[rows], out_ref[rows], rtol=0, atol=1e-14)
+        # backward over the same query rows: dK, dV get the contributions of those rows only
+        dQ, dK, dV = np.zeros((T, B, H)), np.zeros((T, B, H)), np.zeros((T, B, H))
+        A_full = alpha_ref.copy()
+        args = (t1 - 1, t0, Q, K, V, A_full, DOUT, 1 / math.sqrt(H), dQ, dK, dV)
+        bwd(*args, np.zeros(T)) if bwd is attention.attend_backward else bwd(*args)
+        mask = np.zeros(T, dtype=bool)
+        mask[rows] = True
+        sub = attention.reference_attend_backward(Q, K, V, alpha_ref * mask[:, None, None], DOUT)
+        np.testing.assert_allclose(dQ[rows], dq_ref[rows], rtol=1e-12, atol=1e-14)
+        np.testing.assert_allclose(dK, sub[1], rtol=1e-12, atol=1e-14)
+        np.testing.assert_allclose(dV, sub[2], rtol=1e-12, atol=1e-14)
