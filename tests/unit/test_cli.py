@@ -258,7 +258,7 @@ def test_no_args_opens_tui_on_default(fake_tui):
 
 def test_scenario_name_opens_tui(fake_tui, tmp_path):
     assert invoke("exploding").exit_code == 0
-    assert fake_tui[-1].model.recurrent_scale == 1.5
+    assert fake_tui[-1] == rnnsim.load_scenario("exploding") and fake_tui[-1].source == "exploding"
     path = tmp_path / "mine.toml"
     path.write_text('[model]\ncell = "gru"\n')
     assert invoke(str(path), "--set", "model.hidden_size=8").exit_code == 0
@@ -431,8 +431,10 @@ def test_e2e_run_zero_iterations_real(tmp_path):
     with np.load(tmp_path / "r.npz", allow_pickle=False) as data:
         profile = data["gradient_profile"]
         assert profile.shape == (40,)
-        assert profile[0] > profile[-1], "a 1.5-scaled orthogonal tanh RNN's gradient grows back in time"
-        assert json.loads(str(data["scenario_json"]))["model"]["recurrent_scale"] == 1.5
+        assert profile[0] > profile[-1], "the exploding scenario's gradient grows back in time"
+        saved = json.loads(str(data["scenario_json"]))
+        assert saved["task"]["length"] == 40
+        assert saved["model"] == rnnsim.load_scenario("exploding").model.model_dump()
     assert "one forward and backward pass" in result.stdout
 
 
