@@ -276,3 +276,59 @@ def memory_capacity(scenario, max_delay: int | None = None, length: int = 4000, 
         if pred.std() > 0 and yte.std() > 0:
             per[k] = np.corrcoef(pred, yte)[0, 1] ** 2
     return MemoryCapacity(np.arange(K), per, float(per.sum()), H)
+
+
+# ------------------------------------------------------------------------------------- comparisons (views)
+def influence_by_cell(scenario, cells=("rnn", "lstm", "attention"), samples: int = 256, fraction: float = 0.1):
+    """Input influence ‖dL/dx_t‖ over positions, averaged over ``samples`` sequences, for each cell on the same
+    task, seed and data; with the share of influence in the last ``fraction`` of positions (recency bias).
+    Returns {cell: (influence (T,), share)}."""
+    from rnnsim.simulation import Simulation
+
+    out = {}
+    for cell in cells:
+        sim = Simulation(scenario.with_changes({"model.cell": cell, "task.batch_size": samples}))
+        sim.forward()
+        sim.backward()
+        infl = input_influence(sim)
+        out[cell] = (infl, influence_share_last(infl, fraction))
+    return out
+
+
+@dataclass(frozen=True)
+class ParallelPoint:
+    cell: str
+    length: int
+    dependent_steps: int    #: operations that must run one after another in the forward pass
+    max_path_length: int    #: longest input-to-output path, in layers/steps (Vaswani et al. 2017, table 1)
+    forward_s: float        #: measured wall time of one forward pass (median)
+    backward_s: float       #: measured wall time of one backward pass (median)
+
+
+def parallel_timing(scenario, lengths=(16, 32, 64, 128, 256, 512, 1024, 2048), cells=("rnn", "attention"),
+                    repeats: int = 3, batch_size: int = 4):
+    """Sequential operations counted, and forward/backward time measured, for each cell as the length T grows."""
+    import time
+
+    from rnnsim.simulation import Simulation
+
+    points = []
+    for cell in cells:
+        for T in lengths:
+            sc = scenario.with_changes({"model.cell": cell, "task.length": int(T), "task.batch_size": batch_size,
+                                        "task.kind": "random"})
+            sim = Simulation(sc)
+            sim.forward()   # warm-up (and JIT on the first call)
+            sim.backward()
+            fw, bw = [], []
+            for _ in range(repeats):
+                t0 = time.perf_counter()
+                sim.forward()
+                t1 = time.perf_counter()
+                sim.backward()
+                t2 = time.perf_counter()
+                fw.append(t1 - t0)
+                bw.append(t2 - t1)
+            points.append(ParallelPoint(cell, int(T), int(sim.dependent_steps), int(sim.max_path_length),
+                                        float(np.median(fw)), float(np.median(bw))))
+    return points
