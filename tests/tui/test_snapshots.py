@@ -39,7 +39,16 @@ SCREENS = {
 @pytest.mark.parametrize("size", [(100, 30), (80, 24)], ids=["100x30", "80x24"])
 @pytest.mark.parametrize("screen", list(SCREENS))
 def test_snapshot(snap_compare, small, monkeypatch, tmp_path, screen, size, no_color):
-    monkeypatch.chdir(tmp_path)  # the picker lists *.toml of the cwd: keep it empty
+    # the picker lists the built-ins and the cwd's *.toml: pin both so new built-ins do not change the picture
+    builtins = tmp_path / "builtins"
+    builtins.mkdir()
+    for name, title in (("alpha", "A fixed built-in"), ("beta", "Another fixed built-in")):
+        (builtins / f"{name}.toml").write_text(f'[scenario]\nname = "{title}"\n')
+    monkeypatch.setattr(
+        "rnnsim.scenario.builtin_scenarios", lambda: {p.stem: p for p in sorted(builtins.glob("*.toml"))}
+    )
+    (tmp_path / "mine.toml").write_text('[scenario]\nname = "a local file"\n')
+    monkeypatch.chdir(tmp_path)
     if no_color:
         monkeypatch.setenv("NO_COLOR", "1")
     if screen == "training":

@@ -65,7 +65,7 @@ class SeriesPlot(Widget):
             clip[c] = bool(self.clipped[a:b].any()) if self.clipped.size else False
             bad[c] = (not bool(self.finite[a:b].all())) if self.finite.size else False
         scale = "1 col = 1 iteration" if k == 1 else f"1 col = {k} iterations (last)"
-        title = f" {self.title} · {n} iterations · {scale}"
+        title = f" {self.title} · {n} iteration{'' if n == 1 else 's'} · {scale}"
         if self.hline is not None and math.isfinite(self.hline):
             title += f" · ╌ {self.hline_label} {self.hline:.3g}"
         if self.note:

@@ -1,0 +1,97 @@
+"""The worker thread on its own (no Textual): frames are copies, publishing is throttled, stopping is prompt."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+from rnnsim.tui.runner import FRAME_INTERVAL, SPEEDS, Runner
+
+
+def test_frames_are_copies_and_immutable(small):
+    r = Runner(small).start()
+    try:
+        r.wait_idle(60)
+        r.send("step", 25)  # all 20 forward steps and 5 BPTT steps
+        f = r.wait_idle()
+        assert (f.phase, f.t, f.bt) == ("backward", 20, 5)
+        np.testing.assert_array_equal(f.hidden, r.sim.hidden[0])
+        assert not np.shares_memory(f.hidden, r.sim.hidden)
+        assert np.isnan(f.profile[:15]).all() and np.isfinite(f.profile[15:]).all()  # BPTT fills right to left
+        hidden = f.hidden.copy()
+        r.send("reset")
+        r.send("step", 3)
+        r.wait_idle()
+        np.testing.assert_array_equal(f.hidden, hidden)  # the old frame did not change
+        try:
+            f.t = 3
+        except AttributeError:
+            pass
+        else:
+            raise AssertionError("Frame must be frozen")
+    finally:
+        r.stop()
+
+
+def test_play_publishes_at_most_every_interval(small):
+    r = Runner(small).start()
+    try:
+        r.wait_idle(60)
+        for _ in range(len(SPEEDS)):
+            r.send("speed", 1)  # max speed
+        r.send("play")
+        seqs = []
+        t0 = time.perf_counter()
+        while time.perf_counter() - t0 < 1.0:
+            seqs.append((time.perf_counter(), r.frame.seq))
+            time.sleep(0.002)
+        published = seqs[-1][1] - seqs[0][1]
+        assert published <= 1.0 / FRAME_INTERVAL + 2
+        assert r.frame.steps_done > 100  # it really ran
+    finally:
+        r.stop()
+
+
+def test_stop_while_playing_is_prompt(small):
+    r = Runner(small).start()
+    r.wait_idle(60)
+    r.send("speed", -10)  # 1 step per second: the worker mostly waits
+    r.send("play")
+    time.sleep(0.2)
+    t0 = time.perf_counter()
+    r.stop()
+    assert not r.alive and time.perf_counter() - t0 < 1.0
+
+
+def test_worker_is_daemon_and_named(small):
+    r = Runner(small).start()
+    try:
+        r.wait_idle(60)
+        t = [th for th in threading.enumerate() if th.name == "rnnsim-runner"]
+        assert t and t[0].daemon
+    finally:
+        r.stop()
+
+
+def test_bad_change_reports_error_without_crashing(small):
+    r = Runner(small).start()
+    try:
+        r.wait_idle(60)
+        r.send("change", {"model.hidden_size": -1})
+        f = r.wait_idle()
+        assert f.error and "hidden_size" in f.error
+        r.send("step")
+        f = r.wait_idle()
+        assert f.t == 1  # still alive and stepping
+    finally:
+        r.stop()
+
+
+def test_tui_never_uses_call_from_thread():
+    """DESIGN §5 pitfall: call_from_thread from the worker deadlocks when the UI joins it."""
+    root = Path(__file__).resolve().parents[2] / "rnnsim" / "tui"
+    for path in root.rglob("*.py"):
+        assert "call_from_thread(" not in path.read_text(), path
