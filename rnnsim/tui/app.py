@@ -256,6 +256,9 @@ class RnnsimApp(App):
             self._redraw()
 
     def action_toggle_view(self) -> None:
+        if self.screen is not self.screen_stack[0]:
+            self.screen.focus_next()  # in a dialog, tab moves between fields as usual
+            return
         self.action_view("training" if self.view == "dynamics" else "dynamics")
 
     def action_help(self) -> None:

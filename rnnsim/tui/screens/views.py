@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widgets import Static
 
 from ..widgets.gradient import GradientPanel, cursor_text
-from ..widgets.heatmap import Heatmap
+from ..widgets.heatmap import Heatmap, rows_needed
+
+PANEL_MIN = 8  # the gradient panel's minimum: title, 4 plot rows, Jacobian row, gate row, time axis
 from ..widgets.series import SeriesPlot
 
 
@@ -26,10 +30,26 @@ class DynamicsView(Vertical):
         yield Static("", id="cursor-info")
         yield Static("", id="spectrum")
 
+    def _fit_heatmap(self, H: int) -> None:
+        """Give the heatmap the rows its units need (up to 17) and the gradient panel the rest."""
+        if not H or not self.size.height:
+            return
+        available = self.size.height - 2 - PANEL_MIN  # minus the cursor and summary lines
+        want = min(rows_needed(H, max(available, 3), self.app.no_color), 17)
+        heat = self.query_one(Heatmap)
+        if heat.styles.height is None or heat.styles.height.value != want:
+            heat.styles.height = max(want, 3)
+
+    def on_resize(self) -> None:
+        frame = getattr(self.app, "frame", None)
+        if frame is not None and frame.ready:
+            self._fit_heatmap(frame.H)
+
     def show(self, frame, cursor: int) -> None:
         if frame is None or not frame.ready:
             return
         sc = frame.scenario
+        self._fit_heatmap(frame.H)
         bounded = not (sc.model.cell == "rnn" and sc.model.activation == "relu")
         self.query_one(Heatmap).set_data(
             frame.hidden, frame.hidden_filled, bounded, cursor, frame.stale, (frame.data_version, id(frame.hidden))
@@ -56,9 +76,17 @@ class TrainingView(Vertical):
         if frame is None or not frame.ready:
             return
         sc = frame.scenario
-        key = (frame.history_version, len(frame.losses))
+        losses, gnorms, clipped, finite = frame.losses, frame.grad_norms, frame.clipped_flags, frame.finite_flags
+        if frame.sentinel and (finite.size == 0 or finite.all()):
+            # the NaN/inf stopped the iteration before its update: mark it as the next, non-finite, column
+            loss = frame.loss if frame.loss is not None and not math.isnan(frame.loss) else math.inf
+            losses = np.append(losses, loss)
+            gnorms = np.append(gnorms, math.inf)
+            clipped = np.append(clipped, False)
+            finite = np.append(finite, False)
+        key = (frame.history_version, len(losses), frame.sentinel)
         self.query_one("#loss-plot", SeriesPlot).set_data(
-            frame.losses, frame.clipped_flags, frame.finite_flags, frame.baseline, "chance", "", key
+            losses, clipped, finite, frame.baseline, "chance", "", key
         )
         thr = sc.training.clip_threshold if sc.training.clip == "norm" else None
         n_clip = int(frame.clipped_flags.sum()) if frame.clipped_flags.size else 0
@@ -66,6 +94,4 @@ class TrainingView(Vertical):
         last = frame.clipped_norms[-1] if frame.clipped_norms.size else math.nan
         if sc.training.clip != "none" and math.isfinite(last):
             note += f", last after clip {last:.3g}"
-        self.query_one("#grad-plot", SeriesPlot).set_data(
-            frame.grad_norms, frame.clipped_flags, frame.finite_flags, thr, "clip θ", note, key
-        )
+        self.query_one("#grad-plot", SeriesPlot).set_data(gnorms, clipped, finite, thr, "clip θ", note, key)

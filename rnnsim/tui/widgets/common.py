@@ -170,15 +170,13 @@ def log_bars(
     levels = np.clip(np.nan_to_num(frac, nan=0.0) * rows * 8, 0, rows * 8)
     levels = np.where(np.isinf(v) & (v > 0), rows * 8, levels)
     levels = np.where((v > 0) & np.isfinite(v) & (levels < 1), 1, levels)  # tiny but present
-    # labels: one per decade at the row where its boundary sits
+    # labels: every `step` decades (evenly spaced), each on the row that holds that decade's level
     labels: dict[int, str] = {}
-    for d in range(lo, hi + 1):
-        r = rows - 1 - min(rows - 1, int(round((d - lo) / span * rows - 0.5)))
-        if d == lo:
-            r = rows - 1
-        if d == hi:
-            r = 0
-        if r not in labels and all(abs(r - q) > 0 for q in labels):
+    step = max(1, math.ceil(span / rows))
+    for d in range(hi, lo - 1, -step):
+        pos = (d - lo) / span * rows  # height of the decade line above the plot's bottom, in rows
+        r = rows - 1 - min(rows - 1, max(0, math.ceil(pos) - 1))
+        if r not in labels:
             labels[r] = decade_label(d)
     hline_rows = {}
     for h, style, glyph in hlines:

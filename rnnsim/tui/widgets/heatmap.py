@@ -47,14 +47,21 @@ def _style(top: int, bottom: int | None) -> Style:
     return st
 
 
+def rows_needed(H: int, available: int, no_color: bool) -> int:
+    """Height (title included) that shows H units in at most `available` rows without blank rows."""
+    per_char = 1 if no_color else 2
+    rows = max(available - 1, 1)
+    k = max(1, math.ceil(H / (rows * per_char)))
+    return 1 + math.ceil(math.ceil(H / k) / per_char)
+
+
 class Heatmap(Widget):
     """h_t of one sequence; `▀` carries two units (foreground = upper, background = lower)."""
 
     DEFAULT_CSS = """
     Heatmap {
-        height: 1fr;
+        height: 9;
         min-height: 3;
-        max-height: 18;
     }
     """
 

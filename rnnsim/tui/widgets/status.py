@@ -81,7 +81,8 @@ def alert_text(frame) -> Text:
     if frame is None:
         return t
     if frame.sentinel:
-        t.append(f" ⚠ non-finite value: {frame.sentinel} — press r to reset (R: new seed) ",
+        text = frame.sentinel if "non-finite" in frame.sentinel else f"non-finite value: {frame.sentinel}"
+        t.append(f" ⚠ {text} — press r to reset (R: new seed) ",
                  style="bold white on red")
     elif frame.error:
         t.append(f" ✗ {frame.error}", style="bold red")
