@@ -185,14 +185,15 @@ class RnnsimApp(App):
         f = self.runner.frame
         return f.display_scenario if f.ready else self.scenario
 
-    def apply_changes(self, changes: dict) -> str | None:
+    def apply_changes(self, changes: dict, notify: bool = True) -> str | None:
         """Validate on the UI side (same schema as files) and send to the runner; the error text or None."""
         from rnnsim.scenario import ScenarioError
 
         try:
             self._sc().with_changes(changes)
         except ScenarioError as exc:
-            self.notify(str(exc), severity="error", timeout=6)
+            if notify:
+                self.notify(str(exc), severity="error", timeout=6)
             return str(exc)
         self.runner.send("change", changes)
         return None
@@ -273,7 +274,7 @@ class RnnsimApp(App):
         self.push_screen(PickerScreen(), loaded)
 
     def action_params(self) -> None:
-        self.push_screen(ParamScreen(self._sc(), self.apply_changes))
+        self.push_screen(ParamScreen(self._sc(), lambda changes: self.apply_changes(changes, notify=False)))
 
 
 def run_app(scenario) -> int:

@@ -16,13 +16,14 @@ from textual.widgets.option_list import Option
 # (dotted key, what it is) for every knob the parameter panel edits
 KNOBS = [
     ("scenario.seed", "seed for weights and data"),
-    ("model.cell", "rnn | lstm | gru"),
+    ("model.cell", "rnn | lstm | gru | attention"),
     ("model.activation", "tanh | relu (rnn)"),
     ("model.hidden_size", "H units"),
     ("model.layernorm", "true | false (rnn)"),
     ("model.init", "pytorch | orthogonal | identity | normal"),
     ("model.recurrent_scale", "multiplies W_hh"),
     ("model.forget_bias", "lstm/gru; none = init's"),
+    ("model.readout", "linear | attention"),
     ("model.dtype", "float64 | float32"),
     ("task.kind", "adding | copy | delayed_recall | random | sine"),
     ("task.length", "T steps"),
@@ -143,9 +144,9 @@ class ParamScreen(ModalScreen):
     ParamScreen > Vertical { width: 90%; max-width: 100; height: 95%; border: round $accent; background: $surface; }
     ParamScreen VerticalScroll { height: 1fr; }
     ParamScreen .knob { height: 1; layout: horizontal; }
-    ParamScreen .knob Label { width: 26; }
-    ParamScreen .knob Input { width: 1fr; height: 1; border: none; padding: 0 1; }
-    ParamScreen .knob .hint { width: 40; color: $text-muted; }
+    ParamScreen .knob Label { width: 25; }
+    ParamScreen .knob Input { width: 16; height: 1; border: none; padding: 0 1; }
+    ParamScreen .knob .hint { width: 1fr; color: $text-muted; padding-left: 1; }
     ParamScreen #param-msg { height: auto; min-height: 1; }
     """
 
