@@ -146,11 +146,11 @@ class RnnsimApp(App):
             )
 
     async def action_quit(self) -> None:
-        self.runner.stop()
+        self.runner.stop(timeout=0.5)
         self.exit(0)
 
     def on_unmount(self) -> None:
-        self.runner.stop()
+        self.runner.stop(timeout=0.5)
 
     # ------------------------------------------------------------------ frames
     def poll_frame(self, force: bool = False) -> bool:
@@ -283,5 +283,5 @@ def run_app(scenario) -> int:
     try:
         app.run()
     finally:
-        app.runner.stop()
+        app.runner.stop(timeout=0.5)
     return 0 if app.return_code in (None, 0) else int(app.return_code)

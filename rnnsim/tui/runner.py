@@ -171,10 +171,15 @@ class Runner:
         self._idle.clear()
 
     def stop(self, timeout: float = 2.0) -> None:
+        """Ask the worker to finish and wait up to `timeout` s. The worker checks the stop event between steps;
+        a step under way (or a Numba compilation, which cannot be interrupted) is not waited for longer: the
+        thread is a daemon, so it never keeps the process alive (Textual issue 3966)."""
+        first = not self._stop.is_set()
         self._stop.set()
-        self._queue.put(("stop", ()))
+        if first:
+            self._queue.put(("stop", ()))
         if self._thread is not None and self._thread is not threading.current_thread():
-            self._thread.join(timeout)
+            self._thread.join(timeout if first else 0)
 
     @property
     def alive(self) -> bool:
@@ -364,7 +369,8 @@ class Runner:
             return
         new, self._pending = self._pending, None
         self._rebuild_with(new)
-        self._after_rebuild("applied: " + _describe(new))
+        rebuilt = _changes_model(self.sim.scenario, new) or self.sim.iteration == 0
+        self._after_rebuild("applied: " + _describe(new) + (" (restarted from the seed: same data)" if rebuilt else ""))
 
     def _step(self) -> None:
         """One unit of play: a forward step, a BPTT step, or the update that ends an iteration."""
