@@ -49,6 +49,8 @@ def status_text(frame, no_color: bool = False) -> Text:
             return t
     sc = frame.scenario
     phase = PHASES.get(frame.phase, frame.phase.upper())
+    if frame.phase == "idle" and frame.iteration > 0:
+        phase = "UPDATED"  # the update that ended the iteration is done; the next step starts a forward pass
     if frame.training:
         mode, style = "■ TRAINING", "bold black on green"
     elif frame.playing:
