@@ -9,7 +9,7 @@ What it measures, in one run, on the built-in `vanishing` scenario (tanh RNN, H=
    a simulation frame drawn); cold = an empty temporary NUMBA_CACHE_DIR, warm = the same directory again.
 2. simulation steps per second: headless (a loop over step_forward/step_backward/apply_update, exactly the
    runner's play step), the Runner thread alone, and the Runner under the running app (Textual headless at
-   120x40, pulling and drawing frames at 12 fps) -- all at "max" speed.
+   120x40, pulling and drawing frames at 10 fps) -- all at "max" speed.
 3. frame render time at 120x40: building every line of the heatmap and gradient panel from a frame, and a full
    compositor update of the whole screen rendered to a string.
 4. bytes per second written to the terminal at 120x40 in 256 colours while playing (default 50 steps/s and max
@@ -285,7 +285,7 @@ Load average when it ran: {os.getloadavg()[0]:.1f} (other jobs shared the machin
 
 Steps are time steps of the play loop (a forward step, a BPTT step, or an update). The first-frame and output rows
 run `python -m rnnsim vanishing` in a pseudo-terminal with TERM=xterm-256color and no COLORTERM (as over SSH);
-the steps/s and render rows run in-process (Textual headless). Frames are pulled at 12 fps; the worker publishes
+the steps/s and render rows run in-process (Textual headless). Frames are pulled at 10 fps; the worker publishes
 at most every 70 ms; per-step Jacobian norms (the costliest diagnostic, ~2 ms per step for this scenario) are
 recomputed at most once per 10× their own cost while playing.
 """

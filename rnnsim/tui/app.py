@@ -1,7 +1,7 @@
 """RnnsimApp: the live TUI.  `run_app(scenario)` is what `rnnsim` and `rnnsim SCENARIO` call.
 
 The app never touches the Simulation: it sends commands to the Runner (a worker thread) and
-pulls the newest Frame on a 12 fps timer, redrawing only the widgets whose data changed.
+pulls the newest Frame on a 10 fps timer, redrawing only the widgets whose data changed.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from .screens.modals import HelpScreen, ParamScreen, PickerScreen
 from .screens.views import DynamicsView, TrainingView
 from .widgets.status import StatusBar
 
-POLL_INTERVAL = 1 / 12  # the UI pulls frames at 12 fps (DESIGN §5: 10–15)
+POLL_INTERVAL = 1 / 10  # the UI pulls frames at 10 fps (DESIGN §5: 10–15; each redraw holds the GIL)
 MIN_WIDTH, MIN_HEIGHT = 60, 18
 
 CLIP_CYCLE = ["none", "norm", "value"]
@@ -210,33 +210,38 @@ class RnnsimApp(App):
     def action_speed(self, delta: int) -> None:
         self.runner.send("speed", delta)
 
+    def modify(self, fn) -> None:
+        """Send a knob change computed by the worker from its own latest scenario (no lost key presses)."""
+        self.runner.send("modify", fn)
+
     def action_clip(self) -> None:
-        self.apply_changes({"training.clip": _next(CLIP_CYCLE, self._sc().training.clip)})
+        self.modify(lambda sc: {"training.clip": _next(CLIP_CYCLE, sc.training.clip)})
 
     def action_threshold(self, direction: int) -> None:
-        cur = self._sc().training.clip_threshold
-        if direction > 0:
-            new = next((x for x in THRESHOLDS if x > cur * 1.0001), THRESHOLDS[-1])
-        else:
-            new = next((x for x in reversed(THRESHOLDS) if x < cur * 0.9999), THRESHOLDS[0])
-        self.apply_changes({"training.clip_threshold": float(new)})
+        def change(sc):
+            cur = sc.training.clip_threshold
+            if direction > 0:
+                new = next((x for x in THRESHOLDS if x > cur * 1.0001), THRESHOLDS[-1])
+            else:
+                new = next((x for x in reversed(THRESHOLDS) if x < cur * 0.9999), THRESHOLDS[0])
+            return {"training.clip_threshold": float(new)}
+
+        self.modify(change)
 
     def action_cell(self) -> None:
-        self.apply_changes({"model.cell": _next(CELL_CYCLE, self._sc().model.cell)})
+        self.modify(lambda sc: {"model.cell": _next(CELL_CYCLE, sc.model.cell)})
 
     def action_activation(self) -> None:
-        cur = self._sc().model.activation
-        self.apply_changes({"model.activation": "relu" if cur == "tanh" else "tanh"})
+        self.modify(lambda sc: {"model.activation": "relu" if sc.model.activation == "tanh" else "tanh"})
 
     def action_layernorm(self) -> None:
-        self.apply_changes({"model.layernorm": not self._sc().model.layernorm})
+        self.modify(lambda sc: {"model.layernorm": not sc.model.layernorm})
 
     def action_scale(self, direction: int) -> None:
-        cur = float(self._sc().model.recurrent_scale)
-        self.apply_changes({"model.recurrent_scale": _scale_step(cur, direction > 0)})
+        self.modify(lambda sc: {"model.recurrent_scale": _scale_step(float(sc.model.recurrent_scale), direction > 0)})
 
     def action_init(self) -> None:
-        self.apply_changes({"model.init": _next(INIT_CYCLE, self._sc().model.init)})
+        self.modify(lambda sc: {"model.init": _next(INIT_CYCLE, sc.model.init)})
 
     def action_reset(self) -> None:
         self.runner.send("reset")

@@ -24,6 +24,7 @@ import numpy as np
 FRAME_INTERVAL = 0.07  # seconds between published frames while running
 SPEEDS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 0)  # steps per second; 0 = as fast as possible
 DEFAULT_SPEED_INDEX = 5  # 50 steps/s
+BURST = 0.01  # seconds of stepping at max speed between checks of the queue and the frame timer
 JAC_BUDGET = 10  # Jacobian norms get at most ~1/10 of the worker's time while playing
 
 
@@ -111,8 +112,9 @@ def _changes_model(a, b) -> bool:
 class Runner:
     """Owns one Simulation in a worker thread; the only object that touches it.
 
-    Commands (`send(name, *args)`): step, play, pause, toggle_play, train, toggle_train,
-    reset, new_seed, change (dict of dotted keys), load (a Scenario), speed (+1/-1), stop.
+    Commands (`send(name, *args)`): step [n], play, pause, toggle_play, train, toggle_train,
+    reset, new_seed, change (dict of dotted keys), modify (scenario -> dict), load (a Scenario),
+    speed (+1/-1), stop.
     """
 
     def __init__(
@@ -236,9 +238,17 @@ class Runner:
                     speed = SPEEDS[self._speed_index]
                     if speed and now < self._next_step_at:
                         self._stop.wait(min(self._next_step_at - now, 0.05))
-                    else:
+                    elif speed:
                         self._step()
-                        self._next_step_at = max(now, self._next_step_at) + (1.0 / speed if speed else 0.0)
+                        self._next_step_at = max(now, self._next_step_at) + 1.0 / speed
+                    else:
+                        # max speed: a burst of steps up to BURST seconds between looks at the queue and frames
+                        end = now + BURST
+                        q, sim = self._queue, self.sim
+                        while q.empty() and sim.sentinel is None and not self._stop.is_set():
+                            self._step()
+                            if time.perf_counter() >= end:
+                                break
             except Exception as exc:  # noqa: BLE001
                 self._error = f"{type(exc).__name__}: {exc}"
                 self._playing = self._training = False
@@ -279,9 +289,11 @@ class Runner:
             self._pending = None
             self._rebuild_with(new)
             self._after_rebuild(f"new seed {new.scenario.seed}")
-        elif name == "change":
-            changes = dict(args[0])
+        elif name in ("change", "modify"):
             base = self._pending if self._pending is not None else sim.scenario
+            # "modify" carries a pure function of the current scenario (e.g. the next clipping mode), evaluated
+            # here, in order, so quick repeated key presses each see the previous one's result
+            changes = dict(args[0](base) if name == "modify" else args[0])
             new = base.with_changes(changes)  # ScenarioError propagates to the caller's message
             self._error = None
             if not _changes_model(sim.scenario, new):

@@ -110,6 +110,10 @@ async def test_clip_cycle_and_threshold(small):
         await pilot.press("left_square_bracket", "left_square_bracket")
         await settle(app, pilot)
         assert tr().clip_threshold == 0.5
+        # quick repeated presses are not lost: each one sees the previous one's result
+        await pilot.press("c", "c")
+        await settle(app, pilot)
+        assert tr().clip == "value"
 
 
 async def test_model_knobs_apply_at_iteration_boundary_with_same_data(small):
