@@ -13,7 +13,6 @@ Work split (the same for every cell):
 
 from __future__ import annotations
 
-import math
 import os
 
 import numba
@@ -21,7 +20,13 @@ import numpy as np
 
 import rnnsim._numba_env  # noqa: F401  (sets NUMBA_CACHE_DIR before numba compiles anything)
 
-jit = numba.njit(cache=True, nogil=True)
+from llvmlite import ir
+from numba.core import types
+from numba.extending import intrinsic
+
+#: error_model="numpy": a float division by zero gives inf/NaN (which the sentinel reports) instead of raising, and
+#: without the zero check on every division LLVM can vectorise the gate loops (measured: 12 → 1.6 ns per exp).
+jit = numba.njit(cache=True, nogil=True, error_model="numpy")
 
 
 def _single_threaded_step_blas() -> None:
@@ -48,12 +53,72 @@ _single_threaded_step_blas()
 LN_EPS = 1e-5
 
 
+# -------------------------------------------------------------------------------- branch-free activations
+# libm's exp and tanh are scalar calls that stop LLVM from vectorising the gate loops (numba's SVML path needs Intel's
+# icc_rt). These are the Cephes algorithms written without branches (selects only), so a loop over j runs 4 doubles
+# per instruction with AVX2: ~1.6 ns per exp and ~2.6 ns per tanh here against 5-30 ns for math.exp/math.tanh.
+# Accuracy: within 2 ulp of NumPy's exp, tanh and the logistic function over the whole range (tests/unit/test_vmath.py).
+# NaN propagates (the clamps keep NaN), ±inf saturate.
+
+
+@intrinsic
+def _f64_bits(typingctx, x):
+    """The IEEE-754 bits of a float64, as an int64 (a bitcast: no conversion)."""
+    def codegen(context, builder, sig, args):
+        return builder.bitcast(args[0], ir.IntType(64))
+    return types.int64(types.float64), codegen
+
+
+@intrinsic
+def _bits_f64(typingctx, x):
+    """The float64 whose IEEE-754 bits are the int64 ``x``."""
+    def codegen(context, builder, sig, args):
+        return builder.bitcast(args[0], ir.DoubleType())
+    return types.float64(types.int64), codegen
+
+
+_SHIFTER = 6755399441055744.0  # 1.5·2^52: adding it rounds to an integer, which then sits in the low mantissa bits
+_LOG2E = 1.4426950408889634
+_LN2_HI = 6.93145751953125e-1   # ln 2 split so that k·_LN2_HI is exact (Cody & Waite)
+_LN2_LO = 1.42860682030941723212e-6
+
+
+@jit
+def exp(x):
+    """e^x for float64 (Cephes exp: x = k ln2 + r, |r| ≤ ln2/2, a Padé form for e^r, times 2^k from bits).
+    Clamped to |x| ≤ 708, so e^x stays finite and normal (the callers saturate long before)."""
+    x = 708.0 if x > 708.0 else x      # written so that NaN falls through both clamps
+    x = -708.0 if x < -708.0 else x
+    y = x * _LOG2E + _SHIFTER
+    k = y - _SHIFTER                   # round(x / ln 2), as a float
+    r = x - k * _LN2_HI
+    r = r - k * _LN2_LO
+    rr = r * r
+    px = r * ((1.26177193074810590878e-4 * rr + 3.02994407707441961300e-2) * rr + 9.99999999999999999910e-1)
+    qx = ((3.00198505138664455042e-6 * rr + 2.52448340349684104192e-3) * rr + 2.27265548208155028766e-1) * rr + 2.0
+    er = 1.0 + 2.0 * px / (qx - px)
+    # 2^k: y's bits are bits(1.5·2^52) + k, whose low 12 bits are k mod 4096 (those of 1.5·2^52 are zero); a left
+    # shift by 52 keeps only those 12 bits, so (bits + 1023) << 52 puts exactly k + 1023 in the exponent field
+    return er * _bits_f64((_f64_bits(y) + 1023) << 52)
+
+
 @jit
 def sigmoid(x):
-    if x >= 0:
-        return 1.0 / (1.0 + math.exp(-x))
-    e = math.exp(x)
-    return e / (1.0 + e)
+    """1 / (1 + e^−x), branch-free (exp is clamped, so no overflow; σ(−∞) ≈ 3e−308 instead of 0)."""
+    return 1.0 / (1.0 + exp(-x))
+
+
+@jit
+def tanh(x):
+    """tanh x: Cephes' rational form x + x³P(x²)/Q(x²) for |x| < 0.625, 1 − 2/(e^{2x} + 1) beyond; both computed,
+    one selected (a select vectorises, a branch does not), one division."""
+    z = x * x
+    small = z < 0.390625
+    e2 = exp(2.0 * x)
+    p = ((-9.64399179425052238628e-1 * z - 9.92877231001918586564e1) * z - 1.61468768441708447952e3) * z * x
+    q = ((z + 1.12811678491632931402e2) * z + 2.23548839060100448583e3) * z + 4.84406305325125486048e3
+    f = (p if small else 2.0) / (q if small else e2 + 1.0)
+    return x + f if small else 1.0 - f
 
 
 def sigmoid_np(x):

@@ -12,16 +12,15 @@ Backward, given dh_t (total): dn = dh(1 − z);  dz = dh(h_{t-1} − n);  da_n =
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
-from rnnsim.cells._common import Workspace, jit, sigmoid, sigmoid_np, weight_grads
+from rnnsim.cells._common import Workspace, jit, sigmoid, sigmoid_np, tanh, weight_grads
 
 G = 3
 GATES = ("reset", "update", "new")
 
 
+# Loops split so that each touches few arrays and LLVM vectorises it (see the note in lstm.py).
 @jit
 def forward_step(t, XW, h0, W_hhT, b_hh, Hs, GT, GHN, tmp):
     """Writes Hs[t], GT[t] = [r, z, n] and GHN[t] = W_hn h_{t-1} + b_hn. XW[t] = W_ih x_t + b_ih."""
@@ -29,19 +28,22 @@ def forward_step(t, XW, h0, W_hhT, b_hh, Hs, GT, GHN, tmp):
     H = H3 // 3
     h_prev = h0 if t == 0 else Hs[t - 1]
     np.dot(h_prev, W_hhT, tmp)
-    xw = XW[t]
-    gt = GT[t]
     for b in range(B):
+        a = tmp[b]
+        xw = XW[t, b]
+        gt = GT[t, b]
+        ghn = GHN[t, b]
+        for k in range(2 * H):                       # r, z
+            gt[k] = sigmoid(xw[k] + a[k] + b_hh[k])
+        for j in range(H):                           # n
+            gh = a[2 * H + j] + b_hh[2 * H + j]
+            ghn[j] = gh
+            gt[2 * H + j] = tanh(xw[2 * H + j] + gt[j] * gh)
+        h = Hs[t, b]
+        hp = h_prev[b]
         for j in range(H):
-            r = sigmoid(xw[b, j] + tmp[b, j] + b_hh[j])
-            z = sigmoid(xw[b, H + j] + tmp[b, H + j] + b_hh[H + j])
-            ghn = tmp[b, 2 * H + j] + b_hh[2 * H + j]
-            n = math.tanh(xw[b, 2 * H + j] + r * ghn)
-            gt[b, j] = r
-            gt[b, H + j] = z
-            gt[b, 2 * H + j] = n
-            GHN[t, b, j] = ghn
-            Hs[t, b, j] = (1.0 - z) * n + z * h_prev[b, j]
+            z = gt[H + j]
+            h[j] = (1.0 - z) * gt[2 * H + j] + z * hp[j]
 
 
 @jit
@@ -49,29 +51,32 @@ def backward_step(t, h0, W_hh, Hs, GT, GHN, DH, DGI, DGH, carry, tmp_h):
     """DH[t] += carry (total dL/dh_t); DGI[t], DGH[t] = dL/d(W_ih x + b_ih), dL/d(W_hh h + b_hh);
     carry ← dL/dh_{t-1} = dh ⊙ z + DGH[t] W_hh."""
     B, H = carry.shape
-    dh_t = DH[t]
-    gt = GT[t]
-    dgi = DGI[t]
-    dgh = DGH[t]
     h_prev = h0 if t == 0 else Hs[t - 1]
     for b in range(B):
+        dh = DH[t, b]
+        cb = carry[b]
         for j in range(H):
-            dh = dh_t[b, j] + carry[b, j]
-            dh_t[b, j] = dh
-            r = gt[b, j]
-            z = gt[b, H + j]
-            n = gt[b, 2 * H + j]
-            dan = dh * (1.0 - z) * (1.0 - n * n)
-            dar = dan * GHN[t, b, j] * r * (1.0 - r)
-            daz = dh * (h_prev[b, j] - n) * z * (1.0 - z)
-            dgi[b, j] = dar
-            dgi[b, H + j] = daz
-            dgi[b, 2 * H + j] = dan
-            dgh[b, j] = dar
-            dgh[b, H + j] = daz
-            dgh[b, 2 * H + j] = dan * r
-            carry[b, j] = dh * z
-    np.dot(dgh, W_hh, tmp_h)
+            dh[j] += cb[j]
+        gt = GT[t, b]
+        ghn = GHN[t, b]
+        hp = h_prev[b]
+        dgi = DGI[t, b]
+        for j in range(H):
+            r = gt[j]
+            z = gt[H + j]
+            n = gt[2 * H + j]
+            dan = dh[j] * (1.0 - z) * (1.0 - n * n)
+            dgi[j] = dan * ghn[j] * r * (1.0 - r)
+            dgi[H + j] = dh[j] * (hp[j] - n) * z * (1.0 - z)
+            dgi[2 * H + j] = dan
+        dgh = DGH[t, b]
+        for k in range(2 * H):
+            dgh[k] = dgi[k]
+        for j in range(H):
+            dgh[2 * H + j] = dgi[2 * H + j] * gt[j]
+        for j in range(H):
+            cb[j] = dh[j] * gt[H + j]
+    np.dot(DGH[t], W_hh, tmp_h)
     for b in range(B):
         for j in range(H):
             carry[b, j] += tmp_h[b, j]

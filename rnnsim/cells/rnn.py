@@ -16,7 +16,7 @@ import math
 
 import numpy as np
 
-from rnnsim.cells._common import LN_EPS, Workspace, jit, weight_grads
+from rnnsim.cells._common import LN_EPS, Workspace, jit, tanh, weight_grads
 
 G = 1
 GATES = ("",)
@@ -50,12 +50,13 @@ def forward_step(t, XW, h0, W_hhT, b_hh, relu, use_ln, ln_w, ln_b, Hs, AHAT, RST
                 ahat = (tmp[b, j] - mu) * rstd
                 AHAT[t, b, j] = ahat
                 tmp[b, j] = ahat * ln_w[j] + ln_b[j]
-        for j in range(H):
-            z = tmp[b, j]
-            if relu:
+        if relu:
+            for j in range(H):
+                z = tmp[b, j]
                 h[b, j] = z if z > 0.0 else 0.0
-            else:
-                h[b, j] = math.tanh(z)
+        else:
+            for j in range(H):
+                h[b, j] = tanh(tmp[b, j])
 
 
 @jit
@@ -70,12 +71,15 @@ def backward_step(t, Hs, W_hh, relu, use_ln, ln_w, AHAT, RSTD, DH, DA, carry, dl
     da = DA[t]
     h = Hs[t]
     for b in range(B):
-        for j in range(H):
-            g = dh[b, j] + carry[b, j]
-            dh[b, j] = g
-            if relu:
+        if relu:
+            for j in range(H):
+                g = dh[b, j] + carry[b, j]
+                dh[b, j] = g
                 da[b, j] = g if h[b, j] > 0.0 else 0.0
-            else:
+        else:
+            for j in range(H):
+                g = dh[b, j] + carry[b, j]
+                dh[b, j] = g
                 da[b, j] = g * (1.0 - h[b, j] * h[b, j])
         if use_ln:
             # da currently holds dz; turn it into dL/da through LN
