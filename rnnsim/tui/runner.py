@@ -109,6 +109,51 @@ def _changes_model(a, b) -> bool:
     )
 
 
+class _History:
+    """Per-iteration arrays grown in place from sim.history (append-only): O(new entries) per frame, not O(all).
+
+    Frames get read-only views of the filled part; entries never change once written and a restart makes new
+    buffers, so a view handed out earlier stays valid."""
+
+    FIELDS = ("loss", "grad_norm", "clipped_norm", "clipped", "finite")
+
+    def __init__(self) -> None:
+        self._new(64)
+
+    def _new(self, cap: int) -> None:
+        self.n = 0
+        self.source = None
+        self.bufs = [np.full(cap, np.nan) for _ in range(3)] + [np.zeros(cap, bool), np.zeros(cap, bool)]
+
+    def update(self, history: list):
+        if history is not self.source or len(history) < self.n:
+            self._new(64)
+            self.source = history
+        m = len(history)
+        if m > len(self.bufs[0]):
+            cap = max(m, 2 * len(self.bufs[0]))
+            grown = []
+            for b in self.bufs:
+                g = np.full(cap, np.nan) if b.dtype != bool else np.zeros(cap, bool)
+                g[: self.n] = b[: self.n]
+                grown.append(g)
+            self.bufs = grown
+        for i in range(self.n, m):
+            h = history[i]
+            self.bufs[0][i] = _nan(h.loss)
+            self.bufs[1][i] = _nan(h.grad_norm)
+            self.bufs[2][i] = _nan(getattr(h, "clipped_norm", None))
+            self.bufs[3][i] = bool(h.clipped)
+            self.bufs[4][i] = bool(h.finite)
+        self.n = m
+        views = []
+        for b in self.bufs:
+            v = b[:m]
+            v.flags.writeable = False
+            views.append(v)
+        return views
+
+
 class Runner:
     """Owns one Simulation in a worker thread; the only object that touches it.
 
@@ -149,10 +194,10 @@ class Runner:
         self._error: str | None = None
         self._message = ""
         self._steps_done = 0
-        self._last_pass = None  # (hidden, profile, jacobian, gates) of the last full pass
         self._next_step_at = 0.0
         self._seen_cells: set[str] = set()
         self._diag_cache: dict = {}
+        self._history = _History()
         self._jac_cost = 0.0
         self._jac_time = 0.0
         self._build_count = 0
@@ -360,7 +405,6 @@ class Runner:
         self._compiling = False
 
     def _after_rebuild(self, message: str) -> None:
-        self._last_pass = None
         self._error = None
         self._message = message
         self._steps_done = 0
@@ -395,10 +439,7 @@ class Runner:
             sim.step_forward()
         elif phase in ("forward_done", "backward"):
             sim.step_backward()
-            if sim.phase == "backward_done" or sim.bt >= sim.T:
-                self._remember_pass()
         elif phase == "backward_done":
-            self._remember_pass()
             sim.apply_update()
             self._history_version += 1
             self._apply_pending()
@@ -429,22 +470,11 @@ class Runner:
                     sim.step_backward()
                     self._steps_done += 1
         if sim.sentinel is None:
-            self._remember_pass()
             sim.apply_update()
             self._history_version += 1
         self._data_version += 1
         self._dirty = True
         self._apply_pending()
-
-    def _remember_pass(self) -> None:
-        sim = self.sim
-        d = self._diagnostics()
-        self._last_pass = (
-            np.array(sim.hidden[0], dtype=float),
-            np.asarray(d.gradient_profile(sim), dtype=float).copy(),
-            self._jacobian(sim, force=not (self._playing or self._training)),
-            {k: np.asarray(v, dtype=float).copy() for k, v in d.gate_means(sim).items()},
-        )
 
     def _jacobian(self, sim, force: bool = False) -> np.ndarray:
         """Per-step Jacobian norms (the core's diagnostics.jacobian_norms, ~1 ms per step).
@@ -494,24 +524,17 @@ class Runner:
         T = int(sim.T)
         phase = str(sim.phase)
         t, bt = int(sim.t), int(sim.bt)
-        stale = False
-        if phase == "idle" and self._last_pass is not None:
-            hidden, profile, jac, gates = self._last_pass
-            hidden_filled, grad_filled, stale = T, T, True
-        else:
-            hidden = np.array(sim.hidden[0], dtype=float)
-            profile = np.asarray(d.gradient_profile(sim), dtype=float).copy()
-            jac = self._jacobian(sim, force=not (self._playing or self._training))
-            gates = {k: np.asarray(v, dtype=float).copy() for k, v in d.gate_means(sim).items()}
-            hidden_filled = T if phase in ("forward_done", "backward", "backward_done") else t
-            grad_filled = bt
-        hist = list(sim.history)
-        losses = np.array([_nan(h.loss) for h in hist], dtype=float)
-        gnorms = np.array([_nan(h.grad_norm) for h in hist], dtype=float)
-        cnorms = np.array([_nan(getattr(h, "clipped_norm", None)) for h in hist], dtype=float)
-        clipped = np.array([bool(h.clipped) for h in hist], dtype=bool)
-        finite = np.array([bool(h.finite) for h in hist], dtype=bool)
-        last = hist[-1] if hist else None
+        # after an update (phase idle) the core's arrays and diagnostics still describe the latest pass until the
+        # next forward begins: show them, marked as the previous pass
+        stale = phase == "idle" and t > 0
+        hidden = np.array(sim.hidden[0], dtype=float)
+        profile = np.asarray(d.gradient_profile(sim), dtype=float).copy()
+        jac = self._jacobian(sim, force=not (self._playing or self._training))
+        gates = {k: np.asarray(v, dtype=float).copy() for k, v in d.gate_means(sim).items()}
+        hidden_filled = T if phase in ("forward_done", "backward", "backward_done") else t
+        grad_filled = bt
+        losses, gnorms, cnorms, clipped, finite = self._history.update(sim.history)
+        last = sim.history[-1] if sim.history else None
         decay = ""
         spectrum = ""
         try:
