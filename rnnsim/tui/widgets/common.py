@@ -132,6 +132,17 @@ def decade_label(d: int) -> str:
     return f"1e{d}"
 
 
+def make_strip(segs: list[Segment], used: int, width: int) -> Strip:
+    """A strip of exactly `width` cells from segments of single-width characters totalling `used` cells
+    (skips measuring every segment again, which dominated the heatmap's build time)."""
+    if used < width:
+        segs.append(Segment(" " * (width - used), NULL))
+        return Strip(segs, width)
+    if used == width:
+        return Strip(segs, width)
+    return Strip(segs).crop(0, width)
+
+
 def log_bars(
     cols_values: np.ndarray,
     rows: int,
@@ -167,7 +178,8 @@ def log_bars(
     # eighths of bar height per column
     with np.errstate(divide="ignore", invalid="ignore"):
         frac = (np.log10(np.where(v > 0, v, np.nan)) - lo) / span
-    levels = np.clip(np.nan_to_num(frac, nan=0.0) * rows * 8, 0, rows * 8)
+    with np.errstate(over="ignore", invalid="ignore"):
+        levels = np.clip(np.nan_to_num(frac, nan=0.0, posinf=1.0, neginf=0.0) * rows * 8, 0, rows * 8)
     levels = np.where(np.isinf(v) & (v > 0), rows * 8, levels)
     levels = np.where((v > 0) & np.isfinite(v) & (levels < 1), 1, levels)  # tiny but present
     # labels: every `step` decades (evenly spaced), each on the row that holds that decade's level
@@ -186,35 +198,34 @@ def log_bars(
         r = rows - 1 - min(rows - 1, max(0, int(pos)))
         hline_rows[r] = (style, glyph)
     strips = []
+    n = min(data_w, len(v))
+    # plain Python lists: per-cell numpy scalar access dominated this loop
+    lev = levels[:n].astype(int).tolist()
+    nan = np.isnan(v[:n]).tolist()
+    full_style = [
+        BAR_BAD if bad else (styles[c] if styles and styles[c] else BAR)
+        for c, bad in enumerate(np.isinf(v[:n]).tolist())
+    ]
+    part_style = [styles[c] if styles and styles[c] else BAR for c in range(n)]
     for r in range(rows):
         level_floor = (rows - 1 - r) * 8
         segs = [Segment(f"{labels.get(r, ''):>{gutter - 2}} ┤"[:gutter], LABEL)]
-        text = []
-        style_runs: list[tuple[str, Style | None]] = []
-        for c in range(min(data_w, len(v))):
-            fill = int(levels[c]) - level_floor
-            if np.isnan(v[c]):
-                ch, st = " ", None
+        empty = hline_rows.get(r, (None, " "))
+        empty_cell = (empty[1], empty[0])
+        cells: list[tuple[str, Style | None]] = []
+        for c in range(n):
+            fill = lev[c] - level_floor
+            if nan[c] or fill <= 0:
+                cells.append(empty_cell)
             elif fill >= 8:
-                ch = "█"
-                st = BAR_BAD if np.isinf(v[c]) else (styles[c] if styles and styles[c] else BAR)
-            elif fill > 0:
-                ch = EIGHTHS[fill]
-                st = styles[c] if styles and styles[c] else BAR
+                cells.append(("█", full_style[c]))
             else:
-                ch, st = " ", None
-            if ch == " " and r in hline_rows:
-                st, ch = hline_rows[r][0], hline_rows[r][1]
-            style_runs.append((ch, st))
-        del text
-        segs.extend(_runs(style_runs))
-        pad = data_w - min(data_w, len(v))
+                cells.append((EIGHTHS[fill], part_style[c]))
+        segs.extend(_runs(cells))
+        pad = data_w - n
         if pad > 0:
-            if r in hline_rows:
-                segs.append(Segment(hline_rows[r][1] * pad, hline_rows[r][0]))
-            else:
-                segs.append(Segment(" " * pad, NULL))
-        strips.append(Strip(segs).adjust_cell_length(width, NULL))
+            segs.append(Segment(empty[1] * pad, empty[0] if empty[0] is not None else NULL))
+        strips.append(make_strip(segs, gutter + n + max(pad, 0), width))
     return strips, (lo, hi)
 
 
@@ -236,17 +247,6 @@ def _runs(cells: list[tuple[str, Style | None]]) -> list[Segment]:
             buf, cur = [ch], st
     out.append(Segment("".join(buf), NULL if cur is None else cur))
     return out
-
-
-def make_strip(segs: list[Segment], used: int, width: int) -> Strip:
-    """A strip of exactly `width` cells from segments of single-width characters totalling `used` cells
-    (skips measuring every segment again, which dominated the heatmap's build time)."""
-    if used < width:
-        segs.append(Segment(" " * (width - used), NULL))
-        return Strip(segs, width)
-    if used == width:
-        return Strip(segs, width)
-    return Strip(segs).crop(0, width)
 
 
 def glyph_row(
