@@ -13,6 +13,7 @@ import numpy as np
 
 from rnnsim import tasks
 from rnnsim.cells import CELLS, init_params
+from rnnsim.cells._common import gemm
 from rnnsim.cells.attention import attend, attend_grad
 from rnnsim.optim import clip_, global_norm, make_optimizer
 from rnnsim.scenario import Scenario, task_dims
@@ -177,8 +178,8 @@ class Simulation:
         if self.attention_readout:
             self._attention_readout_forward(t0, t1)
         else:
-            np.matmul(self._ws.h[t0:t1].reshape(-1, self.H), self.params["readout.weight"].T,
-                      out=self._out[t0:t1].reshape(-1, self.O))
+            gemm(self._ws.h[t0:t1].reshape(-1, self.H), self.params["readout.weight"].T,
+                 self._out[t0:t1].reshape(-1, self.O))
         self._out[t0:t1] += self.params["readout.bias"]
 
     def _attention_readout_forward(self, t0: int, t1: int) -> None:
@@ -242,8 +243,8 @@ class Simulation:
         if self.attention_readout:
             self._attention_readout_backward()
         else:
-            np.matmul(self._dout.reshape(-1, self.O), Wo, out=ws.dh.reshape(-1, self.H))
-            np.matmul(self._dout.reshape(-1, self.O).T, ws.h.reshape(-1, self.H), out=self.grads["readout.weight"])
+            gemm(self._dout.reshape(-1, self.O), Wo, ws.dh.reshape(-1, self.H))
+            gemm(self._dout.reshape(-1, self.O).T, ws.h.reshape(-1, self.H), self.grads["readout.weight"])
         np.sum(self._dout, axis=(0, 1), out=self.grads["readout.bias"])
         self._cell.begin_backward(ws)
         self.bt = 0

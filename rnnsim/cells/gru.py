@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from rnnsim.cells._common import Workspace, jit, sigmoid, sigmoid_np, tanh, weight_grads
+from rnnsim.cells._common import Workspace, input_projection, jit, sigmoid, sigmoid_np, tanh, weight_grads
 
 G = 3
 GATES = ("reset", "update", "new")
@@ -107,10 +107,7 @@ def allocate(T, B, D, H, dtype, model) -> Workspace:
 
 
 def begin_forward(ws, X, params):
-    T, B, D = X.shape
-    np.matmul(X.reshape(T * B, D), params["weight_ih"].T, out=ws.XW.reshape(T * B, -1))
-    ws.XW += params["bias_ih"]
-    np.copyto(ws.W_hhT, params["weight_hh"].T)
+    input_projection(ws, X, params)
 
 
 def run_forward(ws, params, model, t0, t1):

@@ -16,7 +16,7 @@ import math
 
 import numpy as np
 
-from rnnsim.cells._common import LN_EPS, Workspace, jit, tanh, weight_grads
+from rnnsim.cells._common import LN_EPS, Workspace, input_projection, jit, tanh, weight_grads
 
 G = 1
 GATES = ("",)
@@ -134,10 +134,7 @@ def _flags(model):
 
 
 def begin_forward(ws, X, params):
-    T, B, D = X.shape
-    np.matmul(X.reshape(T * B, D), params["weight_ih"].T, out=ws.XW.reshape(T * B, -1))
-    ws.XW += params["bias_ih"]
-    np.copyto(ws.W_hhT, params["weight_hh"].T)
+    input_projection(ws, X, params)
 
 
 def run_forward(ws, params, model, t0, t1):

@@ -147,3 +147,25 @@ def test_float32_close_to_float64(config):
 
 def test_configs_cover_every_cell():
     assert {c["model.cell"] for c in CONFIGS.values()} == {"rnn", "lstm", "gru"}
+
+
+@pytest.mark.parametrize("threshold", [0.0, float("inf")], ids=["numpy-threaded-gemm", "numba-single-thread-gemm"])
+def test_both_gemm_paths_match_reference(config, threshold, monkeypatch):
+    """Whole-sequence products go to NumPy's threaded BLAS above MT_GEMM_FLOPS and to Numba's np.dot below it."""
+    from rnnsim.cells import _common
+
+    monkeypatch.setattr(_common, "MT_GEMM_FLOPS", threshold)
+    name, changes = config
+    for dtype in ("float64", "float32"):
+        sim = Simulation(small_scenario(**changes).with_changes({"model.dtype": dtype}))
+        sim.forward()
+        sim.backward()
+        fw, g, dh, dx = reference(sim)
+        tol = dict(rtol=1e-11, atol=1e-13) if dtype == "float64" else dict(rtol=2e-4, atol=1e-6)
+        np.testing.assert_allclose(sim._ws.h, fw["h"], **tol)
+        np.testing.assert_allclose(sim._ws.dh, dh, **tol)
+        np.testing.assert_allclose(sim._ws.dx, dx, **tol)
+        np.testing.assert_allclose(sim.outputs, sim.hidden @ sim.params["readout.weight"].T
+                                   + sim.params["readout.bias"], **tol)
+        for k, v in g.items():
+            np.testing.assert_allclose(sim.grads[k], v, err_msg=k, **tol)
