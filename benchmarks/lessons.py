@@ -105,7 +105,34 @@ def adding():
         "error). Baseline (always answer 1.0): 1/6 ≈ 0.167.", "", head, *lines])
 
 
-SECTIONS = {"vanishing": vanishing, "exploding": exploding, "adding": adding}
+def copy_task():
+    runs = {"tanh RNN (`rnnsim run copy`)": load_scenario("copy"),
+            "GRU (`rnnsim run copy-gru`)": load_scenario("copy-gru"),
+            "LSTM (`rnnsim run copy-gru --set model.cell=lstm`)": load_scenario("copy-gru").with_changes(
+                {"model.cell": "lstm"})}
+    checkpoints = [500, 1000, 1500, 2000, 2500, 3000]
+    lines = []
+    base = None
+    for label, sc in runs.items():
+        t0 = time.perf_counter()
+        sim = Simulation(sc)
+        base = sim.baseline
+        hist = sim.train(sc.training.iterations)
+        loss = np.array([h.loss for h in hist])
+        means = [loss[max(0, c - 250):c].mean() for c in checkpoints if c <= len(loss)]
+        lines.append(f"| {label} | " + " | ".join(f"{m:.3g}" for m in means)
+                     + f" | {time.perf_counter() - t0:.0f} s |")
+    head = ("| model | " + " | ".join(f"it. {c}" for c in checkpoints) + " | time |\n|"
+            + "---|" * (len(checkpoints) + 2))
+    return "Long-term dependencies: the copy task (problem 3)", "\n".join([
+        f"Lag 50 (T = 60, S = 5 symbols, K = 4), H = 64, B = 32, Adam 0.005, clipping by norm 1, 3000 iterations, "
+        f"seed 0. Mean cross entropy over the 250 iterations before each checkpoint (fresh batches). Memoryless "
+        f"baseline S·log K / T = {base:.3f}.", "", head, *lines, "",
+        "The tanh RNN sits on the baseline; the GRU gets below it; the LSTM (forget bias 1) has not left the "
+        "baseline within this budget on this seed: the copy task is slow for LSTMs (Arjovsky et al. 2016)."])
+
+
+SECTIONS = {"vanishing": vanishing, "exploding": exploding, "adding": adding, "copy": copy_task}
 
 
 def main(argv=None):

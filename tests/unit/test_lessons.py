@@ -79,3 +79,14 @@ def test_adding_scenarios_share_task_and_seed():
     assert a.task == b.task and a.training == b.training and a.scenario.seed == b.scenario.seed
     sa, sb = Simulation(a), Simulation(b)
     np.testing.assert_array_equal(sa.inputs, sb.inputs)
+
+
+def test_copy_scenarios_share_task_seed_and_budget_and_state_the_baseline():
+    import math
+
+    a, b = load_scenario("copy"), load_scenario("copy-gru")
+    assert (a.model.cell, b.model.cell) == ("rnn", "gru")
+    assert a.task == b.task and a.training == b.training and a.scenario.seed == b.scenario.seed
+    S, K, T = a.task.symbols, a.task.alphabet, a.task.length
+    assert T - 2 * S == 50                                            # the lag the lesson talks about
+    assert Simulation(a).baseline == pytest.approx(S * math.log(K) / T)
