@@ -25,6 +25,13 @@ INIT_CYCLE = ["pytorch", "orthogonal", "identity", "normal"]
 THRESHOLDS = [0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0]
 
 
+def _set(widget: Static, text: str) -> None:
+    """Update a Static only when its text changed (an update re-lays out the screen)."""
+    if getattr(widget, "_rnnsim_text", None) != text:
+        widget._rnnsim_text = text
+        widget.update(text)
+
+
 def _next(cycle: list[str], cur: str) -> str:
     return cycle[(cycle.index(cur) + 1) % len(cycle)] if cur in cycle else cycle[0]
 
@@ -113,7 +120,8 @@ class RnnsimApp(App):
         self.cursor = 0
         self.view = "dynamics"
         self.redraws = 0
-        self._checked_size = None  # frames applied to the widgets (tests and benchmarks read it)
+        self._checked_size = None
+        self._polls = 0  # frames applied to the widgets (tests and benchmarks read it)
 
     def compose(self) -> ComposeResult:
         yield Static("", id="title")
@@ -173,8 +181,14 @@ class RnnsimApp(App):
         sc = frame.display_scenario
         name = sc.scenario.name
         desc = sc.scenario.description
-        self.query_one("#title", Static).update(f" {name} — {desc}" if desc else f" {name}")
+        _set(self.query_one("#title", Static), f" {name} — {desc}" if desc else f" {name}")
         self.query_one(StatusBar).show(frame, no_color)
+        flat_out = frame.training or (frame.playing and frame.speed == 0)
+        self._polls += 1
+        if flat_out and self._polls % 2:
+            # at max speed or while training the plots are a blur anyway: redraw them at half the rate (5 fps)
+            # and give the GIL back to the simulation; the status line still updates every poll
+            return
         if self.view == "dynamics":
             self.query_one(DynamicsView).show(frame, self.cursor)
         else:

@@ -25,7 +25,7 @@ FRAME_INTERVAL = 0.07  # seconds between published frames while running
 SPEEDS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 0)  # steps per second; 0 = as fast as possible
 DEFAULT_SPEED_INDEX = 5  # 50 steps/s
 BURST = 0.01  # seconds of stepping at max speed between checks of the queue and the frame timer
-JAC_BUDGET = 10  # Jacobian norms get at most ~1/10 of the worker's time while playing
+JAC_BUDGET = 30  # Jacobian norms get at most ~1/30 of the worker's time while playing
 
 
 def speed_label(speed: int) -> str:

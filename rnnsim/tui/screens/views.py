@@ -13,6 +13,13 @@ from textual.widgets import Static
 from ..widgets.gradient import GradientPanel, cursor_text
 from ..widgets.heatmap import Heatmap, rows_needed
 
+def _set(widget: Static, text: str) -> None:
+    """Update a Static only when its text changed (an update re-lays out the screen)."""
+    if getattr(widget, "_rnnsim_text", None) != text:
+        widget._rnnsim_text = text
+        widget.update(text)
+
+
 PANEL_MIN = 8  # the gradient panel's minimum: title, 4 plot rows, Jacobian row, gate row, time axis
 from ..widgets.series import SeriesPlot
 
@@ -58,9 +65,9 @@ class DynamicsView(Vertical):
             frame.profile, frame.jacobian, frame.gates, sc.model.cell, frame.grad_filled, cursor,
             "", (frame.data_version, id(frame.profile)),
         )
-        self.query_one("#cursor-info", Static).update(" cursor (, . < >) " + cursor_text(frame, cursor))
+        _set(self.query_one("#cursor-info", Static), " cursor (, . < >) " + cursor_text(frame, cursor))
         parts = [p for p in (frame.decay_text, frame.spectrum_text) if p]
-        self.query_one("#spectrum", Static).update(" " + " · ".join(parts))
+        _set(self.query_one("#spectrum", Static), " " + " · ".join(parts))
 
 
 class TrainingView(Vertical):
