@@ -1,0 +1,9 @@
+"""`python -m benchmarks`: the cell-kernel benchmark of issue 6 (grid, scaling, memory, start-up) in one run.
+
+Writes the "Cell kernels" sections of docs/benchmarks.md; `--no-write` only prints. The TUI benchmark is separate:
+`python -m benchmarks.bench_tui`.
+"""
+
+from benchmarks.bench_cells import main
+
+main()
