@@ -626,7 +626,7 @@ def builtin_scenarios() -> dict[str, Path]:
     directory = _builtin_dir()
     if directory is None:
         return {}
-    return {p.stem: p for p in sorted(directory.glob("*.toml")) if p.is_file()}
+    return {p.stem: p for p in sorted(directory.glob("*.toml"), key=lambda p: p.stem) if p.is_file()}
 
 
 def _builtin_list() -> str:

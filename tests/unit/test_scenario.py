@@ -63,6 +63,7 @@ def test_public_names_exported_from_package():
 def test_builtins_present_and_all_load():
     names = builtin_scenarios()
     assert {"vanishing", "exploding", "adding-lstm"} <= set(names)
+    assert list(names) == sorted(names)            # "adding" before "adding-lstm", as `rnnsim list` shows them
     for name, path in names.items():
         by_name = load_scenario(name)
         by_path = load_scenario(path)
