@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import re
 import time
 
 import numpy as np
@@ -200,6 +201,25 @@ SECTIONS = {"vanishing": vanishing, "exploding": exploding, "adding": adding, "c
             "parallel": parallel, "bottleneck": bottleneck, "recency": recency}
 
 
+SCREENSHOTS = {
+    # section -> (image, the command that makes it); images are SVG screenshots of the TUI at 100x32
+    "vanishing": ("lesson-vanishing.svg", "--scenario vanishing --steps 200"),
+    "exploding": ("lesson-exploding.svg", "--scenario exploding --steps 401"),
+    "adding": ("lesson-adding.svg", "--scenario adding-lstm --keys 2 --train 2500"),
+    "copy": ("lesson-copy.svg", "--scenario copy-gru --keys 2 --train 1500"),
+    "parallel": ("lesson-parallel.svg", "--scenario parallel --keys 5"),
+    "bottleneck": ("lesson-bottleneck.svg", "--scenario bottleneck --keys 6"),
+    "recency": ("lesson-recency.svg", "--scenario recency --keys 7"),
+}
+
+
+def _sections(text):
+    """{heading: block} of a markdown file's ``## `` sections, in file order, and the text before the first."""
+    parts = re.split(r"(?m)^(?=## )", text)
+    head = parts[0] if not parts[0].startswith("## ") else DOC_HEAD
+    return head, {p.splitlines()[0][3:].strip(): p.rstrip() + "\n" for p in parts if p.startswith("## ")}
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--only", nargs="*", choices=sorted(SECTIONS), help="sections to (re)measure")
@@ -207,18 +227,25 @@ def main(argv=None):
     from benchmarks._machine import DOC as _bench_doc
 
     doc = _bench_doc.parent / "lessons.md"
-    text = doc.read_text() if doc.exists() else DOC_HEAD
-    import re
-
-    for key in args.only or list(SECTIONS):
+    head, blocks = _sections(doc.read_text() if doc.exists() else DOC_HEAD)
+    headings = {}
+    for key in SECTIONS:
+        if args.only and key not in args.only:
+            continue
         t0 = time.perf_counter()
         heading, body = SECTIONS[key]()
         body += (f"\n\nCommand: `python -m benchmarks.lessons --only {key}` ({time.perf_counter() - t0:.0f} s on "
                  f"{machine().split(', Python')[0]}).\n")
+        if key in SCREENSHOTS:
+            image, how = SCREENSHOTS[key]
+            body += (f"\n![{heading}](images/{image})\n\n"
+                     f"Screenshot: `python -m rnnsim.tui.screenshot docs/images/{image} {how}`.\n")
         print(f"## {heading}\n\n{body}")
-        block = f"## {heading}\n\n{body}"
-        pattern = re.compile(rf"^## {re.escape(heading)}\n.*?(?=^## |\Z)", re.S | re.M)
-        text = pattern.sub(lambda _: block + "\n", text) if pattern.search(text) else text.rstrip() + "\n\n" + block
+        blocks[heading] = f"## {heading}\n\n{body}"
+        headings[key] = heading
+    # keep the problems in order, whatever was measured first
+    order = {h: i for i, h in enumerate(sorted(blocks, key=lambda h: (re.findall(r"problem (\d)", h) or ["9"])[0]))}
+    text = head.rstrip() + "\n\n" + "\n".join(blocks[h] for h in sorted(blocks, key=order.get))
     doc.write_text(text.rstrip() + "\n")
 
 
