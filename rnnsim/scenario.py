@@ -14,6 +14,7 @@ from __future__ import annotations
 import difflib
 import os
 import re
+import sys
 import tomllib
 from importlib import resources
 from pathlib import Path
@@ -351,9 +352,20 @@ def estimate_bytes(sc: Scenario) -> int:
         n_params = h * d + 4 * h * h + 2 * h + o * h + o
         return per_step + 4 * itemsize * n_params + 2 * itemsize * h * h
     w = {"rnn": 3 + (2 if sc.model.layernorm else 0), "lstm": 11, "gru": 12}[cell]
-    per_step = itemsize * T * B * (2 * d + 3 * o + h * w)
     g = _GATES[cell]
     n_params = g * h * (d + h) + 2 * g * h + o * h + o + (2 * h if cell == "rnn" and sc.model.layernorm else 0)
+    # Above the cells' cache limit (rnnsim/cells/_common.py; the defaults here when it is not imported yet) they run
+    # chunked: no per-step caches beyond what BPTT cannot recompute, (K, B, ·) chunk buffers, three more weight-sized
+    # arrays (gradient accumulators and scratch).
+    common = sys.modules.get("rnnsim.cells._common")
+    limit = getattr(common, "CACHE_LIMIT", 256 << 20)
+    cached = itemsize * T * B * h * {"rnn": 1, "lstm": 8, "gru": 10}[cell]
+    chunk = 0
+    if cached > limit:
+        K = max(1, min(int(getattr(common, "CHUNK_STEPS", 64)), T))
+        w = {"rnn": 2 + (2 if sc.model.layernorm else 0), "lstm": 3, "gru": 2}[cell]
+        chunk = itemsize * K * B * h * {"rnn": 1, "lstm": 10, "gru": 11}[cell] + 3 * itemsize * n_params + 8 * T * g
+    per_step = itemsize * T * B * (2 * d + 3 * o + h * w) + chunk
     if sc.model.readout == "attention":
         # q, c, dq, dc (T, B, H) + slack; α (T, B, T); scratch (T); W_q (H, H) and the readout's second half (O, H)
         per_step += itemsize * T * B * (5 * h + T) + itemsize * T

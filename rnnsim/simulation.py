@@ -23,6 +23,9 @@ PHASES = ("idle", "forward", "forward_done", "backward", "backward_done")
 #: overflow and NaN are expected in the lessons on exploding gradients: the sentinel reports them, not warnings
 _quiet = np.errstate(over="ignore", invalid="ignore", divide="ignore")
 
+#: the finiteness checks run over blocks of at most this many elements (a boolean temporary of that many bytes)
+_CHECK_BLOCK = 16 << 20
+
 
 @dataclass(frozen=True)
 class UpdateInfo:
@@ -421,12 +424,17 @@ class Simulation:
     def _check_steps(self, phase, arrays, t0, t1, reverse=False) -> None:
         """Set the sentinel at the first time step in [t0, t1) (in pass order) where an array is non-finite."""
         for name, a in arrays:
-            ok = np.isfinite(a[t0:t1]).reshape(t1 - t0, -1).all(axis=1)
-            if not ok.all():
-                bad = np.nonzero(~ok)[0]
-                t = t0 + int(bad[-1] if reverse else bad[0])
-                self.sentinel = Sentinel(self.iteration, phase, t, name)
-                return
+            # in blocks of steps, so the boolean temporary stays small however long the sequence
+            step = max(1, _CHECK_BLOCK // max(1, a[0].size))
+            blocks = range(t0, t1, step)
+            for lo in (reversed(blocks) if reverse else blocks):
+                hi = min(lo + step, t1)
+                ok = np.isfinite(a[lo:hi]).reshape(hi - lo, -1).all(axis=1)
+                if not ok.all():
+                    bad = np.nonzero(~ok)[0]
+                    t = lo + int(bad[-1] if reverse else bad[0])
+                    self.sentinel = Sentinel(self.iteration, phase, t, name)
+                    return
 
     def __repr__(self) -> str:
         return (f"Simulation({self.scenario.scenario.name!r}, cell={self.cell_name}, T={self.T}, B={self.B}, "

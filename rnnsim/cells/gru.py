@@ -14,7 +14,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from rnnsim.cells._common import Workspace, input_projection, jit, sigmoid, sigmoid_np, tanh, weight_grads
+from rnnsim.cells._common import (StepCache, Workspace, begin_chunked_backward, chunk_buffers, chunk_steps,
+                                  finish_chunked, input_projection, jit, prev_state, project_chunk,
+                                  run_chunked_backward, run_chunked_forward, sigmoid, sigmoid_np, tanh,
+                                  weight_grads)
 
 G = 3
 GATES = ("reset", "update", "new")
@@ -95,39 +98,102 @@ def backward_range(t_hi, t_lo, h0, W_hh, Hs, GT, GHN, DH, DGI, DGH, carry, tmp_h
 
 
 # ------------------------------------------------------------------------------------ driver used by Simulation
+# Two modes (see CACHE_LIMIT in _common): cached (ws.K == 0) keeps XW, gates, ghn and dgh for every step; chunked
+# (ws.K > 0) keeps (K, B, ·) buffers, recomputes a chunk's gates in BPTT, and ws.gates, ws.ghn are StepCaches.
 def allocate(T, B, D, H, dtype, model) -> Workspace:
     z = lambda *shape: np.zeros(shape, dtype=dtype)  # noqa: E731
+    K = chunk_steps(T * B * 10 * H * np.dtype(dtype).itemsize, T)
     ws = Workspace(
-        XW=z(T, B, 3 * H), h=z(T, B, H), gates=z(T, B, 3 * H), ghn=z(T, B, H), dh=z(T, B, H), dx=z(T, B, D),
-        dgh=z(T, B, 3 * H), carry=z(B, H), tmp_h=z(B, H), tmp=z(B, 3 * H), h0=z(B, H), W_hhT=z(H, 3 * H),
+        h=z(T, B, H), dh=z(T, B, H), dx=z(T, B, D),
+        carry=z(B, H), tmp_h=z(B, H), tmp=z(B, 3 * H), h0=z(B, H), W_hhT=z(H, 3 * H),
     )
+    if K == 0:
+        ws.K = 0
+        ws.__dict__.update(XW=z(T, B, 3 * H), gates=z(T, B, 3 * H), ghn=z(T, B, H), dgh=z(T, B, 3 * H))
+    else:
+        chunk_buffers(ws, K, B, D, H, 3, dtype)
+        ws.__dict__.update(gates_k=z(K, B, 3 * H), ghn_k=z(K, B, H), dgh=z(K, B, 3 * H), hs_k=z(K, B, H),
+                           gate_mean=np.zeros((T, 3)))
+        ws.gates = StepCache(lambda t: _step_gates(ws, t)[0], (T, B, 3 * H))
+        ws.ghn = StepCache(lambda t: _step_gates(ws, t)[1], (T, B, H))
     # The input projection XW[t] is dead once step t has run forward, so BPTT writes dL/d(W_ih x_t + b_ih) over it.
     ws.dgi = ws.XW
     return ws
 
 
+def _step_gates(ws, t):
+    """[r, z, n] and W_hn h_{t-1} + b_hn of step t, recomputed (chunked mode's ws.gates[t], ws.ghn[t])."""
+    p = ws.params
+    H = ws.h.shape[2]
+    h_prev = prev_state(ws, ws.h, t, ws.h0)
+    gi = ws.X[t] @ p["weight_ih"].T + p["bias_ih"]
+    gh = h_prev @ p["weight_hh"].T + p["bias_hh"]
+    out = np.empty_like(gi)
+    out[:, :2 * H] = sigmoid_np(gi[:, :2 * H] + gh[:, :2 * H])
+    ghn = gh[:, 2 * H:]
+    out[:, 2 * H:] = np.tanh(gi[:, 2 * H:] + out[:, :H] * ghn)
+    return out, ghn
+
+
 def begin_forward(ws, X, params):
-    input_projection(ws, X, params)
+    ws.X = X
+    ws.params = params
+    if ws.K == 0:
+        input_projection(ws, X, params)
+    else:
+        np.copyto(ws.W_hhT, params["weight_hh"].T)
+        ws.fw_chunk = -1
 
 
 def run_forward(ws, params, model, t0, t1):
-    forward_range(t0, t1, ws.XW, ws.h0, ws.W_hhT, params["bias_hh"], ws.h, ws.gates, ws.ghn, ws.tmp)
+    if ws.K == 0:
+        forward_range(t0, t1, ws.XW, ws.h0, ws.W_hhT, params["bias_hh"], ws.h, ws.gates, ws.ghn, ws.tmp)
+        return
+    B, H = ws.h0.shape
+
+    def steps(lo, hi, a, b):
+        forward_range(a - lo, b - lo, ws.XW, prev_state(ws, ws.h, lo, ws.h0), ws.W_hhT, params["bias_hh"],
+                      ws.h[lo:hi], ws.gates_k, ws.ghn_k, ws.tmp)
+        ws.gate_mean[a:b] = ws.gates_k[a - lo:b - lo].reshape(b - a, B, 3, H).mean(axis=(1, 3))
+
+    run_chunked_forward(ws, params, t0, t1, steps)
 
 
 def begin_backward(ws):
     ws.carry[:] = 0
+    if ws.K:
+        begin_chunked_backward(ws)
 
 
 def run_backward(ws, params, model, t_hi, t_lo):
-    backward_range(t_hi, t_lo, ws.h0, params["weight_hh"], ws.h, ws.gates, ws.ghn, ws.dh, ws.dgi, ws.dgh, ws.carry, ws.tmp_h)
+    if ws.K == 0:
+        backward_range(t_hi, t_lo, ws.h0, params["weight_hh"], ws.h, ws.gates, ws.ghn, ws.dh, ws.dgi, ws.dgh,
+                       ws.carry, ws.tmp_h)
+        return
+
+    def recompute(lo, hi):   # the chunk's gates and ghn, one forward step each into scratch h (same values)
+        project_chunk(ws, lo, hi, params)
+        forward_range(0, hi - lo, ws.XW, prev_state(ws, ws.h, lo, ws.h0), ws.W_hhT, params["bias_hh"], ws.hs_k,
+                      ws.gates_k, ws.ghn_k, ws.tmp)
+
+    def steps(lo, hi, a, b):
+        backward_range(a - lo, b - lo, prev_state(ws, ws.h, lo, ws.h0), params["weight_hh"], ws.h[lo:hi],
+                       ws.gates_k, ws.ghn_k, ws.dh[lo:hi], ws.XW, ws.dgh, ws.carry, ws.tmp_h)
+
+    run_chunked_backward(ws, params, t_hi, t_lo, recompute, steps, ws.dgh)
 
 
 def finish_backward(ws, X, params, grads, model):
-    weight_grads(ws, X, ws.h0, params["weight_ih"], grads, ws.dgi, ws.dgh)
+    if ws.K == 0:
+        weight_grads(ws, X, ws.h0, params["weight_ih"], grads, ws.dgi, ws.dgh)
+    else:
+        finish_chunked(ws, grads)
 
 
 def gate_means(ws, t_done):
     H = ws.h.shape[2]
+    if ws.K:
+        return {name: ws.gate_mean[:t_done, k].copy() for k, name in enumerate(GATES) if name != "new"}
     return {name: ws.gates[:t_done, :, k * H:(k + 1) * H].mean(axis=(1, 2))
             for k, name in enumerate(GATES) if name != "new"}
 

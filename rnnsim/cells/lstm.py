@@ -14,7 +14,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from rnnsim.cells._common import Workspace, input_projection, jit, sigmoid, sigmoid_np, tanh, weight_grads
+from rnnsim.cells._common import (StepCache, Workspace, begin_chunked_backward, chunk_buffers, chunk_steps,
+                                  finish_chunked, input_projection, jit, prev_state, project_chunk,
+                                  run_chunked_backward, run_chunked_forward, sigmoid, sigmoid_np, tanh,
+                                  weight_grads)
 
 G = 4
 GATES = ("input", "forget", "cell", "output")
@@ -96,40 +99,103 @@ def backward_range(t_hi, t_lo, c0, W_hh, Cs, GT, DH, DA, carry_h, carry_c):
 
 
 # ------------------------------------------------------------------------------------ driver used by Simulation
+# Two modes (see CACHE_LIMIT in _common): cached (ws.K == 0) keeps XW and the gates for every step; chunked
+# (ws.K > 0) keeps (K, B, 4H) buffers, recomputes a chunk's gates in BPTT, and ws.gates is a StepCache.
 def allocate(T, B, D, H, dtype, model) -> Workspace:
     z = lambda *shape: np.zeros(shape, dtype=dtype)  # noqa: E731
+    K = chunk_steps(T * B * 8 * H * np.dtype(dtype).itemsize, T)
     ws = Workspace(
-        XW=z(T, B, 4 * H), h=z(T, B, H), c=z(T, B, H), gates=z(T, B, 4 * H), dh=z(T, B, H), dx=z(T, B, D),
+        h=z(T, B, H), c=z(T, B, H), dh=z(T, B, H), dx=z(T, B, D),
         carry=z(B, H), carry_c=z(B, H), tmp=z(B, 4 * H), h0=z(B, H), c0=z(B, H), W_hhT=z(H, 4 * H),
     )
+    if K == 0:
+        ws.K = 0
+        ws.XW = z(T, B, 4 * H)
+        ws.gates = z(T, B, 4 * H)
+    else:
+        chunk_buffers(ws, K, B, D, H, 4, dtype)
+        ws.gates_k = z(K, B, 4 * H)
+        ws.hs_k = z(K, B, H)
+        ws.cs_k = z(K, B, H)
+        ws.gate_mean = np.zeros((T, 4))
+        ws.gates = StepCache(lambda t: _step_gates(ws, t), (T, B, 4 * H))
     # The input projection XW[t] is dead once step t has run forward, so BPTT writes dL/da_t over it.
     ws.da = ws.XW
     return ws
 
 
+def _step_gates(ws, t):
+    """The activated gates [i, f, g, o] of step t, recomputed (chunked mode's ws.gates[t])."""
+    p = ws.params
+    H = ws.h.shape[2]
+    h_prev = prev_state(ws, ws.h, t, ws.h0)
+    a = ws.X[t] @ p["weight_ih"].T + p["bias_ih"] + h_prev @ p["weight_hh"].T + p["bias_hh"]
+    out = np.empty_like(a)
+    out[:, :2 * H] = sigmoid_np(a[:, :2 * H])
+    out[:, 2 * H:3 * H] = np.tanh(a[:, 2 * H:3 * H])
+    out[:, 3 * H:] = sigmoid_np(a[:, 3 * H:])
+    return out
+
+
 def begin_forward(ws, X, params):
-    input_projection(ws, X, params)
+    ws.X = X
+    ws.params = params
+    if ws.K == 0:
+        input_projection(ws, X, params)
+    else:
+        np.copyto(ws.W_hhT, params["weight_hh"].T)
+        ws.fw_chunk = -1
 
 
 def run_forward(ws, params, model, t0, t1):
-    forward_range(t0, t1, ws.XW, ws.h0, ws.c0, ws.W_hhT, params["bias_hh"], ws.h, ws.c, ws.gates, ws.tmp)
+    if ws.K == 0:
+        forward_range(t0, t1, ws.XW, ws.h0, ws.c0, ws.W_hhT, params["bias_hh"], ws.h, ws.c, ws.gates, ws.tmp)
+        return
+    B, H = ws.h0.shape
+
+    def steps(lo, hi, a, b):
+        forward_range(a - lo, b - lo, ws.XW, prev_state(ws, ws.h, lo, ws.h0), prev_state(ws, ws.c, lo, ws.c0),
+                      ws.W_hhT, params["bias_hh"], ws.h[lo:hi], ws.c[lo:hi], ws.gates_k, ws.tmp)
+        ws.gate_mean[a:b] = ws.gates_k[a - lo:b - lo].reshape(b - a, B, 4, H).mean(axis=(1, 3))
+
+    run_chunked_forward(ws, params, t0, t1, steps)
 
 
 def begin_backward(ws):
     ws.carry[:] = 0
     ws.carry_c[:] = 0
+    if ws.K:
+        begin_chunked_backward(ws)
 
 
 def run_backward(ws, params, model, t_hi, t_lo):
-    backward_range(t_hi, t_lo, ws.c0, params["weight_hh"], ws.c, ws.gates, ws.dh, ws.da, ws.carry, ws.carry_c)
+    if ws.K == 0:
+        backward_range(t_hi, t_lo, ws.c0, params["weight_hh"], ws.c, ws.gates, ws.dh, ws.da, ws.carry, ws.carry_c)
+        return
+
+    def recompute(lo, hi):   # the chunk's gates, one forward step each into scratch h, c (same values as forward)
+        project_chunk(ws, lo, hi, params)
+        forward_range(0, hi - lo, ws.XW, prev_state(ws, ws.h, lo, ws.h0), prev_state(ws, ws.c, lo, ws.c0),
+                      ws.W_hhT, params["bias_hh"], ws.hs_k, ws.cs_k, ws.gates_k, ws.tmp)
+
+    def steps(lo, hi, a, b):
+        backward_range(a - lo, b - lo, prev_state(ws, ws.c, lo, ws.c0), params["weight_hh"], ws.c[lo:hi],
+                       ws.gates_k, ws.dh[lo:hi], ws.XW, ws.carry, ws.carry_c)
+
+    run_chunked_backward(ws, params, t_hi, t_lo, recompute, steps, ws.XW)
 
 
 def finish_backward(ws, X, params, grads, model):
-    weight_grads(ws, X, ws.h0, params["weight_ih"], grads, ws.da, ws.da)
+    if ws.K == 0:
+        weight_grads(ws, X, ws.h0, params["weight_ih"], grads, ws.da, ws.da)
+    else:
+        finish_chunked(ws, grads)
 
 
 def gate_means(ws, t_done):
     H = ws.h.shape[2]
+    if ws.K:
+        return {name: ws.gate_mean[:t_done, k].copy() for k, name in enumerate(GATES) if name != "cell"}
     return {name: ws.gates[:t_done, :, k * H:(k + 1) * H].mean(axis=(1, 2))
             for k, name in enumerate(GATES) if name != "cell"}
 

@@ -16,7 +16,9 @@ import math
 
 import numpy as np
 
-from rnnsim.cells._common import LN_EPS, Workspace, input_projection, jit, tanh, weight_grads
+from rnnsim.cells._common import (LN_EPS, Workspace, begin_chunked_backward, chunk_buffers, chunk_steps,
+                                  finish_chunked, input_projection, jit, prev_state, run_chunked_backward,
+                                  run_chunked_forward, tanh, weight_grads)
 
 G = 1
 GATES = ("",)
@@ -115,15 +117,24 @@ def backward_range(t_hi, t_lo, Hs, W_hh, relu, use_ln, ln_w, AHAT, RSTD, DH, DA,
 
 
 # ------------------------------------------------------------------------------------ driver used by Simulation
+# Two modes (see CACHE_LIMIT in _common): cached (ws.K == 0) keeps the input projection XW for every step (reused
+# as dL/da); chunked (ws.K > 0) keeps a (K, B, H) buffer. BPTT needs only h_t (and, with LayerNorm, â_t and rstd,
+# which both modes keep for every step: the diagnostics read them), so chunked mode recomputes nothing.
 def allocate(T, B, D, H, dtype, model) -> Workspace:
     ln = bool(model.layernorm)
     z = lambda *shape: np.zeros(shape, dtype=dtype)  # noqa: E731
+    K = chunk_steps(T * B * H * np.dtype(dtype).itemsize, T)
     ws = Workspace(
-        XW=z(T, B, H), h=z(T, B, H), dh=z(T, B, H), dx=z(T, B, D),
+        h=z(T, B, H), dh=z(T, B, H), dx=z(T, B, D),
         ahat=z(T, B, H) if ln else z(1, 1, 1), rstd=z(T, B) if ln else z(1, 1),
         carry=z(B, H), tmp=z(B, H), h0=z(B, H), W_hhT=z(H, H),
         dln_w=z(H), dln_b=z(H), dummy=z(H),
     )
+    if K == 0:
+        ws.K = 0
+        ws.XW = z(T, B, H)
+    else:
+        chunk_buffers(ws, K, B, D, H, 1, dtype)
     # The input projection XW[t] is dead once step t has run forward, so BPTT writes dL/da_t over it.
     ws.da = ws.XW
     return ws
@@ -134,32 +145,61 @@ def _flags(model):
 
 
 def begin_forward(ws, X, params):
-    input_projection(ws, X, params)
+    ws.X = X
+    ws.params = params
+    if ws.K == 0:
+        input_projection(ws, X, params)
+    else:
+        np.copyto(ws.W_hhT, params["weight_hh"].T)
+        ws.fw_chunk = -1
 
 
 def run_forward(ws, params, model, t0, t1):
     relu, ln = _flags(model)
     ln_w = params["ln.weight"] if ln else ws.dummy
     ln_b = params["ln.bias"] if ln else ws.dummy
-    forward_range(t0, t1, ws.XW, ws.h0, ws.W_hhT, params["bias_hh"], relu, ln, ln_w, ln_b,
-                  ws.h, ws.ahat, ws.rstd, ws.tmp)
+    if ws.K == 0:
+        forward_range(t0, t1, ws.XW, ws.h0, ws.W_hhT, params["bias_hh"], relu, ln, ln_w, ln_b,
+                      ws.h, ws.ahat, ws.rstd, ws.tmp)
+        return
+
+    def steps(lo, hi, a, b):
+        forward_range(a - lo, b - lo, ws.XW, prev_state(ws, ws.h, lo, ws.h0), ws.W_hhT, params["bias_hh"], relu, ln,
+                      ln_w, ln_b, ws.h[lo:hi], ws.ahat[lo:hi] if ln else ws.ahat, ws.rstd[lo:hi] if ln else ws.rstd,
+                      ws.tmp)
+
+    run_chunked_forward(ws, params, t0, t1, steps)
 
 
 def begin_backward(ws):
     ws.carry[:] = 0
     ws.dln_w[:] = 0
     ws.dln_b[:] = 0
+    if ws.K:
+        begin_chunked_backward(ws)
 
 
 def run_backward(ws, params, model, t_hi, t_lo):
     relu, ln = _flags(model)
     ln_w = params["ln.weight"] if ln else ws.dummy
-    backward_range(t_hi, t_lo, ws.h, params["weight_hh"], relu, ln, ln_w, ws.ahat, ws.rstd,
-                   ws.dh, ws.da, ws.carry, ws.dln_w, ws.dln_b)
+    if ws.K == 0:
+        backward_range(t_hi, t_lo, ws.h, params["weight_hh"], relu, ln, ln_w, ws.ahat, ws.rstd,
+                       ws.dh, ws.da, ws.carry, ws.dln_w, ws.dln_b)
+        return
+
+    def steps(lo, hi, a, b):
+        backward_range(a - lo, b - lo, ws.h[lo:hi], params["weight_hh"], relu, ln, ln_w,
+                       ws.ahat[lo:hi] if ln else ws.ahat, ws.rstd[lo:hi] if ln else ws.rstd,
+                       ws.dh[lo:hi], ws.XW, ws.carry, ws.dln_w, ws.dln_b)
+
+    run_chunked_backward(ws, params, t_hi, t_lo, lambda lo, hi: None, steps, ws.XW)
 
 
 def finish_backward(ws, X, params, grads, model):
-    weight_grads(ws, X, ws.h0, params["weight_ih"], grads, ws.da, ws.da)
+    if ws.K == 0:
+        weight_grads(ws, X, ws.h0, params["weight_ih"], grads, ws.da, ws.da)
+    else:
+        finish_chunked(ws, grads)
     if model.layernorm:
         grads["ln.weight"][:] = ws.dln_w
         grads["ln.bias"][:] = ws.dln_b
