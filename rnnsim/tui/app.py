@@ -8,19 +8,33 @@ from __future__ import annotations
 
 from textual.app import App, ComposeResult
 from textual.binding import Binding
-from textual.containers import Vertical
+from textual.containers import Horizontal
 from textual.widgets import ContentSwitcher, Footer, Static
 
-from .runner import Frame, Runner
+from . import jobs
+from .runner import COMPARE_KNOBS, Frame, Runner
+from .screens.background import InfluenceView, MemoryView, ParallelView
+from .screens.compare import CompareView
 from .screens.modals import HelpScreen, ParamScreen, PickerScreen
+from .screens.spectrum import SpectrumView
 from .screens.views import DynamicsView, TrainingView
+from .widgets.lesson import NARROW_LINES, LessonPanel
 from .widgets.status import StatusBar
 
 POLL_INTERVAL = 1 / 10  # the UI pulls frames at 10 fps (DESIGN §5: 10–15; each redraw holds the GIL)
 MIN_WIDTH, MIN_HEIGHT = 60, 18
 
 CLIP_CYCLE = ["none", "norm", "value"]
-CELL_CYCLE = ["rnn", "lstm", "gru"]
+CELL_CYCLE = ["rnn", "lstm", "gru", "attention"]
+VIEWS = ["dynamics", "training", "spectrum", "compare", "parallel", "memory", "influence"]
+JOB_VIEWS = ("parallel", "memory", "influence")
+SIDE_LESSON_WIDTH = 120  # from this many columns the lesson is a side panel; below, 4 lines above the status
+# the knob each key changes: a lesson's scenario.locked refuses them
+KEY_KNOBS = {
+    "clip": "training.clip", "threshold": "training.clip_threshold", "cell": "model.cell",
+    "activation": "model.activation", "layernorm": "model.layernorm", "scale": "model.recurrent_scale",
+    "init": "model.init",
+}
 INIT_CYCLE = ["pytorch", "orthogonal", "identity", "normal"]
 THRESHOLDS = [0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0]
 
@@ -50,9 +64,12 @@ class RnnsimApp(App):
     Screen { layout: vertical; }
     #title { height: 1; background: $primary-background; color: $text; }
     #main { height: 1fr; }
-    #views { height: 1fr; }
+    #views { height: 1fr; width: 1fr; }
     #too-small { display: none; height: 1fr; content-align: center middle; text-align: center; }
-    Screen.too-small #main, Screen.too-small #title { display: none; }
+    #lesson-side, #lesson-bottom { display: none; }
+    Screen.lesson-side #lesson-side { display: block; }
+    Screen.lesson-bottom #lesson-bottom { display: block; }
+    Screen.too-small #main, Screen.too-small #title, Screen.too-small #lesson-bottom { display: none; }
     Screen.too-small #too-small { display: block; }
     """
 
@@ -81,6 +98,15 @@ class RnnsimApp(App):
         Binding("greater_than_sign", "cursor(10)", "Cursor →10", show=False, key_display=">"),
         Binding("1", "view('dynamics')", "Dynamics", show=False),
         Binding("2", "view('training')", "Training", show=False),
+        Binding("3", "view('spectrum')", "Spectrum", show=False),
+        Binding("4", "view('compare')", "Compare", show=False),
+        Binding("5", "view('parallel')", "Parallel", show=False),
+        Binding("6", "view('memory')", "Memory", show=False),
+        Binding("7", "view('influence')", "Influence", show=False),
+        Binding("x", "compare_knob", "Next knob"),
+        Binding("j", "lesson(1)", "Lesson ▸"),
+        Binding("k", "lesson(-1)", "Lesson ◂", show=False),
+        Binding("L", "toggle_lesson", "Hide lesson", show=False),
         Binding("tab", "toggle_view", "View", priority=True),
         Binding("question_mark", "help", "Help", key_display="?"),
         Binding("q", "quit", "Quit"),
@@ -95,7 +121,7 @@ class RnnsimApp(App):
         ("t", "train continuously (whole iterations; t again pauses)"),
         ("c", "clipping: none → norm → value"),
         ("[  ]", "clipping threshold θ down / up"),
-        ("m", "cell: rnn → lstm → gru (next iteration; same seed and data)"),
+        ("m", "cell: rnn → lstm → gru → attention (next iteration; same seed and data)"),
         ("a", "activation tanh ↔ relu (rnn)"),
         ("l", "LayerNorm on / off (rnn)"),
         ("s  S", "recurrent scale down / up (multiplies W_hh)"),
@@ -106,7 +132,15 @@ class RnnsimApp(App):
         ("p", "parameter panel: every knob, edit and validate"),
         (",  .", "move the cursor one step (exact numbers below the plot)"),
         ("<  >", "move the cursor ten steps"),
-        ("1  2  tab", "Dynamics view / Training view / switch"),
+        ("1  2  tab", "Dynamics view / Training view / switch between them"),
+        ("3", "Spectrum: eigenvalues of W_hh (braille), σ_max against 1/γ, Pascanu et al. verdict"),
+        ("4", "Compare: a second simulation, one knob changed, same seed and data (restarts both)"),
+        ("x", "Compare view: next knob (cell, clip, init, LayerNorm, activation; restarts both)"),
+        ("5", "Parallel: dependent steps and measured time, RNN vs attention, T = 16..2048"),
+        ("6", "Memory: memory capacity MC(k) and total MC against H (Jaeger 2001)"),
+        ("7", "Influence: ‖dL/dx_t‖ over positions for rnn, lstm, attention (256 samples)"),
+        ("j  k", "lesson: next / previous step (or page)"),
+        ("L", "lesson panel: hide / show"),
         ("?", "this help"),
         ("q  ctrl+q", "quit"),
     ]
@@ -122,13 +156,26 @@ class RnnsimApp(App):
         self.redraws = 0
         self._checked_size = None
         self._polls = 0  # frames applied to the widgets (tests and benchmarks read it)
+        self.jobs: dict[str, jobs.Job] = {}
+        self._job_versions: dict[str, tuple] = {}
+        self.lesson_visible = True
+        self.lesson_pos = 0  # page index in the flattened lesson pages
+        self.lesson_pages = 0
+        self._lesson_key = None
 
     def compose(self) -> ComposeResult:
         yield Static("", id="title")
-        with Vertical(id="main"):
+        with Horizontal(id="main"):
             with ContentSwitcher(initial="dynamics", id="views"):
                 yield DynamicsView(id="dynamics")
                 yield TrainingView(id="training")
+                yield SpectrumView(id="spectrum")
+                yield CompareView(id="compare")
+                yield ParallelView(id="parallel")
+                yield MemoryView(id="memory")
+                yield InfluenceView(id="influence")
+            yield LessonPanel(id="lesson-side", classes="side")
+        yield LessonPanel(id="lesson-bottom", classes="bottom")
         yield Static("", id="too-small")
         yield StatusBar(id="status")
         yield Footer()
@@ -137,11 +184,13 @@ class RnnsimApp(App):
         if not self.runner.alive:
             self.runner.start()
         self._check_size()
+        self._show_lesson()
         self.poll_frame()
         self.set_interval(self.poll_interval, self.poll_frame)
 
     def on_resize(self) -> None:
         self._check_size()
+        self._show_lesson()
 
     def _check_size(self) -> None:
         w, h = self._checked_size = self.size
@@ -154,11 +203,72 @@ class RnnsimApp(App):
             )
 
     async def action_quit(self) -> None:
+        self._cancel_jobs()
         self.runner.stop(timeout=0.5)
         self.exit(0)
 
     def on_unmount(self) -> None:
+        self._cancel_jobs()
         self.runner.stop(timeout=0.5)
+
+    def _cancel_jobs(self) -> None:
+        for job in self.jobs.values():
+            job.cancel()
+
+    # ------------------------------------------------------------------ lesson
+    @property
+    def lesson_steps(self) -> list[str]:
+        return list(self.scenario.lesson.steps)
+
+    def _show_lesson(self) -> None:
+        steps = self.lesson_steps
+        wide = self.size.width >= SIDE_LESSON_WIDTH
+        on = bool(steps) and self.lesson_visible
+        self.screen.set_class(on and wide, "lesson-side")
+        self.screen.set_class(on and not wide, "lesson-bottom")
+        if not on:
+            return
+        panel = self.query_one("#lesson-side" if wide else "#lesson-bottom", LessonPanel)
+        width = (40 if wide else self.size.width) - 2 - (1 if wide else 0)  # padding, border
+        key = (wide, width, self.lesson_pos, id(self.scenario))
+        if key == self._lesson_key:
+            return
+        self._lesson_key = key
+        self.lesson_pages = panel.show(steps, self.lesson_pos, width, None if wide else NARROW_LINES)
+        self.lesson_pos = min(self.lesson_pos, max(self.lesson_pages - 1, 0))
+
+    def lesson_step(self) -> int:
+        """The lesson step (0-based) on screen."""
+        from .widgets.lesson import lesson_pages
+
+        wide = self.size.width >= SIDE_LESSON_WIDTH
+        width = (40 if wide else self.size.width) - 2 - (1 if wide else 0)
+        pages = lesson_pages(self.lesson_steps, width, None if wide else NARROW_LINES)
+        return pages[min(self.lesson_pos, len(pages) - 1)][0] if pages else 0
+
+    def action_lesson(self, delta: int) -> None:
+        if not self.lesson_steps:
+            return
+        if not self.lesson_visible:
+            self.lesson_visible = True
+        else:
+            self.lesson_pos = min(max(self.lesson_pos + delta, 0), max(self.lesson_pages - 1, 0))
+        self._lesson_key = None
+        self._show_lesson()
+
+    def action_toggle_lesson(self) -> None:
+        if not self.lesson_steps:
+            return
+        self.lesson_visible = not self.lesson_visible
+        self._lesson_key = None
+        self._show_lesson()
+
+    def check_action(self, action: str, parameters) -> bool | None:
+        if action in ("lesson", "toggle_lesson") and not self.lesson_steps:
+            return None  # no lesson: hidden from the footer, the key does nothing
+        if action == "compare_knob" and self.view != "compare":
+            return None
+        return True
 
     # ------------------------------------------------------------------ frames
     def poll_frame(self, force: bool = False) -> bool:
@@ -166,6 +276,12 @@ class RnnsimApp(App):
         if self.size != self._checked_size:
             self._check_size()
         frame = self.runner.frame
+        if self.view in JOB_VIEWS and self.frame is not None:
+            job = self.jobs.get(self.view)
+            ver = (job.key, job.state.version) if job is not None else None
+            if ver != self._job_versions.get(self.view):
+                self._job_versions[self.view] = ver
+                self._show_job_view()
         if not force and self.frame is not None and frame.seq == self.frame.seq:
             return False
         self.frame = frame
@@ -191,8 +307,37 @@ class RnnsimApp(App):
             return
         if self.view == "dynamics":
             self.query_one(DynamicsView).show(frame, self.cursor)
-        else:
+        elif self.view == "training":
             self.query_one(TrainingView).show(frame)
+        elif self.view == "spectrum":
+            self.query_one(SpectrumView).show(frame)
+        elif self.view == "compare":
+            self.query_one(CompareView).show(frame)
+        else:
+            self._show_job_view()
+
+    def _show_job_view(self) -> None:
+        job = self.jobs.get(self.view)
+        state = job.state if job is not None else None
+        if self.view == "parallel":
+            self.query_one(ParallelView).show(state, jobs.PARALLEL_LENGTHS)
+        elif self.view == "memory":
+            self.query_one(MemoryView).show(state, jobs.MEMORY_SIZES, self._sc().model.hidden_size)
+        elif self.view == "influence":
+            self.query_one(InfluenceView).show(state, jobs.INFLUENCE_SAMPLES, self._sc().task.kind)
+
+    def start_job(self, view: str):
+        """Start (or keep) the background computation of a job view for the current scenario."""
+        sc = self._sc()
+        key = {"parallel": jobs.parallel_key, "memory": jobs.memory_key, "influence": jobs.influence_key}[view](sc)
+        job = self.jobs.get(view)
+        if job is not None and job.key == key and not job.state.cancelled:
+            return job
+        if job is not None:
+            job.cancel()
+        make = {"parallel": jobs.parallel_job, "memory": jobs.memory_job, "influence": jobs.influence_job}[view]
+        job = self.jobs[view] = make(sc).start()
+        return job
 
     # ----------------------------------------------------------------- actions
     def _sc(self):
@@ -203,6 +348,12 @@ class RnnsimApp(App):
         """Validate on the UI side (same schema as files) and send to the runner; the error text or None."""
         from rnnsim.scenario import ScenarioError
 
+        locked = [k for k in changes if k in self._sc().scenario.locked]
+        if locked:
+            msg = f"{locked[0]} is locked by this lesson (scenario.locked); open another scenario to change it"
+            if notify:
+                self.notify(msg, severity="warning", timeout=6)
+            return msg
         try:
             self._sc().with_changes(changes)
         except ScenarioError as exc:
@@ -272,8 +423,17 @@ class RnnsimApp(App):
     def action_view(self, name: str) -> None:
         self.view = name
         self.query_one("#views", ContentSwitcher).current = name
+        if name == "compare" and (self.runner.frame.compare is None):
+            self.runner.send("compare", COMPARE_KNOBS[0])
+        if name in JOB_VIEWS:
+            self.start_job(name)
+        self.refresh_bindings()
         if self.frame is not None:
             self._redraw()
+
+    def action_compare_knob(self) -> None:
+        if self.view == "compare":
+            self.runner.send("compare_next")
 
     def action_toggle_view(self) -> None:
         if self.screen is not self.screen_stack[0]:
@@ -289,6 +449,9 @@ class RnnsimApp(App):
             if sc is not None:
                 self.scenario = sc
                 self.runner.send("load", sc)
+                self.lesson_pos, self._lesson_key, self.lesson_visible = 0, None, True
+                self._show_lesson()
+                self.refresh_bindings()
 
         self.push_screen(PickerScreen(), loaded)
 

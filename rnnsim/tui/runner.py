@@ -75,6 +75,10 @@ class Frame:
     finite_flags: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))
     decay_text: str = ""
     spectrum_text: str = ""
+    spectrum: Any = None  # diagnostics.Spectrum of the current weights (eigenvalues copied), or None
+    spectrum_version: int = 0  # bumps only when the weights changed (an update, a rebuild)
+    cosine: float | None = None  # cos(g before clipping, g after) of the last update
+    compare: Any = None  # a CompareFrame while the compare view's second simulation exists
     sentinel: str | None = None
     error: str | None = None
     message: str = ""
@@ -89,6 +93,47 @@ class Frame:
     @property
     def display_scenario(self):
         return self.pending if self.pending is not None else self.scenario
+
+
+COMPARE_KNOBS = ("model.cell", "training.clip", "model.init", "model.layernorm", "model.activation")
+_CYCLES = {
+    "model.cell": ["rnn", "lstm", "gru", "attention"],
+    "training.clip": ["none", "norm", "value"],
+    "model.init": ["pytorch", "orthogonal", "identity", "normal"],
+    "model.activation": ["tanh", "relu"],
+}
+
+
+def knob_value(sc, key: str):
+    section, name = key.split(".")
+    return getattr(getattr(sc, section), name)
+
+
+def other_value(sc, key: str):
+    """The value simulation B gets for the compared knob: the next one in its cycle (on/off for LayerNorm)."""
+    cur = knob_value(sc, key)
+    if key == "model.layernorm":
+        return not cur
+    cyc = _CYCLES[key]
+    return cyc[(cyc.index(cur) + 1) % len(cyc)] if cur in cyc else cyc[0]
+
+
+@dataclass(frozen=True)
+class CompareFrame:
+    """Simulation B of the compare view: A's scenario with one knob changed, same seed and data, stepped with A."""
+
+    knob: str
+    value_a: Any
+    value_b: Any
+    scenario: Any
+    profile: np.ndarray
+    grad_filled: int
+    losses: np.ndarray
+    finite_flags: np.ndarray
+    loss: float | None
+    iteration: int
+    sentinel: str | None
+    version: int
 
 
 def _f(x) -> float | None:
@@ -201,6 +246,10 @@ class Runner:
         self._jac_cost = 0.0
         self._jac_time = 0.0
         self._build_count = 0
+        self.sim_b = None  # the compare view's second simulation (A's scenario with one knob changed)
+        self._compare_knob: str | None = None
+        self._history_b = _History()
+        self._spec_version = 0
 
     # ----------------------------------------------------------------- UI side
     @property
@@ -290,14 +339,14 @@ class Runner:
                         # max speed: a burst of steps up to BURST seconds between looks at the queue and frames
                         end = now + BURST
                         q, sim = self._queue, self.sim
-                        while q.empty() and sim.sentinel is None and not self._stop.is_set():
+                        while q.empty() and self._alive_sims() and not self._stop.is_set():
                             self._step()
                             if time.perf_counter() >= end:
                                 break
             except Exception as exc:  # noqa: BLE001
                 self._error = f"{type(exc).__name__}: {exc}"
                 self._playing = self._training = False
-            if self.sim is not None and self.sim.sentinel is not None:
+            if self.sim is not None and not self._alive_sims():
                 self._playing = self._training = False
             self._publish()
 
@@ -305,18 +354,18 @@ class Runner:
         sim = self.sim
         if name in ("play", "pause", "toggle_play"):
             want = {"play": True, "pause": False}.get(name, not self._playing)
-            self._playing = want and sim is not None and sim.sentinel is None
+            self._playing = want and sim is not None and self._alive_sims()
             self._training = False
             self._next_step_at = time.perf_counter()
             self._message = "playing" if self._playing else "paused"
         elif name in ("train", "toggle_train"):
             want = True if name == "train" else not self._training
-            self._training = want and sim is not None and sim.sentinel is None
+            self._training = want and sim is not None and self._alive_sims()
             self._playing = False
             self._message = "training" if self._training else "paused"
         elif name == "step":
             self._playing = self._training = False
-            if sim is not None and sim.sentinel is None:
+            if sim is not None and self._alive_sims():
                 for _ in range(int(args[0]) if args else 1):
                     self._step()
         elif name == "speed":
@@ -328,8 +377,10 @@ class Runner:
             sim.reset()
             self._after_rebuild("reset: same seed, fresh weights and data")
         elif name == "new_seed":
-            self._playing = self._training = False
             base = self._pending if self._pending is not None else sim.scenario
+            if self._refuse_locked(base, {"scenario.seed": None}):
+                return
+            self._playing = self._training = False
             new = base.with_changes({"scenario.seed": int(base.scenario.seed) + 1})
             self._pending = None
             self._rebuild_with(new)
@@ -339,6 +390,8 @@ class Runner:
             # "modify" carries a pure function of the current scenario (e.g. the next clipping mode), evaluated
             # here, in order, so quick repeated key presses each see the previous one's result
             changes = dict(args[0](base) if name == "modify" else args[0])
+            if self._refuse_locked(base, changes):
+                return
             new = base.with_changes(changes)  # ScenarioError propagates to the caller's message
             self._error = None
             if not _changes_model(sim.scenario, new):
@@ -346,6 +399,9 @@ class Runner:
                 sim.reconfigure(new)
                 self._pending = None
                 self._message = "changed: " + ", ".join(f"{k}={v}" for k, v in changes.items())
+                if self.sim_b is not None:
+                    # B follows A (with its own value of the compared knob); changing that knob restarts both
+                    self._sync_b(restart=self._compare_knob in changes)
             else:
                 self._pending = new
                 self._apply_pending()
@@ -358,10 +414,110 @@ class Runner:
             self._pending = None
             self._build(args[0], compile_first=args[0].model.cell not in self._seen_cells)
             self._message = f"loaded {args[0].scenario.name}"
+        elif name == "compare":
+            # args: (knob,) to start or switch the compare view's simulation B, (None,) to drop it
+            knob = args[0] if args else COMPARE_KNOBS[0]
+            if knob is None:
+                self.sim_b, self._compare_knob = None, None
+                self._message = "compare off"
+            elif knob != self._compare_knob or self.sim_b is None:
+                if knob not in COMPARE_KNOBS:
+                    raise ValueError(f"cannot compare {knob!r}; one of {', '.join(COMPARE_KNOBS)}")
+                self._compare_knob = knob
+                self._sync_b(restart=True)
+        elif name == "compare_next":
+            i = COMPARE_KNOBS.index(self._compare_knob) if self._compare_knob in COMPARE_KNOBS else -1
+            self._compare_knob = COMPARE_KNOBS[(i + 1) % len(COMPARE_KNOBS)]
+            self._sync_b(restart=True)
         elif name == "noop":
             pass
         else:
             raise ValueError(f"unknown runner command {name!r}")
+
+    def _alive_sims(self) -> bool:
+        """True while a simulation can still step: A without a NaN/inf, or the compare view's B without one."""
+        sim, b = self.sim, self.sim_b
+        return (sim is not None and sim.sentinel is None) or (b is not None and b.sentinel is None)
+
+    def _refuse_locked(self, base, changes: dict) -> bool:
+        """A lesson's `scenario.locked` keys are not changed: say so in the alert line and change nothing."""
+        locked = [k for k in changes if k in base.scenario.locked]
+        if not locked:
+            return False
+        self._error = f"{locked[0]} is locked by this lesson (scenario.locked); open another scenario to change it"
+        return True
+
+    def _b_scenario(self):
+        sc = self.sim.scenario
+        return sc.with_changes({self._compare_knob: other_value(sc, self._compare_knob)})
+
+    def _sync_b(self, restart: bool) -> None:
+        """Keep B = A's scenario with the compared knob changed. A restart rebuilds B from the seed and resets A
+        (same seed, so both see the same data from the same iteration)."""
+        if self._compare_knob is None or self.sim is None:
+            return
+        target = self._b_scenario()
+        b = self.sim_b
+        if restart or b is None or _changes_model(b.scenario, target):
+            if restart and (self.sim.iteration > 0 or self.sim.phase != "idle"):
+                self._playing = self._training = False
+                self.sim.reset()
+                self._steps_done = 0
+                self._build_count += 1
+                self._data_version += 1
+                self._history_version += 1
+            new_cell = target.model.cell not in self._seen_cells
+            if new_cell:
+                self._compiling = True
+                self._message = f"compiling {target.model.cell} kernels…"
+                self._publish(force=True)
+            b = self._sim_factory(target)
+            if new_cell:
+                b.forward()
+                b.backward()
+                b.reset()
+                self._seen_cells.add(target.model.cell)
+                self._compiling = False
+            self.sim_b = b
+            self._history_b = _History()
+            self._message = (f"compare {self._compare_knob}: A = {knob_value(self.sim.scenario, self._compare_knob)}, "
+                             f"B = {knob_value(target, self._compare_knob)}; both from seed "
+                             f"{target.scenario.seed}, same data")
+        else:
+            b.reconfigure(target)
+        self._dirty = True
+
+    def _step_b(self) -> None:
+        """Mirror one unit of A's play on B (same phase machine, same T)."""
+        b = self.sim_b
+        if b is None or b.sentinel is not None:
+            return
+        phase = b.phase
+        if phase in ("idle", "forward"):
+            b.step_forward()
+        elif phase in ("forward_done", "backward"):
+            b.step_backward()
+        elif phase == "backward_done":
+            b.apply_update()
+        else:
+            b.step_forward()
+
+    def _train_one_b(self) -> None:
+        b = self.sim_b
+        if b is None or b.sentinel is not None:
+            return
+        if b.phase == "idle":
+            b.forward()
+        while b.phase in ("idle", "forward") and b.sentinel is None:
+            b.step_forward()
+        if b.sentinel is None and b.phase in ("forward_done", "backward"):
+            if b.phase == "forward_done" and b.bt == 0:
+                b.backward()
+            else:
+                while b.phase in ("forward_done", "backward") and b.sentinel is None:
+                    b.step_backward()
+        if b.sentinel is None:
+            b.apply_update()
 
     def _diagnostics(self):
         if self._diag is None:
@@ -413,6 +569,8 @@ class Runner:
         self._data_version += 1
         self._history_version += 1
         self._dirty = True
+        if self.sim_b is not None and self._compare_knob is not None:
+            self._sync_b(restart=True)
 
     def _at_boundary(self) -> bool:
         sim = self.sim
@@ -432,19 +590,27 @@ class Runner:
         """One unit of play: a forward step, a BPTT step, or the update that ends an iteration."""
         sim = self.sim
         phase = sim.phase
-        if phase in ("idle", "forward"):
+        if sim.sentinel is not None:  # only B (compare view) still runs
+            self._step_b()
+            if self.sim_b is not None and self.sim_b.phase == "idle":
+                self._history_version += 1
+        elif phase in ("idle", "forward"):
             if phase == "idle":
                 self._apply_pending()
                 sim = self.sim
             sim.step_forward()
+            self._step_b()
         elif phase in ("forward_done", "backward"):
             sim.step_backward()
+            self._step_b()
         elif phase == "backward_done":
             sim.apply_update()
+            self._step_b()
             self._history_version += 1
             self._apply_pending()
         else:  # unknown phase: be safe, start a new pass
             sim.step_forward()
+            self._step_b()
         self._steps_done += 1
         self._data_version += 1
         self._dirty = True
@@ -452,6 +618,12 @@ class Runner:
     def _train_one(self) -> None:
         """One whole iteration (finishing a pass that is under way): forward, BPTT, update."""
         sim = self.sim
+        if sim.sentinel is not None:  # only B (compare view) still runs
+            self._train_one_b()
+            self._history_version += 1
+            self._data_version += 1
+            self._dirty = True
+            return
         if sim.phase == "idle":
             self._apply_pending()
             sim = self.sim
@@ -472,6 +644,7 @@ class Runner:
         if sim.sentinel is None:
             sim.apply_update()
             self._history_version += 1
+        self._train_one_b()
         self._data_version += 1
         self._dirty = True
         self._apply_pending()
@@ -499,6 +672,26 @@ class Runner:
         self._jac_cost, self._jac_time = done - now, done
         self._diag_cache["jac"] = (key, arr)
         return arr
+
+    def _compare_frame(self, d) -> CompareFrame:
+        b = self.sim_b
+        losses, _, _, _, finite = self._history_b.update(b.history)
+        last = b.history[-1] if b.history else None
+        knob = self._compare_knob
+        return CompareFrame(
+            knob=knob,
+            value_a=knob_value(self.sim.scenario, knob),
+            value_b=knob_value(b.scenario, knob),
+            scenario=b.scenario,
+            profile=np.asarray(d.gradient_profile(b), dtype=float).copy(),
+            grad_filled=int(b.bt),
+            losses=losses,
+            finite_flags=finite,
+            loss=_f(b.loss) if b.loss is not None else (_f(last.loss) if last else None),
+            iteration=int(b.iteration),
+            sentinel=None if b.sentinel is None else str(b.sentinel),
+            version=self._data_version,
+        )
 
     def _publish(self, force: bool = False) -> None:
         now = time.perf_counter()
@@ -542,18 +735,27 @@ class Runner:
                 decay = d.decay_summary(profile).text
         except Exception:  # noqa: BLE001 - a summary is optional decoration
             decay = ""
+        spec = None
         try:
-            key = ("spec", id(sim), sim.iteration, self._data_version if phase == "idle" else 0)
+            # the weights change only at an update or a rebuild: eigenvalues are computed here, in the worker,
+            # once per (simulation, build, iteration), and shared by every frame until then
+            key = ("spec", id(sim), self._build_count, sim.iteration)
             cached = self._diag_cache.get("spec")
-            if cached is not None and cached[0][:3] == key[:3]:
-                spectrum = cached[1]
+            if cached is not None and cached[0] == key:
+                spectrum, spec = cached[1], cached[2]
             else:
                 sp = d.spectrum(sim)
-                spectrum = f"σmax(W_hh)={sp.sigma_max:.3g} · {sp.verdict}"
-                self._diag_cache["spec"] = (key, spectrum)
+                eig = np.array(sp.eigenvalues, dtype=complex)
+                eig.flags.writeable = False
+                spec = type(sp)(eig, sp.radius, sp.sigma_max, sp.gamma, sp.bound, sp.verdict)
+                spectrum = (f"σmax(W_hh)={sp.sigma_max:.3g} · {sp.verdict}" if sim.scenario.model.cell == "rnn"
+                            else sp.verdict)
+                self._spec_version += 1
+                self._diag_cache["spec"] = (key, spectrum, spec)
         except Exception:  # noqa: BLE001
             spectrum = ""
         sentinel = sim.sentinel
+        compare = self._compare_frame(d) if self.sim_b is not None else None
         self._frame = Frame(
             seq=self._seq,
             compiling=self._compiling,
@@ -586,6 +788,10 @@ class Runner:
             finite_flags=finite,
             decay_text=decay,
             spectrum_text=spectrum,
+            spectrum=spec,
+            spectrum_version=self._spec_version,
+            cosine=_f(getattr(last, "cosine", None)) if last else None,
+            compare=compare,
             sentinel=None if sentinel is None else str(sentinel),
             error=self._error,
             message=self._message,

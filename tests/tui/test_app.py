@@ -143,7 +143,15 @@ async def test_model_knobs_apply_at_iteration_boundary_with_same_data(small):
         assert set(f.gates) == {"reset", "update"}
         await pilot.press("m")
         await settle(app, pilot)
-        assert app.runner.frame.pending.model.cell == "rnn"
+        assert app.runner.frame.pending.model.cell == "attention"  # rnn → lstm → gru → attention → rnn
+        for _ in range(20 + 20 + 1):
+            await pilot.press("n")
+        f = await settle(app, pilot)
+        assert app.runner.sim.scenario.model.cell == "attention" and f.gates == {}
+        assert "no recurrence" in app.query_one("#gradient").render_line(app.query_one("#gradient").size.height - 2).text
+        await pilot.press("m")  # mid-pass again: pending
+        f = await settle(app, pilot)
+        assert f.pending.model.cell == "rnn"
 
 
 @pytest.mark.parametrize(

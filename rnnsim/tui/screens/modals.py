@@ -158,6 +158,7 @@ class ParamScreen(ModalScreen):
     def compose(self) -> ComposeResult:
         from textual.containers import Horizontal
 
+        locked = set(self.scenario.scenario.locked)
         with Vertical():
             yield Label(" Parameters: edit a value, enter applies (validated), esc closes")
             with VerticalScroll():
@@ -168,8 +169,9 @@ class ParamScreen(ModalScreen):
                             show_value(knob_value(self.scenario, key)),
                             id="knob-" + key.replace(".", "-"),
                             select_on_focus=False,
+                            disabled=key in locked,
                         )
-                        yield Label(hint, classes="hint")
+                        yield Label("locked by this lesson" if key in locked else hint, classes="hint")
             yield Static("", id="param-msg")
 
     def on_mount(self) -> None:

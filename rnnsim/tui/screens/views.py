@@ -28,14 +28,14 @@ class DynamicsView(Vertical):
     DEFAULT_CSS = """
     DynamicsView { height: 1fr; }
     DynamicsView #cursor-info { height: 1; color: $text; background: $boost; }
-    DynamicsView #spectrum { height: 1; color: $text-muted; }
+    DynamicsView #dyn-summary { height: 1; color: $text-muted; }
     """
 
     def compose(self) -> ComposeResult:
         yield Heatmap(id="heatmap")
         yield GradientPanel(id="gradient")
         yield Static("", id="cursor-info")
-        yield Static("", id="spectrum")
+        yield Static("", id="dyn-summary")
 
     def _fit_heatmap(self, H: int) -> None:
         """Give the heatmap the rows its units need (up to 17) and the gradient panel the rest."""
@@ -67,7 +67,7 @@ class DynamicsView(Vertical):
         )
         _set(self.query_one("#cursor-info", Static), " cursor (, . < >) " + cursor_text(frame, cursor))
         parts = [p for p in (frame.decay_text, frame.spectrum_text) if p]
-        _set(self.query_one("#spectrum", Static), " " + " · ".join(parts))
+        _set(self.query_one("#dyn-summary", Static), " " + " · ".join(parts))
 
 
 class TrainingView(Vertical):

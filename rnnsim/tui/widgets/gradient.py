@@ -90,7 +90,13 @@ class GradientPanel(Widget):
         jv = aggregate(jac, cols, "mean")
         ji = np.where(np.isnan(jv), -1, np.clip(np.ceil(np.nan_to_num(jv, posinf=2.0) * 4), 1, 8)).astype(int)
         jstyles = [JAC_HIGH if (x >= 1) else JAC_LOW for x in np.nan_to_num(jv)]
-        lines.append(glyph_row(jv, ji, jstyles, "‖J_t‖", width))
+        if self.cell == "attention":
+            # no ∂h_t/∂h_(t-1): say so instead of an empty row
+            lines.append(Strip([Segment(f"{'‖J_t‖':>{GUTTER - 1}} ", LABEL),
+                                Segment("no recurrence: attention's h_t depends on the inputs only", DIM)]
+                               ).adjust_cell_length(width, NULL))
+        else:
+            lines.append(glyph_row(jv, ji, jstyles, "‖J_t‖", width))
         if gate is not None:
             gv = aggregate(np.asarray(gate, float), cols, "mean")
             gi = np.where(np.isnan(gv), -1, np.clip(np.nan_to_num(gv) * 8, 1, 8).round()).astype(int)

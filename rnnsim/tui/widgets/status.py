@@ -68,6 +68,9 @@ def status_text(frame, no_color: bool = False) -> Text:
     t.append(f" · ‖g‖ {fmt(frame.grad_norm)}")
     if frame.clipped:
         t.append(f"→{fmt(frame.clipped_norm)}", style="bold yellow" if not no_color else "bold")
+    if sc.training.clip != "none" and frame.cosine is not None and frame.iteration > 0:
+        # cos(g before clipping, g after): 1 for norm clipping, below 1 when value clipping turned the step
+        t.append(f" cos {frame.cosine:.2f}", style="bold yellow" if frame.cosine < 0.9999 and not no_color else "")
     t.append(" · ")
     t.append(clip_text(sc), style="yellow" if sc.training.clip != "none" and not no_color else "")
     t.append(f" · {cell_text(sc)}", style="bold")
