@@ -117,3 +117,28 @@ def test_bad_scenario_exits_2_before_drawing(tmp_path):
     proc = subprocess.run([RNNSIM, str(bad)], capture_output=True, text=True, timeout=30)
     assert proc.returncode == 2
     assert "model.cell" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_lesson_in_tmux(tmux_session, tmp_path):
+    """A built-in lesson at 80x24 in 256 colours: the panel shows step 1, j moves on, 3 opens the spectrum view."""
+    env_cmd = "env -u COLORTERM TERM=xterm-256color"
+    cmd = f"cd {tmp_path} && {env_cmd} {RNNSIM} vanishing; sleep 30"
+    subprocess.run([TMUX, "new-session", "-d", "-s", tmux_session, "-x", "80", "-y", "24", cmd], check=True)
+    screen = _wait_for(tmux_session, "READY")
+    assert "Lesson 1/4" in screen and "j: more" in screen
+    _keys(tmux_session, "j")  # the rest of step 1 (3 lines per page at 80 columns)
+    _wait_for(tmux_session, "j: next step")
+    _keys(tmux_session, "j")
+    screen = _wait_for(tmux_session, "Lesson 2/4")
+    _keys(tmux_session, "k")
+    _wait_for(tmux_session, "j: next step")
+    _keys(tmux_session, "3")
+    screen = _wait_for(tmux_session, "Eigenvalues of W_hh")
+    assert "vanishing guaranteed" in screen
+    assert any(0x2800 < ord(ch) <= 0x28FF for ch in screen)  # the braille canvas
+    _keys(tmux_session, "L")
+    deadline = time.monotonic() + 10
+    while "Lesson" in _screen(tmux_session) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert "Lesson" not in _screen(tmux_session)
+    _keys(tmux_session, "q")

@@ -38,3 +38,36 @@ async def test_scenario_draws(name, changes):
         await settle(app, pilot)
         plot = app.query_one("#loss-plot")
         assert "1 iteration ·" in plot.render_line(0).text
+
+
+@pytest.mark.parametrize("name", list(builtin_scenarios()))
+async def test_scenario_new_views_draw(name, monkeypatch):
+    """Keys 3-7 on every built-in: each view draws (background jobs shortened: the full ones are the same code)."""
+    from rnnsim.tui import jobs
+
+    monkeypatch.setattr(jobs, "PARALLEL_LENGTHS", (16, 32))
+    monkeypatch.setattr(jobs, "MEMORY_SIZES", (4, 8))
+    monkeypatch.setattr(jobs, "INFLUENCE_SAMPLES", 8)
+    base = rnnsim.load_scenario(name)
+    sc = base.with_changes({"task.length": min(base.task.length, 40)})
+    app = RnnsimApp(sc)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(app, pilot)
+        if sc.lesson.steps:
+            assert "Lesson 1/" in str(app.query_one("#lesson-bottom").render())
+        await pilot.press("3")
+        f = await settle(app, pilot)
+        assert f.spectrum is not None and str(app.query_one("#spectrum-info").render()).strip()
+        await pilot.press("4")
+        app.runner.send("step", 2 * f.T + 1)
+        f = await settle(app, pilot)
+        assert f.compare is not None and f.compare.iteration == f.iteration == 1
+        assert "‖dL/dh_t‖" in app.query_one("#compare-grad").text
+        for key, view, probe in (("5", "parallel", "#parallel-plot"), ("6", "memory", "#memory-total"),
+                                 ("7", "influence", "#influence-plot")):
+            await pilot.press(key)
+            state = app.jobs[view].join(120)
+            assert state.finished and state.error is None, (view, state)
+            app.poll_frame()
+            await pilot.pause()
+            assert app.query_one(probe).text.strip(), view
