@@ -16,8 +16,8 @@ import numpy as np
 
 from rnnsim.cells._common import (StepCache, Workspace, begin_chunked_backward, chunk_buffers, chunk_steps,
                                   finish_chunked, input_projection, jit, prev_state, project_chunk,
-                                  run_chunked_backward, run_chunked_forward, sigmoid, sigmoid_np, tanh,
-                                  weight_grads)
+                                  run_chunked_backward, run_chunked_forward, sigmoid, sigmoid_np,
+                                  step_gemm_in_numpy, tanh, weight_grads)
 
 G = 3
 GATES = ("reset", "update", "new")
@@ -27,10 +27,16 @@ GATES = ("reset", "update", "new")
 @jit
 def forward_step(t, XW, h0, W_hhT, b_hh, Hs, GT, GHN, tmp):
     """Writes Hs[t], GT[t] = [r, z, n] and GHN[t] = W_hn h_{t-1} + b_hn. XW[t] = W_ih x_t + b_ih."""
+    np.dot(h0 if t == 0 else Hs[t - 1], W_hhT, tmp)
+    forward_gates(t, XW, h0, b_hh, Hs, GT, GHN, tmp)
+
+
+@jit
+def forward_gates(t, XW, h0, b_hh, Hs, GT, GHN, tmp):
+    """forward_step after its recurrent product: tmp = h_{t-1} W_hh^T on entry."""
     B, H3 = tmp.shape
     H = H3 // 3
     h_prev = h0 if t == 0 else Hs[t - 1]
-    np.dot(h_prev, W_hhT, tmp)
     for b in range(B):
         a = tmp[b]
         xw = XW[t, b]
@@ -53,6 +59,17 @@ def forward_step(t, XW, h0, W_hhT, b_hh, Hs, GT, GHN, tmp):
 def backward_step(t, h0, W_hh, Hs, GT, GHN, DH, DGI, DGH, carry, tmp_h):
     """DH[t] += carry (total dL/dh_t); DGI[t], DGH[t] = dL/d(W_ih x + b_ih), dL/d(W_hh h + b_hh);
     carry ← dL/dh_{t-1} = dh ⊙ z + DGH[t] W_hh."""
+    backward_gates(t, h0, Hs, GT, GHN, DH, DGI, DGH, carry)
+    np.dot(DGH[t], W_hh, tmp_h)
+    B, H = carry.shape
+    for b in range(B):
+        for j in range(H):
+            carry[b, j] += tmp_h[b, j]
+
+
+@jit
+def backward_gates(t, h0, Hs, GT, GHN, DH, DGI, DGH, carry):
+    """backward_step before its recurrent product: carry ← dh ⊙ z (the caller adds DGH[t] W_hh)."""
     B, H = carry.shape
     h_prev = h0 if t == 0 else Hs[t - 1]
     for b in range(B):
@@ -79,22 +96,40 @@ def backward_step(t, h0, W_hh, Hs, GT, GHN, DH, DGI, DGH, carry, tmp_h):
             dgh[2 * H + j] = dgi[2 * H + j] * gt[j]
         for j in range(H):
             cb[j] = dh[j] * gt[H + j]
-    np.dot(DGH[t], W_hh, tmp_h)
-    for b in range(B):
-        for j in range(H):
-            carry[b, j] += tmp_h[b, j]
 
 
 @jit
-def forward_range(t0, t1, XW, h0, W_hhT, b_hh, Hs, GT, GHN, tmp):
+def _forward_range(t0, t1, XW, h0, W_hhT, b_hh, Hs, GT, GHN, tmp):
     for t in range(t0, t1):
         forward_step(t, XW, h0, W_hhT, b_hh, Hs, GT, GHN, tmp)
 
 
 @jit
-def backward_range(t_hi, t_lo, h0, W_hh, Hs, GT, GHN, DH, DGI, DGH, carry, tmp_h):
+def _backward_range(t_hi, t_lo, h0, W_hh, Hs, GT, GHN, DH, DGI, DGH, carry, tmp_h):
     for t in range(t_hi, t_lo - 1, -1):
         backward_step(t, h0, W_hh, Hs, GT, GHN, DH, DGI, DGH, carry, tmp_h)
+
+
+def forward_range(t0, t1, XW, h0, W_hhT, b_hh, Hs, GT, GHN, tmp):
+    """Steps [t0, t1): one Numba call, or (per-step products of at least STEP_GEMM_FLOPS) a Python loop whose
+    recurrent products go to NumPy's BLAS (see _common.step_gemm_in_numpy)."""
+    if not step_gemm_in_numpy(tmp.shape[0], W_hhT.shape[0], W_hhT.shape[1]):
+        _forward_range(t0, t1, XW, h0, W_hhT, b_hh, Hs, GT, GHN, tmp)
+        return
+    for t in range(t0, t1):
+        np.matmul(h0 if t == 0 else Hs[t - 1], W_hhT, out=tmp)
+        forward_gates(t, XW, h0, b_hh, Hs, GT, GHN, tmp)
+
+
+def backward_range(t_hi, t_lo, h0, W_hh, Hs, GT, GHN, DH, DGI, DGH, carry, tmp_h):
+    """BPTT steps t_hi down to t_lo, like forward_range."""
+    if not step_gemm_in_numpy(carry.shape[0], W_hh.shape[1], W_hh.shape[0]):
+        _backward_range(t_hi, t_lo, h0, W_hh, Hs, GT, GHN, DH, DGI, DGH, carry, tmp_h)
+        return
+    for t in range(t_hi, t_lo - 1, -1):
+        backward_gates(t, h0, Hs, GT, GHN, DH, DGI, DGH, carry)
+        np.matmul(DGH[t], W_hh, out=tmp_h)
+        carry += tmp_h
 
 
 # ------------------------------------------------------------------------------------ driver used by Simulation

@@ -16,8 +16,8 @@ import numpy as np
 
 from rnnsim.cells._common import (StepCache, Workspace, begin_chunked_backward, chunk_buffers, chunk_steps,
                                   finish_chunked, input_projection, jit, prev_state, project_chunk,
-                                  run_chunked_backward, run_chunked_forward, sigmoid, sigmoid_np, tanh,
-                                  weight_grads)
+                                  run_chunked_backward, run_chunked_forward, sigmoid, sigmoid_np,
+                                  step_gemm_in_numpy, tanh, weight_grads)
 
 G = 4
 GATES = ("input", "forget", "cell", "output")
@@ -29,11 +29,17 @@ GATES = ("input", "forget", "cell", "output")
 @jit
 def forward_step(t, XW, h0, c0, W_hhT, b_hh, Hs, Cs, GT, tmp):
     """Writes Hs[t], Cs[t] and the activated gates GT[t] = [i, f, g, o]. XW[t] = W_ih x_t + b_ih."""
+    h_prev = h0 if t == 0 else Hs[t - 1]
+    np.dot(h_prev, W_hhT, tmp)
+    forward_gates(t, XW, c0, b_hh, Hs, Cs, GT, tmp)
+
+
+@jit
+def forward_gates(t, XW, c0, b_hh, Hs, Cs, GT, tmp):
+    """forward_step after its recurrent product: tmp = h_{t-1} W_hh^T on entry."""
     B, H4 = tmp.shape
     H = H4 // 4
-    h_prev = h0 if t == 0 else Hs[t - 1]
     c_prev = c0 if t == 0 else Cs[t - 1]
-    np.dot(h_prev, W_hhT, tmp)
     for b in range(B):
         a = tmp[b]
         xw = XW[t, b]
@@ -57,6 +63,13 @@ def forward_step(t, XW, h0, c0, W_hhT, b_hh, Hs, Cs, GT, tmp):
 def backward_step(t, c0, W_hh, Cs, GT, DH, DA, carry_h, carry_c):
     """One BPTT step: DH[t] += carry_h (total dL/dh_t); DA[t] = dL/d(gate pre-activations);
     carry_h ← DA[t] W_hh, carry_c ← dL/dc_{t-1}."""
+    backward_gates(t, c0, Cs, GT, DH, DA, carry_h, carry_c)
+    np.dot(DA[t], W_hh, carry_h)
+
+
+@jit
+def backward_gates(t, c0, Cs, GT, DH, DA, carry_h, carry_c):
+    """backward_step before its recurrent product (the caller then sets carry_h ← DA[t] W_hh)."""
     B, H = carry_h.shape
     c_prev = c0 if t == 0 else Cs[t - 1]
     for b in range(B):
@@ -83,19 +96,39 @@ def backward_step(t, c0, W_hh, Cs, GT, DH, DA, carry_h, carry_c):
             da[H + j] = dc * cp[j] * f * (1.0 - f)
             da[2 * H + j] = dc * i * (1.0 - g * g)
             cc[j] = dc * f
-    np.dot(DA[t], W_hh, carry_h)
 
 
 @jit
-def forward_range(t0, t1, XW, h0, c0, W_hhT, b_hh, Hs, Cs, GT, tmp):
+def _forward_range(t0, t1, XW, h0, c0, W_hhT, b_hh, Hs, Cs, GT, tmp):
     for t in range(t0, t1):
         forward_step(t, XW, h0, c0, W_hhT, b_hh, Hs, Cs, GT, tmp)
 
 
 @jit
-def backward_range(t_hi, t_lo, c0, W_hh, Cs, GT, DH, DA, carry_h, carry_c):
+def _backward_range(t_hi, t_lo, c0, W_hh, Cs, GT, DH, DA, carry_h, carry_c):
     for t in range(t_hi, t_lo - 1, -1):
         backward_step(t, c0, W_hh, Cs, GT, DH, DA, carry_h, carry_c)
+
+
+def forward_range(t0, t1, XW, h0, c0, W_hhT, b_hh, Hs, Cs, GT, tmp):
+    """Steps [t0, t1): one Numba call, or (per-step products of at least STEP_GEMM_FLOPS) a Python loop whose
+    recurrent products go to NumPy's BLAS (see _common.step_gemm_in_numpy)."""
+    if not step_gemm_in_numpy(tmp.shape[0], W_hhT.shape[0], W_hhT.shape[1]):
+        _forward_range(t0, t1, XW, h0, c0, W_hhT, b_hh, Hs, Cs, GT, tmp)
+        return
+    for t in range(t0, t1):
+        np.matmul(h0 if t == 0 else Hs[t - 1], W_hhT, out=tmp)
+        forward_gates(t, XW, c0, b_hh, Hs, Cs, GT, tmp)
+
+
+def backward_range(t_hi, t_lo, c0, W_hh, Cs, GT, DH, DA, carry_h, carry_c):
+    """BPTT steps t_hi down to t_lo, like forward_range."""
+    if not step_gemm_in_numpy(carry_h.shape[0], W_hh.shape[1], W_hh.shape[0]):
+        _backward_range(t_hi, t_lo, c0, W_hh, Cs, GT, DH, DA, carry_h, carry_c)
+        return
+    for t in range(t_hi, t_lo - 1, -1):
+        backward_gates(t, c0, Cs, GT, DH, DA, carry_h, carry_c)
+        np.matmul(DA[t], W_hh, out=carry_h)
 
 
 # ------------------------------------------------------------------------------------ driver used by Simulation

@@ -18,7 +18,7 @@ import numpy as np
 
 from rnnsim.cells._common import (LN_EPS, Workspace, begin_chunked_backward, chunk_buffers, chunk_steps,
                                   finish_chunked, input_projection, jit, prev_state, run_chunked_backward,
-                                  run_chunked_forward, tanh, weight_grads)
+                                  run_chunked_forward, step_gemm_in_numpy, tanh, weight_grads)
 
 G = 1
 GATES = ("",)
@@ -28,9 +28,14 @@ GATES = ("",)
 @jit
 def forward_step(t, XW, h0, W_hhT, b_hh, relu, use_ln, ln_w, ln_b, Hs, AHAT, RSTD, tmp):
     """h_t from h_{t-1}: writes Hs[t] (and AHAT[t], RSTD[t] with LayerNorm). XW[t] = W_ih x_t + b_ih."""
+    np.dot(h0 if t == 0 else Hs[t - 1], W_hhT, tmp)
+    forward_act(t, XW, b_hh, relu, use_ln, ln_w, ln_b, Hs, AHAT, RSTD, tmp)
+
+
+@jit
+def forward_act(t, XW, b_hh, relu, use_ln, ln_w, ln_b, Hs, AHAT, RSTD, tmp):
+    """forward_step after its recurrent product: tmp = h_{t-1} W_hh^T on entry."""
     B, H = tmp.shape
-    h_prev = h0 if t == 0 else Hs[t - 1]
-    np.dot(h_prev, W_hhT, tmp)
     xw = XW[t]
     h = Hs[t]
     for b in range(B):
@@ -68,6 +73,13 @@ def backward_step(t, Hs, W_hh, relu, use_ln, ln_w, AHAT, RSTD, DH, DA, carry, dl
     On entry DH[t] holds ∂ℓ/∂h_t through the readout and ``carry`` holds (∂h_{t+1}/∂h_t)^T dL/dh_{t+1}.
     On exit DH[t] is the total dL/dh_t, DA[t] = dL/da_t, and ``carry`` = (∂h_t/∂h_{t-1})^T dL/dh_t.
     """
+    backward_act(t, Hs, relu, use_ln, ln_w, AHAT, RSTD, DH, DA, carry, dln_w, dln_b)
+    np.dot(DA[t], W_hh, carry)
+
+
+@jit
+def backward_act(t, Hs, relu, use_ln, ln_w, AHAT, RSTD, DH, DA, carry, dln_w, dln_b):
+    """backward_step before its recurrent product (the caller then sets carry ← DA[t] W_hh)."""
     B, H = carry.shape
     dh = DH[t]
     da = DA[t]
@@ -100,20 +112,39 @@ def backward_step(t, Hs, W_hh, relu, use_ln, ln_w, AHAT, RSTD, DH, DA, carry, dl
             rstd = RSTD[t, b]
             for j in range(H):
                 da[b, j] = rstd * (da[b, j] - m1 - AHAT[t, b, j] * m2)
-    np.dot(da, W_hh, carry)
 
 
 @jit
-def forward_range(t0, t1, XW, h0, W_hhT, b_hh, relu, use_ln, ln_w, ln_b, Hs, AHAT, RSTD, tmp):
+def _forward_range(t0, t1, XW, h0, W_hhT, b_hh, relu, use_ln, ln_w, ln_b, Hs, AHAT, RSTD, tmp):
     for t in range(t0, t1):
         forward_step(t, XW, h0, W_hhT, b_hh, relu, use_ln, ln_w, ln_b, Hs, AHAT, RSTD, tmp)
 
 
 @jit
-def backward_range(t_hi, t_lo, Hs, W_hh, relu, use_ln, ln_w, AHAT, RSTD, DH, DA, carry, dln_w, dln_b):
-    """BPTT steps t = t_hi, t_hi − 1, ..., t_lo."""
+def _backward_range(t_hi, t_lo, Hs, W_hh, relu, use_ln, ln_w, AHAT, RSTD, DH, DA, carry, dln_w, dln_b):
     for t in range(t_hi, t_lo - 1, -1):
         backward_step(t, Hs, W_hh, relu, use_ln, ln_w, AHAT, RSTD, DH, DA, carry, dln_w, dln_b)
+
+
+def forward_range(t0, t1, XW, h0, W_hhT, b_hh, relu, use_ln, ln_w, ln_b, Hs, AHAT, RSTD, tmp):
+    """Steps [t0, t1): one Numba call, or (per-step products of at least STEP_GEMM_FLOPS) a Python loop whose
+    recurrent products go to NumPy's BLAS (see _common.step_gemm_in_numpy)."""
+    if not step_gemm_in_numpy(tmp.shape[0], W_hhT.shape[0], W_hhT.shape[1]):
+        _forward_range(t0, t1, XW, h0, W_hhT, b_hh, relu, use_ln, ln_w, ln_b, Hs, AHAT, RSTD, tmp)
+        return
+    for t in range(t0, t1):
+        np.matmul(h0 if t == 0 else Hs[t - 1], W_hhT, out=tmp)
+        forward_act(t, XW, b_hh, relu, use_ln, ln_w, ln_b, Hs, AHAT, RSTD, tmp)
+
+
+def backward_range(t_hi, t_lo, Hs, W_hh, relu, use_ln, ln_w, AHAT, RSTD, DH, DA, carry, dln_w, dln_b):
+    """BPTT steps t = t_hi, t_hi − 1, ..., t_lo, like forward_range."""
+    if not step_gemm_in_numpy(carry.shape[0], W_hh.shape[1], W_hh.shape[0]):
+        _backward_range(t_hi, t_lo, Hs, W_hh, relu, use_ln, ln_w, AHAT, RSTD, DH, DA, carry, dln_w, dln_b)
+        return
+    for t in range(t_hi, t_lo - 1, -1):
+        backward_act(t, Hs, relu, use_ln, ln_w, AHAT, RSTD, DH, DA, carry, dln_w, dln_b)
+        np.matmul(DA[t], W_hh, out=carry)
 
 
 # ------------------------------------------------------------------------------------ driver used by Simulation

@@ -1,0 +1,56 @@
+"""The per-step products in NumPy's BLAS from a Python loop over steps (large sizes; see STEP_GEMM_FLOPS in
+rnnsim/cells/_common.py), forced at tiny sizes, in both the cached and the chunked mode."""
+
+import numpy as np
+import pytest
+
+from rnnsim import Simulation
+from rnnsim.cells import _common
+from tests.unit import test_cells as tc
+from tests.unit.conftest import small_scenario
+
+
+@pytest.fixture(params=["cached", "chunked"])
+def numpy_steps(request, monkeypatch):
+    monkeypatch.setattr(_common, "STEP_GEMM_FLOPS", 0.0)
+    if request.param == "chunked":
+        monkeypatch.setattr(_common, "CACHE_LIMIT", -1)
+        monkeypatch.setattr(_common, "CHUNK_STEPS", 3)
+    return request.param
+
+
+def test_threshold():
+    assert _common.step_gemm_in_numpy(32, 512, 2048) and not _common.step_gemm_in_numpy(32, 64, 256)
+
+
+def test_numpy_steps_match_numpy_reference(config, numpy_steps, monkeypatch):
+    tc.test_kernels_match_numpy_reference(config)
+    for threshold in (0.0, float("inf")):
+        tc.test_both_gemm_paths_match_reference(config, threshold, monkeypatch)
+
+
+@pytest.mark.parametrize("task", ["sine", "copy"])
+def test_numpy_steps_gradients_match_finite_differences(config, numpy_steps, task):
+    tc.test_gradients_match_finite_differences(config, task)
+    tc.test_grad_hidden_matches_finite_differences(config)
+
+
+def test_numpy_steps_step_by_step_and_float32(config, numpy_steps):
+    tc.test_step_by_step_equals_whole_pass(config)
+    tc.test_float32_close_to_float64(config)
+
+
+def test_numpy_steps_equal_numba_steps(config, monkeypatch):
+    _, changes = config
+    sc = small_scenario(**changes)
+    a = Simulation(sc)
+    a.forward()
+    a.backward()
+    monkeypatch.setattr(_common, "STEP_GEMM_FLOPS", 0.0)
+    b = Simulation(sc)
+    b.forward()
+    b.backward()
+    for name in ("hidden", "grad_hidden", "grad_inputs"):
+        np.testing.assert_allclose(getattr(b, name), getattr(a, name), rtol=1e-12, atol=1e-15, err_msg=name)
+    for k in a.grads:
+        np.testing.assert_allclose(b.grads[k], a.grads[k], rtol=1e-12, atol=1e-15, err_msg=k)
