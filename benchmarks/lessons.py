@@ -204,9 +204,9 @@ SECTIONS = {"vanishing": vanishing, "exploding": exploding, "adding": adding, "c
 SCREENSHOTS = {
     # section -> (image, the command that makes it); images are SVG screenshots of the TUI at 100x32
     "vanishing": ("lesson-vanishing.svg", "--scenario vanishing --steps 200"),
-    "exploding": ("lesson-exploding.svg", "--scenario exploding --steps 401"),
-    "adding": ("lesson-adding.svg", "--scenario adding-lstm --keys 2 --train 2500"),
-    "copy": ("lesson-copy.svg", "--scenario copy-gru --keys 2 --train 1500"),
+    "exploding": ("lesson-exploding.svg", "--scenario exploding --train 3 --keys 2"),
+    "adding": ("lesson-adding.svg", "--scenario adding-lstm --train 2500 --keys 2"),
+    "copy": ("lesson-copy.svg", "--scenario copy-gru --train 2000 --keys 2"),
     "parallel": ("lesson-parallel.svg", "--scenario parallel --keys 5"),
     "bottleneck": ("lesson-bottleneck.svg", "--scenario bottleneck --keys 6"),
     "recency": ("lesson-recency.svg", "--scenario recency --keys 7"),

@@ -1,6 +1,7 @@
 """Write an SVG screenshot of the TUI (for the README), deterministically: a fixed number of steps, no timing.
 
     python -m rnnsim.tui.screenshot docs/images/tui-dynamics.svg --scenario vanishing --steps 750 --size 100x32
+    python -m rnnsim.tui.screenshot docs/images/lesson-adding.svg --scenario adding-lstm --train 2500 --keys 2
 """
 
 from __future__ import annotations
@@ -10,7 +11,9 @@ import asyncio
 from pathlib import Path
 
 
-async def _shoot(scenario, steps: int, size: tuple[int, int], keys: list[str], out: Path) -> None:
+async def _shoot(scenario, steps: int, size: tuple[int, int], keys: list[str], out: Path, train: int = 0) -> None:
+    import time
+
     from .app import RnnsimApp
 
     app = RnnsimApp(scenario)
@@ -20,11 +23,23 @@ async def _shoot(scenario, steps: int, size: tuple[int, int], keys: list[str], o
         if steps:
             app.runner.send("step", steps)
             app.runner.wait_idle(120)
+        if train:
+            app.runner.send("train")
+            deadline = time.monotonic() + 1800
+            while app.runner.frame.iteration < train and time.monotonic() < deadline:
+                if app.runner.frame.sentinel:  # training stopped at a NaN/inf: that is the picture
+                    break
+                time.sleep(0.05)
+            app.runner.send("toggle_train")
+            app.runner.wait_idle(120)
         app.poll_frame()
         for key in keys:
             await pilot.press(key)
         app.runner.wait_idle(120)
+        for job in app.jobs.values():  # views 5-7 compute in the background: wait for them
+            job.join(600)
         app.poll_frame()
+        await pilot.pause()
         await pilot.pause()
         out.parent.mkdir(parents=True, exist_ok=True)
         app.save_screenshot(filename=out.name, path=str(out.parent))
@@ -40,10 +55,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--steps", type=int, default=0, help="play steps to run first")
     ap.add_argument("--size", default="100x32")
     ap.add_argument("--keys", default="", help="space-separated Textual key names pressed before the shot")
+    ap.add_argument("--train", type=int, default=0, help="train this many iterations first (after --steps)")
     args = ap.parse_args(argv)
     w, h = (int(x) for x in args.size.lower().split("x"))
     sc = rnnsim.load_scenario(args.scenario)
-    asyncio.run(_shoot(sc, args.steps, (w, h), args.keys.split(), args.out))
+    asyncio.run(_shoot(sc, args.steps, (w, h), args.keys.split(), args.out, args.train))
     print(args.out)
     return 0
 
