@@ -9,10 +9,13 @@ Work split (the same for every cell):
 - the time loop (``forward_step``/``backward_step``, Numba) does only what is sequential: the recurrent product
   h_{t-1} W_hh^T (forward) or da_t W_hh (backward) and the elementwise gate maths, into preallocated arrays;
 - after the time loop, one GEMM each gives dW_ih, dW_hh and dL/dx_t for all steps at once.
+At large sizes two things change (see CACHE_LIMIT and STEP_GEMM_FLOPS below): the whole-sequence arrays above
+become per-chunk buffers (chunked mode), and the per-step product moves to NumPy's BLAS from a Python loop.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 import numba
@@ -334,12 +337,39 @@ class StepCache:
 
 #: Per-step recurrent products (B×H by H×G·H, forward and backward) of at least this many FLOPs go to NumPy's BLAS
 #: from a Python loop over steps (the gate maths stay in Numba): its OpenBLAS (0.3.31 here) runs these float32
-#: shapes 1.4-1.5x faster than SciPy's (0.3.30, the one numba's np.dot calls) on one thread, and uses its threads
-#: when the benchmark or the user allows them. At ≥ 3e7 FLOPs a step takes ≥ 0.3 ms, against ~5 µs of Python per
-#: step. Smaller products stay in the Numba loop on one thread (see _single_threaded_step_blas).
+#: shapes 1.4-1.5x faster than SciPy's (0.3.30, the one numba's np.dot calls) on one thread. At ≥ 3e7 FLOPs a step
+#: takes ≥ 0.3 ms, against ~5 µs of Python per step. Smaller products stay in the Numba loop.
+#: Both run on one thread: with NumPy's threads per step, LSTM H = 512, B = 32 float32 took 3.0 ms per step in one
+#: measurement and 29.7 ms (a stall: the other core busy) in the next, against 3.7 ms on one thread.
 STEP_GEMM_FLOPS = 3e7
 
 
 def step_gemm_in_numpy(B, K, N) -> bool:
     """Whether the per-step product (B×K by K×N) goes to NumPy's BLAS from a Python loop."""
     return 2.0 * B * K * N >= STEP_GEMM_FLOPS
+
+
+_numpy_blas_libs = None
+
+
+@contextlib.contextmanager
+def numpy_blas_one_thread():
+    """NumPy's BLAS on one thread for the duration (a direct openblas_set_num_threads; restored after)."""
+    global _numpy_blas_libs
+    if _numpy_blas_libs is None:
+        try:
+            from threadpoolctl import ThreadpoolController
+            _numpy_blas_libs = [lib for lib in ThreadpoolController().lib_controllers if lib.user_api == "blas"
+                                and not os.path.basename(os.path.dirname(lib.filepath or "")).startswith("scipy")]
+        except ImportError:
+            _numpy_blas_libs = []
+    old = [lib.num_threads for lib in _numpy_blas_libs]
+    for lib, n in zip(_numpy_blas_libs, old):
+        if n != 1:
+            lib.set_num_threads(1)
+    try:
+        yield
+    finally:
+        for lib, n in zip(_numpy_blas_libs, old):
+            if n != 1:
+                lib.set_num_threads(n)

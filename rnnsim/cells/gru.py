@@ -17,7 +17,7 @@ import numpy as np
 from rnnsim.cells._common import (StepCache, Workspace, begin_chunked_backward, chunk_buffers, chunk_steps,
                                   finish_chunked, input_projection, jit, prev_state, project_chunk,
                                   run_chunked_backward, run_chunked_forward, sigmoid, sigmoid_np,
-                                  step_gemm_in_numpy, tanh, weight_grads)
+                                  numpy_blas_one_thread, step_gemm_in_numpy, tanh, weight_grads)
 
 G = 3
 GATES = ("reset", "update", "new")
@@ -116,9 +116,10 @@ def forward_range(t0, t1, XW, h0, W_hhT, b_hh, Hs, GT, GHN, tmp):
     if not step_gemm_in_numpy(tmp.shape[0], W_hhT.shape[0], W_hhT.shape[1]):
         _forward_range(t0, t1, XW, h0, W_hhT, b_hh, Hs, GT, GHN, tmp)
         return
-    for t in range(t0, t1):
-        np.matmul(h0 if t == 0 else Hs[t - 1], W_hhT, out=tmp)
-        forward_gates(t, XW, h0, b_hh, Hs, GT, GHN, tmp)
+    with numpy_blas_one_thread():
+        for t in range(t0, t1):
+            np.matmul(h0 if t == 0 else Hs[t - 1], W_hhT, out=tmp)
+            forward_gates(t, XW, h0, b_hh, Hs, GT, GHN, tmp)
 
 
 def backward_range(t_hi, t_lo, h0, W_hh, Hs, GT, GHN, DH, DGI, DGH, carry, tmp_h):
@@ -126,10 +127,11 @@ def backward_range(t_hi, t_lo, h0, W_hh, Hs, GT, GHN, DH, DGI, DGH, carry, tmp_h
     if not step_gemm_in_numpy(carry.shape[0], W_hh.shape[1], W_hh.shape[0]):
         _backward_range(t_hi, t_lo, h0, W_hh, Hs, GT, GHN, DH, DGI, DGH, carry, tmp_h)
         return
-    for t in range(t_hi, t_lo - 1, -1):
-        backward_gates(t, h0, Hs, GT, GHN, DH, DGI, DGH, carry)
-        np.matmul(DGH[t], W_hh, out=tmp_h)
-        carry += tmp_h
+    with numpy_blas_one_thread():
+        for t in range(t_hi, t_lo - 1, -1):
+            backward_gates(t, h0, Hs, GT, GHN, DH, DGI, DGH, carry)
+            np.matmul(DGH[t], W_hh, out=tmp_h)
+            carry += tmp_h
 
 
 # ------------------------------------------------------------------------------------ driver used by Simulation

@@ -17,7 +17,7 @@ import numpy as np
 from rnnsim.cells._common import (StepCache, Workspace, begin_chunked_backward, chunk_buffers, chunk_steps,
                                   finish_chunked, input_projection, jit, prev_state, project_chunk,
                                   run_chunked_backward, run_chunked_forward, sigmoid, sigmoid_np,
-                                  step_gemm_in_numpy, tanh, weight_grads)
+                                  numpy_blas_one_thread, step_gemm_in_numpy, tanh, weight_grads)
 
 G = 4
 GATES = ("input", "forget", "cell", "output")
@@ -116,9 +116,10 @@ def forward_range(t0, t1, XW, h0, c0, W_hhT, b_hh, Hs, Cs, GT, tmp):
     if not step_gemm_in_numpy(tmp.shape[0], W_hhT.shape[0], W_hhT.shape[1]):
         _forward_range(t0, t1, XW, h0, c0, W_hhT, b_hh, Hs, Cs, GT, tmp)
         return
-    for t in range(t0, t1):
-        np.matmul(h0 if t == 0 else Hs[t - 1], W_hhT, out=tmp)
-        forward_gates(t, XW, c0, b_hh, Hs, Cs, GT, tmp)
+    with numpy_blas_one_thread():
+        for t in range(t0, t1):
+            np.matmul(h0 if t == 0 else Hs[t - 1], W_hhT, out=tmp)
+            forward_gates(t, XW, c0, b_hh, Hs, Cs, GT, tmp)
 
 
 def backward_range(t_hi, t_lo, c0, W_hh, Cs, GT, DH, DA, carry_h, carry_c):
@@ -126,9 +127,10 @@ def backward_range(t_hi, t_lo, c0, W_hh, Cs, GT, DH, DA, carry_h, carry_c):
     if not step_gemm_in_numpy(carry_h.shape[0], W_hh.shape[1], W_hh.shape[0]):
         _backward_range(t_hi, t_lo, c0, W_hh, Cs, GT, DH, DA, carry_h, carry_c)
         return
-    for t in range(t_hi, t_lo - 1, -1):
-        backward_gates(t, c0, Cs, GT, DH, DA, carry_h, carry_c)
-        np.matmul(DA[t], W_hh, out=carry_h)
+    with numpy_blas_one_thread():
+        for t in range(t_hi, t_lo - 1, -1):
+            backward_gates(t, c0, Cs, GT, DH, DA, carry_h, carry_c)
+            np.matmul(DA[t], W_hh, out=carry_h)
 
 
 # ------------------------------------------------------------------------------------ driver used by Simulation

@@ -18,7 +18,7 @@ import numpy as np
 
 from rnnsim.cells._common import (LN_EPS, Workspace, begin_chunked_backward, chunk_buffers, chunk_steps,
                                   finish_chunked, input_projection, jit, prev_state, run_chunked_backward,
-                                  run_chunked_forward, step_gemm_in_numpy, tanh, weight_grads)
+                                  run_chunked_forward, numpy_blas_one_thread, step_gemm_in_numpy, tanh, weight_grads)
 
 G = 1
 GATES = ("",)
@@ -132,9 +132,10 @@ def forward_range(t0, t1, XW, h0, W_hhT, b_hh, relu, use_ln, ln_w, ln_b, Hs, AHA
     if not step_gemm_in_numpy(tmp.shape[0], W_hhT.shape[0], W_hhT.shape[1]):
         _forward_range(t0, t1, XW, h0, W_hhT, b_hh, relu, use_ln, ln_w, ln_b, Hs, AHAT, RSTD, tmp)
         return
-    for t in range(t0, t1):
-        np.matmul(h0 if t == 0 else Hs[t - 1], W_hhT, out=tmp)
-        forward_act(t, XW, b_hh, relu, use_ln, ln_w, ln_b, Hs, AHAT, RSTD, tmp)
+    with numpy_blas_one_thread():
+        for t in range(t0, t1):
+            np.matmul(h0 if t == 0 else Hs[t - 1], W_hhT, out=tmp)
+            forward_act(t, XW, b_hh, relu, use_ln, ln_w, ln_b, Hs, AHAT, RSTD, tmp)
 
 
 def backward_range(t_hi, t_lo, Hs, W_hh, relu, use_ln, ln_w, AHAT, RSTD, DH, DA, carry, dln_w, dln_b):
@@ -142,9 +143,10 @@ def backward_range(t_hi, t_lo, Hs, W_hh, relu, use_ln, ln_w, AHAT, RSTD, DH, DA,
     if not step_gemm_in_numpy(carry.shape[0], W_hh.shape[1], W_hh.shape[0]):
         _backward_range(t_hi, t_lo, Hs, W_hh, relu, use_ln, ln_w, AHAT, RSTD, DH, DA, carry, dln_w, dln_b)
         return
-    for t in range(t_hi, t_lo - 1, -1):
-        backward_act(t, Hs, relu, use_ln, ln_w, AHAT, RSTD, DH, DA, carry, dln_w, dln_b)
-        np.matmul(DA[t], W_hh, out=carry)
+    with numpy_blas_one_thread():
+        for t in range(t_hi, t_lo - 1, -1):
+            backward_act(t, Hs, relu, use_ln, ln_w, AHAT, RSTD, DH, DA, carry, dln_w, dln_b)
+            np.matmul(DA[t], W_hh, out=carry)
 
 
 # ------------------------------------------------------------------------------------ driver used by Simulation
