@@ -75,7 +75,10 @@ def parallel_table(points, hide_times: bool) -> Text:
         def ms(p):
             if p is None:
                 return "–"
-            return "#" if hide_times else f"{1e3 * (p.forward_s + p.backward_s):.3g}"
+            if hide_times:
+                return "#"
+            v = 1e3 * (p.forward_s + p.backward_s)
+            return f"{v:.0f}" if v >= 1000 else f"{v:.3g}"  # at most 6 characters: never wraps the table
 
         t.append(f" {T:>6} {dep:>10} {path:>9} {ms(r):>6} {ms(a):>6}\n")
     t.append(" r/a = rnn/attention (Vaswani 2017 t.1)", style="dim")
