@@ -147,7 +147,7 @@ def parallel():
                      f"{1e3 * r.backward_s:.3g} | {a.dependent_steps} | {a.max_path_length} | "
                      f"{1e3 * a.forward_s:.3g} | {1e3 * a.backward_s:.3g} |")
     return "Sequential computation (problem 4)", "\n".join([
-        "`parallel`: H = 32, B = 4, random inputs, float64; one forward and one backward pass, median of 3 after a "
+        "`parallel`: H = 32, B = 4, random inputs, float64; one forward and one backward pass, best of 3 after a "
         "warm-up. Dependent steps: operations that must run one after another in the forward pass; path length: "
         "steps from x_0 to the last output (Vaswani et al. 2017, table 1).", "", *lines, "",
         "The counts are the lesson: the RNN's chain grows with T, attention's stays 1. The measured times are "

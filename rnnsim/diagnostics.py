@@ -301,13 +301,17 @@ class ParallelPoint:
     length: int
     dependent_steps: int    #: operations that must run one after another in the forward pass
     max_path_length: int    #: longest input-to-output path, in layers/steps (Vaswani et al. 2017, table 1)
-    forward_s: float        #: measured wall time of one forward pass (median)
-    backward_s: float       #: measured wall time of one backward pass (median)
+    forward_s: float        #: measured wall time of one forward pass (best of the repeats)
+    backward_s: float       #: measured wall time of one backward pass (best of the repeats)
 
 
 def parallel_timing(scenario, lengths=(16, 32, 64, 128, 256, 512, 1024, 2048), cells=("rnn", "attention"),
                     repeats: int = 3, batch_size: int = 4):
-    """Sequential operations counted, and forward/backward time measured, for each cell as the length T grows."""
+    """Sequential operations counted, and forward/backward time measured, for each cell as the length T grows.
+
+    Times are the best of ``repeats`` passes after a warm-up: on a shared machine (the TUI's own threads, other
+    users of a lab server) interference only ever adds time, so the minimum is the stable estimate (as timeit's
+    documentation recommends)."""
     import time
 
     from rnnsim.simulation import Simulation
@@ -330,5 +334,5 @@ def parallel_timing(scenario, lengths=(16, 32, 64, 128, 256, 512, 1024, 2048), c
                 fw.append(t1 - t0)
                 bw.append(t2 - t1)
             points.append(ParallelPoint(cell, int(T), int(sim.dependent_steps), int(sim.max_path_length),
-                                        float(np.median(fw)), float(np.median(bw))))
+                                        float(min(fw)), float(min(bw))))
     return points
