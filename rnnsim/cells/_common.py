@@ -198,6 +198,27 @@ def input_projection(ws, X, params):
     np.copyto(ws.W_hhT, params["weight_hh"].T)
 
 
+def begin_forward(ws, X, params):
+    """Start a pass (the same for every recurrent cell): the whole input projection in cached mode; in chunked mode
+    only W_hh^T, the projection then being made chunk by chunk."""
+    ws.X = X
+    ws.params = params
+    if ws.K == 0:
+        input_projection(ws, X, params)
+    else:
+        np.copyto(ws.W_hhT, params["weight_hh"].T)
+        ws.fw_chunk = -1
+
+
+def gate_block_means(ws, t_done, names, skip):
+    """Mean activation per step of each gate block named in ``names`` (in weight order), except ``skip``."""
+    H = ws.h.shape[2]
+    if ws.K:
+        return {name: ws.gate_mean[:t_done, k].copy() for k, name in enumerate(names) if name != skip}
+    return {name: ws.gates[:t_done, :, k * H:(k + 1) * H].mean(axis=(1, 2))
+            for k, name in enumerate(names) if name != skip}
+
+
 # ------------------------------------------------------------------------------------------ chunked mode
 #: When a cell's per-step caches (input projection, gates, ... kept for every step) would exceed this many bytes,
 #: the cell runs in chunked mode: the input projection is computed per chunk of ``CHUNK_STEPS`` steps into a

@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from rnnsim.cells._common import (StepCache, Workspace, begin_chunked_backward, chunk_buffers, chunk_steps,
-                                  finish_chunked, input_projection, jit, prev_state, project_chunk,
-                                  run_chunked_backward, run_chunked_forward, sigmoid, sigmoid_np,
-                                  numpy_blas_one_thread, step_gemm_in_numpy, tanh, weight_grads)
+from rnnsim.cells._common import (StepCache, Workspace, begin_chunked_backward, begin_forward, chunk_buffers,
+                                  chunk_steps, finish_chunked, gate_block_means, jit, numpy_blas_one_thread, prev_state,
+                                  project_chunk, run_chunked_backward, run_chunked_forward, sigmoid, sigmoid_np,
+                                  step_gemm_in_numpy, tanh, weight_grads)
+
+# begin_forward, shared by the recurrent cells, is part of this module's driver interface (see cells/__init__)
 
 G = 3
 GATES = ("reset", "update", "new")
@@ -172,16 +174,6 @@ def _step_gates(ws, t):
     return out, ghn
 
 
-def begin_forward(ws, X, params):
-    ws.X = X
-    ws.params = params
-    if ws.K == 0:
-        input_projection(ws, X, params)
-    else:
-        np.copyto(ws.W_hhT, params["weight_hh"].T)
-        ws.fw_chunk = -1
-
-
 def run_forward(ws, params, model, t0, t1):
     if ws.K == 0:
         forward_range(t0, t1, ws.XW, ws.h0, ws.W_hhT, params["bias_hh"], ws.h, ws.gates, ws.ghn, ws.tmp)
@@ -228,11 +220,7 @@ def finish_backward(ws, X, params, grads, model):
 
 
 def gate_means(ws, t_done):
-    H = ws.h.shape[2]
-    if ws.K:
-        return {name: ws.gate_mean[:t_done, k].copy() for k, name in enumerate(GATES) if name != "new"}
-    return {name: ws.gates[:t_done, :, k * H:(k + 1) * H].mean(axis=(1, 2))
-            for k, name in enumerate(GATES) if name != "new"}
+    return gate_block_means(ws, t_done, GATES, skip="new")
 
 
 # ------------------------------------------------------------------------------------ plain NumPy reference

@@ -16,9 +16,11 @@ import math
 
 import numpy as np
 
-from rnnsim.cells._common import (LN_EPS, Workspace, begin_chunked_backward, chunk_buffers, chunk_steps,
-                                  finish_chunked, input_projection, jit, prev_state, run_chunked_backward,
-                                  run_chunked_forward, numpy_blas_one_thread, step_gemm_in_numpy, tanh, weight_grads)
+from rnnsim.cells._common import (LN_EPS, Workspace, begin_chunked_backward, begin_forward, chunk_buffers, chunk_steps,
+                                  finish_chunked, jit, numpy_blas_one_thread, prev_state, run_chunked_backward,
+                                  run_chunked_forward, step_gemm_in_numpy, tanh, weight_grads)
+
+# begin_forward, shared by the recurrent cells, is part of this module's driver interface (see cells/__init__)
 
 G = 1
 GATES = ("",)
@@ -175,16 +177,6 @@ def allocate(T, B, D, H, dtype, model) -> Workspace:
 
 def _flags(model):
     return model.activation == "relu", bool(model.layernorm)
-
-
-def begin_forward(ws, X, params):
-    ws.X = X
-    ws.params = params
-    if ws.K == 0:
-        input_projection(ws, X, params)
-    else:
-        np.copyto(ws.W_hhT, params["weight_hh"].T)
-        ws.fw_chunk = -1
 
 
 def run_forward(ws, params, model, t0, t1):
