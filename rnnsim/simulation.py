@@ -424,6 +424,11 @@ class Simulation:
     def _check_steps(self, phase, arrays, t0, t1, reverse=False) -> None:
         """Set the sentinel at the first time step in [t0, t1) (in pass order) where an array is non-finite."""
         for name, a in arrays:
+            if t1 - t0 == 1:  # the step API: one step, checked without the block bookkeeping
+                if not np.isfinite(a[t0]).all():
+                    self.sentinel = Sentinel(self.iteration, phase, t0, name)
+                    return
+                continue
             # in blocks of steps, so the boolean temporary stays small however long the sequence
             step = max(1, _CHECK_BLOCK // max(1, a[0].size))
             blocks = range(t0, t1, step)

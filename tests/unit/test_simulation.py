@@ -259,3 +259,14 @@ def test_callback_sees_the_non_finite_iteration():
     seen = []
     hist = sim.train(5, callback=seen.append)
     assert seen == hist and len(seen) == 1 and not seen[0].finite
+
+
+def test_step_api_sentinel_names_the_step_where_nan_entered():
+    sim = Simulation(small_scenario())
+    sim._X[3, 1, 0] = np.nan              # a NaN in the input at t = 3, batch element 1 (time-major store)
+    steps = 0
+    while sim.step_forward():
+        steps += 1
+    assert steps == sim.T - 1             # the pass runs to the end; the sentinel remembers the first step
+    s = sim.sentinel
+    assert s is not None and (s.phase, s.t, s.array) == ("forward", 3, "hidden")
