@@ -258,3 +258,24 @@ def glyph_row(
         cells.append((" ", None) if i < 0 else (EIGHTHS[i], styles[c]))
     segs = [Segment(f"{label:>{GUTTER - 1}} "[:GUTTER], LABEL), *_runs(cells)]
     return Strip(segs).adjust_cell_length(width, NULL)
+
+
+class CachedLines:
+    """Line-API mixin: the widget's lines, built by ``_build()`` once per widget size and kept until the data
+    change (a widget drops them by setting ``self._lines = None``), with the widget's background applied."""
+
+    _lines: list[Strip] | None = None
+    _lines_size: tuple[int, int] | None = None
+
+    def _build(self) -> list[Strip]:
+        raise NotImplementedError
+
+    def render_line(self, y: int) -> Strip:
+        size = (self.size.width, self.size.height)
+        if self._lines is None or self._lines_size != size:
+            base = self.rich_style  # the widget's background under every cell (few segments: cheap)
+            self._lines = [line.apply_style(base) for line in self._build()]
+            self._lines_size = size
+        if y < len(self._lines):
+            return self._lines[y]
+        return Strip.blank(self.size.width, self.rich_style)

@@ -14,6 +14,7 @@ from textual.strip import Strip
 from textual.widget import Widget
 
 from .common import (
+    CachedLines,
     NULL,
     CURSOR,
     DIM,
@@ -32,7 +33,7 @@ from .common import (
 GATE_ROW = {"lstm": ("forget", "forget"), "gru": ("update", "update")}
 
 
-class GradientPanel(Widget):
+class GradientPanel(CachedLines, Widget):
     DEFAULT_CSS = """
     GradientPanel {
         height: 1fr;
@@ -126,15 +127,6 @@ class GradientPanel(Widget):
         lines.append(Strip(segs).adjust_cell_length(width, NULL))
         return lines[: max(height, 1)]
 
-    def render_line(self, y: int) -> Strip:
-        size = (self.size.width, self.size.height)
-        if self._lines is None or self._lines_size != size:
-            base = self.rich_style  # the widget's background under every cell (few segments: cheap)
-            self._lines = [line.apply_style(base) for line in self._build()]
-            self._lines_size = size
-        if y < len(self._lines):
-            return self._lines[y]
-        return Strip.blank(self.size.width, self.rich_style)
 
 
 def cursor_text(frame, cursor: int) -> str:

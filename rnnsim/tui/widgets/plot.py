@@ -12,7 +12,7 @@ from rich.style import Style
 from textual.strip import Strip
 from textual.widget import Widget
 
-from .common import DIM, GUTTER, LABEL, NULL, _runs, decade_label
+from .common import DIM, GUTTER, LABEL, NULL, CachedLines, _runs, decade_label
 
 Builder = Callable[[int, int], list[Strip]]
 
@@ -21,7 +21,7 @@ def text_strip(text: str, width: int, style: Style = LABEL) -> Strip:
     return Strip([Segment(text[: max(width, 0)], style)]).adjust_cell_length(width, NULL)
 
 
-class StripView(Widget):
+class StripView(CachedLines, Widget):
     """Draws the strips of `builder(width, height)`, rebuilt only when its key or its size changed."""
 
     DEFAULT_CSS = """
@@ -48,16 +48,9 @@ class StripView(Widget):
         """The plain text on screen (tests read it)."""
         return "\n".join(self.render_line(y).text for y in range(self.size.height))
 
-    def render_line(self, y: int) -> Strip:
-        size = (self.size.width, self.size.height)
-        if self._lines is None or self._lines_size != size:
-            lines = self._builder(*size) if self._builder is not None and size[0] > 0 else []
-            base = self.rich_style
-            self._lines = [line.apply_style(base) for line in lines]
-            self._lines_size = size
-        if y < len(self._lines):
-            return self._lines[y]
-        return Strip.blank(self.size.width, self.rich_style)
+    def _build(self) -> list[Strip]:
+        w, h = self.size.width, self.size.height
+        return self._builder(w, h) if self._builder is not None and w > 0 else []
 
 
 def log_range(arrays, extra=()) -> tuple[int, int]:

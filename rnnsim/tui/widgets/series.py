@@ -9,10 +9,10 @@ from rich.segment import Segment
 from textual.strip import Strip
 from textual.widget import Widget
 
-from .common import NULL, BAR_BAD, BAR_CLIP, DIM, GUTTER, HLINE, LABEL, _runs, log_bars
+from .common import NULL, BAR_BAD, BAR_CLIP, DIM, GUTTER, HLINE, LABEL, CachedLines, _runs, log_bars
 
 
-class SeriesPlot(Widget):
+class SeriesPlot(CachedLines, Widget):
     """Bars per iteration (log10 axis), an optional horizontal reference line, and a mark row:
     `c` = the update was clipped, `✗` = a non-finite value appeared."""
 
@@ -84,12 +84,3 @@ class SeriesPlot(Widget):
         lines.append(Strip(segs).adjust_cell_length(width, NULL))
         return lines[: max(height, 1)]
 
-    def render_line(self, y: int) -> Strip:
-        size = (self.size.width, self.size.height)
-        if self._lines is None or self._lines_size != size:
-            base = self.rich_style  # the widget's background under every cell (few segments: cheap)
-            self._lines = [line.apply_style(base) for line in self._build()]
-            self._lines_size = size
-        if y < len(self._lines):
-            return self._lines[y]
-        return Strip.blank(self.size.width, self.rich_style)
