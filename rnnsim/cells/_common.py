@@ -16,20 +16,90 @@ become per-chunk buffers (chunked mode), and the per-step product moves to NumPy
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
+import sys
+import threading
 
-import numba
 import numpy as np
 
 import rnnsim._numba_env  # noqa: F401  (sets NUMBA_CACHE_DIR before numba compiles anything)
 
-from llvmlite import ir
-from numba.core import types
-from numba.extending import intrinsic
+# --------------------------------------------------------------------------------------- lazy Numba kernels
+# Importing numba (with llvmlite and the SciPy BLAS that np.dot calls) takes ~0.8 s, longer than everything else a
+# Simulation needs before its first step. So ``@jit`` does not import numba: it records the function, and the
+# first call of any kernel (or ``load_kernels()``) imports numba once, makes every recorded function a dispatcher
+# (``njit(cache=True, nogil=True, error_model="numpy")``) and rebinds the kernel names in rnnsim's modules to the
+# dispatchers, so later calls cost what a plain dispatcher call costs. The TUI draws a Simulation's first frame
+# before that and loads or compiles the kernels in the background.
 
 #: error_model="numpy": a float division by zero gives inf/NaN (which the sentinel reports) instead of raising, and
 #: without the zero check on every division LLVM can vectorise the gate loops (measured: 12 → 1.6 ns per exp).
-jit = numba.njit(cache=True, nogil=True, error_model="numpy")
+KERNEL_OPTIONS = dict(cache=True, nogil=True, error_model="numpy")
+
+_lazy: list["LazyKernel"] = []
+_numba_jit = None  # numba.njit(**KERNEL_OPTIONS) once the kernels are loaded
+_load_lock = threading.RLock()
+
+
+class LazyKernel:
+    """A kernel whose Numba dispatcher is made on first use (see ``load_kernels``)."""
+
+    def __init__(self, fn):
+        self.py_func = fn
+        self.dispatcher = None
+        functools.update_wrapper(self, fn)
+
+    def __call__(self, *args):
+        if self.dispatcher is None:
+            load_kernels()
+        return self.dispatcher(*args)
+
+    def __repr__(self) -> str:
+        state = "loaded" if self.dispatcher is not None else "not loaded"
+        return f"<kernel {self.__module__}.{self.__qualname__} ({state})>"
+
+
+def jit(fn):
+    """The kernels' decorator: numba.njit(cache=True, nogil=True, error_model="numpy"), made on first use."""
+    if _numba_jit is not None:
+        return _numba_jit(fn)
+    kernel = LazyKernel(fn)
+    _lazy.append(kernel)
+    return kernel
+
+
+def kernels_loaded() -> bool:
+    """Whether numba is imported and the kernels are dispatchers (their machine code loads per signature, on the
+    first call with those argument types: from the on-disk cache, or compiled)."""
+    return _numba_jit is not None
+
+
+def load_kernels() -> None:
+    """Import numba and turn every ``@jit`` function into its dispatcher (idempotent, thread-safe)."""
+    global _numba_jit
+    if _numba_jit is not None:
+        return
+    with _load_lock:
+        if _numba_jit is not None:
+            return
+        import numba
+        from numba.core.typing.typeof import typeof_impl
+
+        _define_intrinsics()
+        _single_threaded_step_blas()
+        made = numba.njit(**KERNEL_OPTIONS)
+        for kernel in _lazy:
+            kernel.dispatcher = made(kernel.py_func)
+        # numba types a LazyKernel found among a kernel's globals (a module outside rnnsim that imported one) as
+        # its dispatcher
+        typeof_impl.register(LazyKernel)(lambda val, c: typeof_impl(val.dispatcher, c))
+        for name, module in list(sys.modules.items()):
+            if name == "rnnsim" or name.startswith("rnnsim."):
+                for attr, value in list(vars(module).items()):
+                    if isinstance(value, LazyKernel):
+                        setattr(module, attr, value.dispatcher)
+        _numba_jit = made
 
 
 def _single_threaded_step_blas() -> None:
@@ -51,8 +121,6 @@ def _single_threaded_step_blas() -> None:
             lib.set_num_threads(1)
 
 
-_single_threaded_step_blas()
-
 LN_EPS = 1e-5
 
 
@@ -64,20 +132,27 @@ LN_EPS = 1e-5
 # NaN propagates (the clamps keep NaN), ±inf saturate.
 
 
-@intrinsic
-def _f64_bits(typingctx, x):
-    """The IEEE-754 bits of a float64, as an int64 (a bitcast: no conversion)."""
-    def codegen(context, builder, sig, args):
-        return builder.bitcast(args[0], ir.IntType(64))
-    return types.int64(types.float64), codegen
+def _define_intrinsics() -> None:
+    """The bit casts that exp uses (Numba intrinsics, so they are made when numba is imported)."""
+    from llvmlite import ir
+    from numba.core import types
+    from numba.extending import intrinsic
 
+    global _f64_bits, _bits_f64
 
-@intrinsic
-def _bits_f64(typingctx, x):
-    """The float64 whose IEEE-754 bits are the int64 ``x``."""
-    def codegen(context, builder, sig, args):
-        return builder.bitcast(args[0], ir.DoubleType())
-    return types.float64(types.int64), codegen
+    @intrinsic
+    def _f64_bits(typingctx, x):
+        """The IEEE-754 bits of a float64, as an int64 (a bitcast: no conversion)."""
+        def codegen(context, builder, sig, args):
+            return builder.bitcast(args[0], ir.IntType(64))
+        return types.int64(types.float64), codegen
+
+    @intrinsic
+    def _bits_f64(typingctx, x):
+        """The float64 whose IEEE-754 bits are the int64 ``x``."""
+        def codegen(context, builder, sig, args):
+            return builder.bitcast(args[0], ir.DoubleType())
+        return types.float64(types.int64), codegen
 
 
 _SHIFTER = 6755399441055744.0  # 1.5·2^52: adding it rounds to an integer, which then sits in the low mantissa bits

@@ -88,3 +88,22 @@ def test_user_numba_cache_dir_is_respected(tmp_path):
 def test_unknown_attribute_raises():
     with pytest.raises(AttributeError):
         rnnsim.no_such_thing  # noqa: B018
+
+
+def test_numba_is_imported_by_the_first_kernel_call_not_by_building_a_simulation():
+    # The TUI draws a Simulation's first frame before numba is imported (~0.8 s) and its kernels are loaded.
+    proc = run_python(
+        "import sys\n"
+        "import rnnsim\n"
+        "from rnnsim.cells import _common, rnn\n"
+        "sim = rnnsim.Simulation(rnnsim.load_scenario('vanishing'))\n"
+        "assert 'numba' not in sys.modules and not _common.kernels_loaded()\n"
+        "assert isinstance(rnn._forward_range, _common.LazyKernel), rnn._forward_range\n"
+        "sim.forward()\n"
+        "assert 'numba' in sys.modules and _common.kernels_loaded()\n"
+        "from numba.core.dispatcher import Dispatcher\n"
+        "assert isinstance(rnn._forward_range, Dispatcher), rnn._forward_range  # rebound: no wrapper per call\n"
+        "assert isinstance(_common.exp, Dispatcher)\n"
+        "assert isinstance(_common.jit(_common.sigmoid_np), Dispatcher)  # kernels defined later: made at once\n"
+    )
+    assert proc.returncode == 0, proc.stderr
