@@ -222,7 +222,7 @@ class Runner:
         self._stop = threading.Event()
         self._idle = threading.Event()
         self._lock = threading.Lock()
-        self._frame = Frame(scenario=scenario, message="compiling kernels…")
+        self._frame = Frame(scenario=scenario, message="loading kernels…")
         self._thread: threading.Thread | None = None
         # worker-only state
         self.sim = None
@@ -469,7 +469,7 @@ class Runner:
             new_cell = target.model.cell not in self._seen_cells
             if new_cell:
                 self._compiling = True
-                self._message = f"compiling {target.model.cell} kernels…"
+                self._message = f"loading {target.model.cell} kernels…"
                 self._publish(force=True)
             b = self._sim_factory(target)
             if new_cell:
@@ -531,17 +531,19 @@ class Runner:
             from rnnsim import Simulation
 
             self._sim_factory = Simulation
-        self._compiling = compile_first
-        if compile_first:
-            self._message = "compiling kernels…"
-            self._publish(force=True)
         sim = self._sim_factory(scenario)
+        self.sim = sim
         if compile_first:
-            # first steps compile the Numba kernels; then start again from the seed
+            # Building a Simulation needs no kernels (numba is imported on the first kernel call): draw its first
+            # frame now, then load the kernels (from numba's cache, or compiled on a first run) by running one pass
+            # and starting again from the seed. Commands sent meanwhile wait in the queue.
+            self._compiling = True
+            self._after_rebuild("loading kernels… (a first run compiles them, ~15 s; later runs load them from "
+                                "the cache)")
+            self._publish(force=True)
             sim.forward()
             sim.backward()
             sim.reset()
-        self.sim = sim
         self._seen_cells.add(scenario.model.cell)
         self._compiling = False
         self._after_rebuild(f"ready: {scenario.scenario.name}")
@@ -550,7 +552,7 @@ class Runner:
         cell_new = new.model.cell not in self._seen_cells
         if cell_new:
             self._compiling = True
-            self._message = f"compiling {new.model.cell} kernels…"
+            self._message = f"loading {new.model.cell} kernels…"
             self._publish(force=True)
         self.sim.reconfigure(new)
         if cell_new:

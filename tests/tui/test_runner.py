@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -95,3 +97,33 @@ def test_tui_never_uses_call_from_thread():
     root = Path(__file__).resolve().parents[2] / "rnnsim" / "tui"
     for path in root.rglob("*.py"):
         assert "call_from_thread(" not in path.read_text(), path
+
+
+def test_first_frame_is_drawn_before_the_kernels_load():
+    # In a fresh process (numba not yet imported): the runner's first frame with a Simulation in it comes before
+    # numba is imported; the kernels then load in the worker and a later frame says so.
+    code = (
+        "import sys, time\n"
+        "import rnnsim\n"
+        "from rnnsim.cells import _common\n"
+        "from rnnsim.tui.runner import Runner\n"
+        "r = Runner(rnnsim.load_scenario('vanishing')).start()\n"
+        "first = None\n"
+        "end = time.time() + 120\n"
+        "while time.time() < end:\n"
+        "    f = r.frame\n"
+        "    if f.ready and first is None:\n"
+        "        first = (f.compiling, f.t, 'numba' in sys.modules)\n"
+        "    if f.ready and not f.compiling:\n"
+        "        break\n"
+        "    time.sleep(0.001)\n"
+        "assert first == (True, 0, False), first\n"
+        "assert _common.kernels_loaded() and f.t == 0 and f.message.startswith('ready'), (f.t, f.message)\n"
+        "r.send('toggle_play')\n"
+        "while r.frame.t == 0 and time.time() < end:\n"
+        "    time.sleep(0.01)\n"
+        "assert r.frame.t > 0\n"
+        "r.stop()\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 0, proc.stderr

@@ -43,8 +43,8 @@ def status_text(frame, no_color: bool = False) -> Text:
         t.append(f" error: {frame.error}", style="bold red")
         return t
     if frame.compiling:
-        t.append(" ⟳ compiling kernels… ", style="bold black on yellow" if not no_color else "reverse")
-        t.append(" (first run only; numba caches them) ")
+        t.append(" ⟳ loading kernels… ", style="bold black on yellow" if not no_color else "reverse")
+        t.append(" (the first run compiles them, ~15 s; numba caches them) " if not frame.ready else " ")
         if not frame.ready:
             return t
     sc = frame.scenario
