@@ -73,7 +73,9 @@ class HelpScreen(ModalScreen):
             "‖J_t‖ = spectral norm of ∂h_t/∂h_(t-1), mean of 8 samples: a half block is 1, a full block 2 or more; "
             "blue below 1 (gradients shrink), orange from 1. Gate means (LSTM forget, GRU update) as block heights 0..1.\n"
             "Heatmap: h_t of batch element 0; blue negative, red positive (NO_COLOR: shade = |h|).\n"
-            "Model changes keep the seed and data and take effect at the next iteration.\n",
+            "Model changes keep the seed and data and take effect at the next iteration.\n"
+            "⟳ loading (status line): the kernels are loading, compiled on a first run (~15 s, then cached); "
+            "keys pressed meanwhile wait and run when they are ready.\n",
         )
         with VerticalScroll():
             yield Static(intro)

@@ -43,10 +43,13 @@ def status_text(frame, no_color: bool = False) -> Text:
         t.append(f" error: {frame.error}", style="bold red")
         return t
     if frame.compiling:
-        t.append(" ⟳ loading kernels… ", style="bold black on yellow" if not no_color else "reverse")
-        t.append(" (the first run compiles them, ~15 s; numba caches them) " if not frame.ready else " ")
+        style = "bold black on yellow" if not no_color else "reverse"
         if not frame.ready:
+            t.append(" ⟳ loading kernels… ", style=style)
+            t.append(" (the first run compiles them, ~15 s; numba caches them) ")
             return t
+        t.append(" ⟳ loading ", style=style)  # the message line below says which and why
+        t.append(" ")
     sc = frame.scenario
     phase = PHASES.get(frame.phase, frame.phase.upper())
     if frame.phase == "idle" and frame.iteration > 0:
