@@ -302,6 +302,10 @@ scenario = lambda cell, H, B, T, dtype: Scenario.from_dict({"scenario": {"name":
     "model": {"cell": cell, "hidden_size": H, "dtype": dtype},
     "task": {"kind": "random", "length": T, "batch_size": B, "input_size": 16}})
 res = {"import": t_import}
+t0 = time.perf_counter()
+from rnnsim.cells._common import load_kernels
+load_kernels()  # import numba (+ llvmlite, SciPy's BLAS) and make the dispatchers: machine code comes per call
+res["numba"] = time.perf_counter() - t0
 for dtype in ("float64", "float32"):
     t0 = time.perf_counter()
     for cell, extra in (("rnn", {}), ("rnn", {"model.activation": "relu"}), ("rnn", {"model.layernorm": True}),
@@ -341,7 +345,10 @@ def startup():
         cold_run = time.perf_counter() - t0
     c, w = runs["cold"], runs["warm"]
     lines += [
-        f"| `import rnnsim` + Simulation module (cold / warm) | {c['import']:.2f} s / {w['import']:.2f} s | |",
+        f"| `import rnnsim` + Simulation module, no numba yet (cold / warm) | {c['import']:.2f} s / {w['import']:.2f} s "
+        "| |",
+        f"| import numba, llvmlite and SciPy's BLAS, make the dispatchers (cold / warm) | {c['numba']:.2f} s / "
+        f"{w['numba']:.2f} s | |",
         f"| compile every float64 kernel (rnn tanh, relu, LayerNorm, lstm, gru), empty cache | {c['float64']:.2f} s | "
         "in the background (the TUI draws first) |",
         f"| the same float32 kernels, empty cache | {c['float32']:.2f} s | |",
