@@ -102,6 +102,37 @@ def load_kernels() -> None:
         _numba_jit = made
 
 
+def _load_scipy_blas() -> None:
+    """Load ``scipy.linalg.cython_blas``, the module through which numba's np.dot calls SciPy's BLAS.
+
+    ``import scipy.linalg.cython_blas`` first runs ``scipy/linalg/__init__.py``, which imports SciPy's array-API
+    layer, numpy.testing and unittest: ~0.3 s, a fifth of `rnnsim run vanishing`. numba needs only the extension
+    module (its ``__pyx_capi__`` table of BLAS function pointers), so it is loaded from its file on its own (~20 ms);
+    if that fails for any reason (another SciPy layout), the plain import runs.
+    """
+    import importlib.machinery
+    import importlib.util
+
+    name = "scipy.linalg.cython_blas"
+    if name in sys.modules:
+        return
+    try:
+        import scipy
+
+        folder = os.path.join(os.path.dirname(scipy.__file__), "linalg")
+        path = next(os.path.join(folder, "cython_blas" + suffix) for suffix in importlib.machinery.EXTENSION_SUFFIXES
+                    if os.path.exists(os.path.join(folder, "cython_blas" + suffix)))
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+        if not getattr(module, "__pyx_capi__", None):
+            raise ImportError("no __pyx_capi__")
+    except Exception:  # noqa: BLE001 - any failure: the documented way
+        sys.modules.pop(name, None)
+        import scipy.linalg.cython_blas  # noqa: F401
+
+
 def _single_threaded_step_blas() -> None:
     """Run the BLAS that the jitted time loop calls (SciPy's, through numba's np.dot) on one thread.
 
@@ -111,7 +142,7 @@ def _single_threaded_step_blas() -> None:
     for the whole-sequence products outside the time loop, keeps its threads.
     """
     try:
-        import scipy.linalg.cython_blas  # noqa: F401  (loads the library numba calls)
+        _load_scipy_blas()
         from threadpoolctl import ThreadpoolController
     except ImportError:
         return

@@ -107,3 +107,30 @@ def test_numba_is_imported_by_the_first_kernel_call_not_by_building_a_simulation
         "assert isinstance(_common.jit(_common.sigmoid_np), Dispatcher)  # kernels defined later: made at once\n"
     )
     assert proc.returncode == 0, proc.stderr
+
+
+def test_scipy_blas_is_loaded_without_the_scipy_linalg_package():
+    # numba's np.dot needs only scipy.linalg.cython_blas; scipy.linalg's __init__ costs ~0.3 s of start-up
+    proc = run_python(
+        "import sys, numpy as np\n"
+        "import rnnsim\n"
+        "sim = rnnsim.Simulation(rnnsim.load_scenario('vanishing'))\n"
+        "sim.forward(); sim.backward()\n"
+        "assert 'scipy.linalg.cython_blas' in sys.modules and 'scipy.linalg' not in sys.modules\n"
+        "from rnnsim.cells._common import gemm, _dot\n"
+        "a = np.arange(12.0).reshape(3, 4); out = np.empty((3, 3))\n"
+        "_dot(a, a.T, out)\n"
+        "assert np.allclose(out, a @ a.T)\n"
+    )
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_scipy_blas_falls_back_to_the_plain_import():
+    proc = run_python(
+        "import sys, importlib.machinery\n"
+        "importlib.machinery.EXTENSION_SUFFIXES[:] = ['.no-such-suffix']  # the direct load finds no file\n"
+        "from rnnsim.cells import _common\n"
+        "_common._load_scipy_blas()\n"
+        "assert 'scipy.linalg' in sys.modules and sys.modules['scipy.linalg.cython_blas'].__pyx_capi__\n"
+    )
+    assert proc.returncode == 0, proc.stderr
