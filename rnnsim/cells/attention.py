@@ -267,7 +267,6 @@ def run_backward(ws, params, model, t_hi, t_lo):
 def finish_backward(ws, X, params, grads, model):
     """All weight gradients and dL/dx_t, with GEMMs over the T·B rows."""
     T, B, D = X.shape
-    H = ws.h.shape[2]
     r = lambda a: a.reshape(T * B, -1)  # noqa: E731
     np.matmul(r(ws.dh).T, r(ws.att), out=grads["attn.out.weight"])
     np.sum(r(ws.dh), axis=0, out=grads["attn.out.bias"])

@@ -338,7 +338,7 @@ class Runner:
                     else:
                         # max speed: a burst of steps up to BURST seconds between looks at the queue and frames
                         end = now + BURST
-                        q, sim = self._queue, self.sim
+                        q = self._queue
                         while q.empty() and self._alive_sims() and not self._stop.is_set():
                             self._step()
                             if time.perf_counter() >= end:

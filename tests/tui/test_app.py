@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import rnnsim
 from rnnsim.tui.app import RnnsimApp
 from rnnsim.tui.runner import SPEEDS, DEFAULT_SPEED_INDEX
 from rnnsim.tui.screens.modals import HelpScreen, ParamScreen, PickerScreen

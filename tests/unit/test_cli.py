@@ -14,7 +14,6 @@ import pytest
 from click.testing import CliRunner
 
 import rnnsim
-from rnnsim import cli as cli_module
 from rnnsim.cli import cli
 from rnnsim.scenario import builtin_scenarios
 

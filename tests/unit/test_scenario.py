@@ -12,7 +12,6 @@ from hypothesis import strategies as st
 
 import rnnsim
 from rnnsim.scenario import (
-    DEFAULT_MAX_BYTES,
     ModelSection,
     Scenario,
     ScenarioError,

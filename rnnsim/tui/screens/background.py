@@ -17,7 +17,7 @@ from textual.containers import Horizontal, Vertical
 from textual.strip import Strip
 from textual.widgets import Static
 
-from ..widgets.common import EIGHTHS, GUTTER, LABEL, NULL, DIM, HLINE, aggregate, column_ranges, fmt, _runs
+from ..widgets.common import EIGHTHS, GUTTER, LABEL, NULL, DIM, HLINE, aggregate, column_ranges, _runs
 from ..widgets.plot import StripView, axis_strip, log_range, marker_plot, text_strip
 from .views import _set
 
