@@ -43,6 +43,12 @@ except ImportError:  # optional
 
 REFS = {"rnn": rnn, "lstm": lstm, "gru": gru}
 ROOT = Path(__file__).resolve().parent.parent
+_START = [time.perf_counter()]
+
+
+def progress(msg):
+    """One progress line on stderr: seconds since the run started, then ``msg``."""
+    print(f"[{time.perf_counter() - _START[0]:5.0f} s] {msg}", file=sys.stderr, flush=True)
 
 
 def scenario(cell, H, B, T, dtype):
@@ -175,7 +181,7 @@ def run(cells, Hs, Bs, dtypes, thread_modes, T, all_cores=None):
                             gflops = flops_per_step(cell, H, B) / times["rnnsim"] / 1e9
                             rows.append(dict(mode=mode, dtype=dtype, cell=cell, H=H, B=B, times=times,
                                              gflops=gflops, peak=peaks[dtype]))
-                            print(fmt_row(rows[-1]), file=sys.stderr, flush=True)
+                            progress(fmt_row(rows[-1]))
     return rows
 
 
@@ -207,7 +213,7 @@ def scaling_H(cell="lstm", dtype="float32", B=32, T=100, Hs=(16, 32, 64, 128, 25
         fns = jobs(cell, H, B, T, dtype)
         fns = {k: v for k, v in fns.items() if k in ("rnnsim", "torch-fused")}
         rows.append((H, {k: v / T for k, v in timeit_all(fns, budget=0.3).items()}))
-        print(f"scaling H={H}: {us(rows[-1][1]['rnnsim'])} µs/step", file=sys.stderr, flush=True)
+        progress(f"scaling H = {H}: {us(rows[-1][1]['rnnsim'])} µs/step")
     lines = [f"{cell.upper()}, B = {B}, {dtype}, T = {T}; slope = d log(time) / d log(H) from the previous row "
              "(2 = the H² of the recurrent GEMM; below 2 while per-call overhead still counts).", "",
              "| H | rnnsim µs/step | slope | torch fused µs/step |", "|---|---|---|---|"]
@@ -233,6 +239,7 @@ def scaling_T(cell="lstm", dtype="float64", H=64, B=32, Ts=(10, 100, 1000, 10000
             sim.backward()
 
         lines.append(f"| {T} | {us(timeit(f, budget=0.3) / T)} |")
+        progress(f"scaling T = {T}: {lines[-1].split('|')[2].strip()} µs/step")
     return lines
 
 
@@ -287,7 +294,7 @@ def memory(cases=(("rnn", "float32"), ("rnn", "float64"), ("gru", "float32"), ("
         mib = lambda b: f"{b / 2**20:,.0f} MiB"  # noqa: E731
         lines.append(f"| {cell} | {dtype} | {mib(r['api'])} | {mib(r['workspace'])} | {mib(r['peak'] - r['base'])} "
                      f"| {(r['peak'] - r['base']) / r['api']:.2f}x | {mib(r['peak'])} | {wall:.0f} s |")
-        print(lines[-1], file=sys.stderr, flush=True)
+        progress(lines[-1])
     return lines
 
 
@@ -326,6 +333,8 @@ def startup():
         for label in ("cold", "warm"):
             out = subprocess.run([sys.executable, "-c", _COMPILE], env=env, capture_output=True, text=True, cwd=ROOT)
             runs[label] = json.loads(out.stdout)
+            progress(f"start-up, {label} cache: float64 {runs[label]['float64']:.1f} s, "
+                     f"float32 {runs[label]['float32']:.1f} s")
         size = _du(cache)
         cmd = [sys.executable, "-m", "rnnsim", "run", "vanishing", "--quiet"]
         t0 = time.perf_counter()
@@ -393,15 +402,22 @@ def main(argv=None):
         grid = dict(Hs=[16, 64, 256, 512], Bs=[1, 32], dtypes=["float32", "float64"],
                     thread_modes=["1 thread", "all cores"], all_cores={(512, 32)})
     load0 = os.getloadavg()
-    t0 = time.perf_counter()
+    t0 = _START[0] = time.perf_counter()
+    progress(f"grid: {len(cells)} cells, H {grid['Hs']}, B {grid['Bs']}, {', '.join(grid['dtypes'])}, "
+             f"{', '.join(grid['thread_modes'])}")
     rows = run(cells, T=args.T, **grid)
     extra = not (args.quick or args.grid_only)
     if extra:
+        progress("scaling with H")
         sH = scaling_H()
+        progress("scaling with T")
         sT = scaling_T()
+        progress("memory (a subprocess per case)")
         mem = memory(cases=(("rnn", "float32"), ("rnn", "float64"), ("lstm", "float32")))
+        progress("start-up (subprocesses, cold and warm numba cache)")
         start, wall_run = startup()
     wall = time.perf_counter() - t0
+    progress(f"done in {wall:.0f} s")
     load1 = os.getloadavg()
     cmd = ("python -m benchmarks.bench_cells --quick" if args.quick else
            "python -m benchmarks" + (" --grid-only" if args.grid_only else ""))
