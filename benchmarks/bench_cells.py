@@ -31,7 +31,8 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks._machine import machine, write_section
+from benchmarks import plots
+from benchmarks._machine import DOC, machine, write_section
 from rnnsim import Simulation
 from rnnsim.cells import gru, lstm, rnn
 from rnnsim.scenario import Scenario
@@ -207,7 +208,8 @@ HEADER = ("| threads | dtype | cell | H | B | rnnsim µs/step | NumPy µs/step |
 
 # ------------------------------------------------------------------------------------------------- scaling
 def scaling_H(cell="lstm", dtype="float32", B=32, T=100, Hs=(16, 32, 64, 128, 256, 512, 1024)):
-    """rnnsim's time per step against H (and PyTorch's fused layer beside it), with the local log-log slope."""
+    """rnnsim's time per step against H (and PyTorch's fused layer beside it), with the local log-log slope.
+    Returns the table's lines and the numbers (for `benchmarks.plots`)."""
     rows = []
     for H in Hs:
         fns = jobs(cell, H, B, T, dtype)
@@ -224,13 +226,18 @@ def scaling_H(cell="lstm", dtype="float32", B=32, T=100, Hs=(16, 32, 64, 128, 25
             H0, t0 = rows[k - 1]
             slope = f"{math.log(t['rnnsim'] / t0['rnnsim']) / math.log(H / H0):.2f}"
         lines.append(f"| {H} | {us(t['rnnsim'])} | {slope} | {us(t.get('torch-fused'))} |")
-    return lines
+    series = {"rnnsim": [t["rnnsim"] for _, t in rows]}
+    if all("torch-fused" in t for _, t in rows):
+        series[f"torch fused nn.{cell.upper()}"] = [t["torch-fused"] for _, t in rows]
+    return lines, dict(cell=cell, dtype=dtype, B=B, T=T, H=[H for H, _ in rows], series=series)
 
 
 def scaling_T(cell="lstm", dtype="float64", H=64, B=32, Ts=(10, 100, 1000, 10000)):
-    """rnnsim's time per step against T: should be flat (every step is the same work)."""
+    """rnnsim's time per step against T: should be flat (every step is the same work). Returns the table's lines
+    and the numbers (for `benchmarks.plots`)."""
     lines = [f"{cell.upper()}, H = {H}, B = {B}, {dtype}: forward + backward, time per step.", "",
              "| T | rnnsim µs/step |", "|---|---|"]
+    per_step = []
     for T in Ts:
         sim = Simulation(scenario(cell, H, B, T, dtype))
 
@@ -238,9 +245,28 @@ def scaling_T(cell="lstm", dtype="float64", H=64, B=32, Ts=(10, 100, 1000, 10000
             sim.forward()
             sim.backward()
 
-        lines.append(f"| {T} | {us(timeit(f, budget=0.3) / T)} |")
-        progress(f"scaling T = {T}: {lines[-1].split('|')[2].strip()} µs/step")
-    return lines
+        per_step.append(timeit(f, budget=0.3) / T)
+        lines.append(f"| {T} | {us(per_step[-1])} |")
+        progress(f"scaling T = {T}: {us(per_step[-1])} µs/step")
+    return lines, dict(cell=cell, dtype=dtype, H=H, B=B, T=list(Ts), series={"rnnsim": per_step})
+
+
+def scaling_section(cmd, sH, sT, images=()):
+    """The "Cell kernels: scaling" section: both tables, each under its plot if ``images`` (written paths) has it."""
+    names = {Path(p).name for p in images}
+
+    def plot(name, alt):
+        return [f"![{alt}](images/{name})", ""] if name in names else []
+
+    if names:
+        how = "Plots written to docs/images/ by the same command (matplotlib: `pip install -e '.[bench]'`)."
+    else:
+        how = ("No plots: matplotlib was not installed for this run (`pip install -e '.[bench]'`, then the same "
+               "command writes them to docs/images/).")
+    return "\n".join([f"From the same run (`{cmd}`). {how}", "", "### Time per step against H (log-log)", ""]
+                     + plot(plots.H_SVG, "rnnsim and torch fused time per step against H, log-log") + sH[0]
+                     + ["", "### Time per step against T", ""]
+                     + plot(plots.T_SVG, "rnnsim time per step against T") + sT[0])
 
 
 # -------------------------------------------------------------------------------------------------- memory
@@ -439,14 +465,13 @@ def main(argv=None):
     text = "\n".join(body)
     print(text)
     if extra:
-        print("\n".join(["", "Scaling with H:"] + sH + ["", "Scaling with T:"] + sT + ["", "Memory:"] + mem
+        print("\n".join(["", "Scaling with H:"] + sH[0] + ["", "Scaling with T:"] + sT[0] + ["", "Memory:"] + mem
                         + ["", "Start-up:"] + start))
     if not args.no_write:
         write_section("Cell kernels" + (" (quick)" if args.quick else ""), text)
         if extra:
-            write_section("Cell kernels: scaling", "\n".join(
-                [f"From the same run (`{cmd}`).", "", "### Time per step against H (log-log)", ""] + sH
-                + ["", "### Time per step against T", ""] + sT))
+            images = plots.scaling_svgs(DOC.parent / "images", sH[1], sT[1])
+            write_section("Cell kernels: scaling", scaling_section(cmd, sH, sT, images))
             write_section("Cell kernels: memory", "\n".join([f"From the same run (`{cmd}`).", ""] + mem))
             write_section("Cell kernels: start-up", "\n".join(
                 [f"From the same run (`{cmd}`); each row a fresh process; cold = an empty temporary "
