@@ -6,10 +6,12 @@ Implementations, all on the same data and weights in one process:
   torch-cell  a Python loop over torch.nn.RNNCell/LSTMCell/GRUCell with h_t.retain_grad() (the same job)
   torch-fused torch.nn.RNN/LSTM/GRU forward + backward (keeps less: no per-step dL/dh_t; for reference)
 Timing: after a warm-up, the implementations of one row run in interleaved rounds (so a burst of load from other
-processes hits all of them alike) and each reports the median of its rounds, per time step. Ratios are taken
-within this one run. Besides the grid, the same run measures: time per step against H and against T (scaling),
-peak RSS for T = 10 000, H = 512, B = 32 (a subprocess per case), cold and warm kernel start-up with the on-disk
-cache size, and `rnnsim run vanishing` end to end.
+processes hits all of them alike) and each reports the median of its rounds, per time step; a call slower than
+0.5 s is timed once after its warm-up, and a NumPy or PyTorch call slower than 1 s by its warm-up alone (the
+table's note says how many and how far the rounds spread). Ratios are taken within this one run. Besides the grid,
+the same run measures: time per step against H and against T (scaling; SVG plots with matplotlib), peak RSS for
+T = 10 000, H = 512, B = 32 (a subprocess per case, two at a time), cold and warm kernel start-up with the on-disk
+cache size, and `rnnsim run vanishing` end to end. Progress goes to stderr.
 
     python -m benchmarks                                  # everything (the issue-6 benchmark), < 5 minutes
     python -m benchmarks.bench_cells --quick              # H in {16, 64, 256}, B in {1, 32}, float64, grid only
@@ -18,6 +20,7 @@ cache size, and `rnnsim run vanishing` end to end.
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import contextlib
 import json
 import math
@@ -62,19 +65,29 @@ def scenario(cell, H, B, T, dtype):
 
 def timeit(fn, budget=0.4, min_reps=3, max_reps=200):
     """Median seconds per call of ``fn`` after a warm-up (and JIT)."""
-    return timeit_all({"f": fn}, budget, min_reps, max_reps)["f"]
+    return statistics.median(timeit_all({"f": fn}, budget, min_reps, max_reps)["f"])
 
 
-def timeit_all(fns, budget=0.3, min_reps=3, max_reps=200, slow=0.5):
-    """Median seconds per call of each function, run in interleaved rounds after one warm-up call each.
-    Rounds continue until ``budget`` seconds and ``min_reps`` rounds; a function whose warm-up took more than
-    ``slow`` seconds is timed once more only (the largest NumPy and PyTorch rows)."""
+#: a warm-up call longer than this is the only sample of a function that allocates afresh on every call
+ONCE = 1.0
+#: the functions of `jobs` that do (NumPy and PyTorch); rnnsim's first call fills its preallocated workspace
+FRESH = frozenset({"numpy", "torch-cell", "torch-fused"})
+
+
+def timeit_all(fns, budget=0.3, min_reps=3, max_reps=200, slow=0.5, once=ONCE, fresh=FRESH):
+    """Seconds per call of each function (a list of samples), run in interleaved rounds after one warm-up call
+    each. Rounds continue until ``budget`` seconds and ``min_reps`` rounds; a function whose warm-up took more
+    than ``slow`` seconds is timed once more only (the largest rows), and one in ``fresh`` whose warm-up took more
+    than ``once`` seconds not at all: its warm-up is its sample (the largest NumPy and PyTorch rows; their first
+    call does what every call does, and on a busy machine their threaded BLAS can stall for seconds a call)."""
     times = {k: [] for k in fns}
     warm = {}
     for k, f in fns.items():
         t0 = time.perf_counter()
         f()
         warm[k] = time.perf_counter() - t0
+        if k in fresh and warm[k] > once:
+            times[k].append(warm[k])
     start = time.perf_counter()
     rounds = 0
     while rounds < max_reps and (rounds < min_reps or time.perf_counter() - start < budget):
@@ -85,7 +98,15 @@ def timeit_all(fns, budget=0.3, min_reps=3, max_reps=200, slow=0.5):
             f()
             times[k].append(time.perf_counter() - t0)
         rounds += 1
-    return {k: statistics.median(v) for k, v in times.items()}
+    return times
+
+
+def spread(samples):
+    """Interquartile range / median of at least 3 samples (robust to one stalled round), else None."""
+    if len(samples) < 3:
+        return None
+    q1, _, q3 = statistics.quantiles(samples, n=4, method="inclusive")
+    return (q3 - q1) / statistics.median(samples)
 
 
 def jobs(cell, H, B, T, dtype):
@@ -178,10 +199,13 @@ def run(cells, Hs, Bs, dtypes, thread_modes, T, all_cores=None):
                         for B in Bs:
                             if mode != "1 thread" and (H, B) not in all_cores:
                                 continue
-                            times = {k: v / T for k, v in timeit_all(jobs(cell, H, B, T, dtype)).items()}
+                            samples = timeit_all(jobs(cell, H, B, T, dtype))
+                            times = {k: statistics.median(v) / T for k, v in samples.items()}
                             gflops = flops_per_step(cell, H, B) / times["rnnsim"] / 1e9
                             rows.append(dict(mode=mode, dtype=dtype, cell=cell, H=H, B=B, times=times,
-                                             gflops=gflops, peak=peaks[dtype]))
+                                             gflops=gflops, peak=peaks[dtype],
+                                             n={k: len(v) for k, v in samples.items()},
+                                             spread={k: spread(v) for k, v in samples.items()}))
                             progress(fmt_row(rows[-1]))
     return rows
 
@@ -214,7 +238,7 @@ def scaling_H(cell="lstm", dtype="float32", B=32, T=100, Hs=(16, 32, 64, 128, 25
     for H in Hs:
         fns = jobs(cell, H, B, T, dtype)
         fns = {k: v for k, v in fns.items() if k in ("rnnsim", "torch-fused")}
-        rows.append((H, {k: v / T for k, v in timeit_all(fns, budget=0.3).items()}))
+        rows.append((H, {k: statistics.median(v) / T for k, v in timeit_all(fns, budget=0.3).items()}))
         progress(f"scaling H = {H}: {us(rows[-1][1]['rnnsim'])} µs/step")
     lines = [f"{cell.upper()}, B = {B}, {dtype}, T = {T}; slope = d log(time) / d log(H) from the previous row "
              "(2 = the H² of the recurrent GEMM; below 2 while per-call overhead still counts).", "",
@@ -299,28 +323,38 @@ print(json.dumps(dict(base=base, peak=peak, api=api_bytes, workspace=sim.workspa
 """
 
 
+def _memory_case(cell, dtype, T, H, B, env):
+    t0 = time.perf_counter()
+    out = subprocess.run([sys.executable, "-c", _MEM, cell, dtype, str(T), str(H), str(B)], env=env,
+                         capture_output=True, text=True, cwd=ROOT)
+    wall = time.perf_counter() - t0
+    if out.returncode != 0:
+        return f"| {cell} | {dtype} | failed: {(out.stderr.strip().splitlines() or ['?'])[-1]} | | | | | |"
+    r = json.loads(out.stdout)
+    mib = lambda b: f"{b / 2**20:,.0f} MiB"  # noqa: E731
+    line = (f"| {cell} | {dtype} | {mib(r['api'])} | {mib(r['workspace'])} | {mib(r['peak'] - r['base'])} "
+            f"| {(r['peak'] - r['base']) / r['api']:.2f}x | {mib(r['peak'])} | {wall:.0f} s |")
+    progress(line)
+    return line
+
+
 def memory(cases=(("rnn", "float32"), ("rnn", "float64"), ("gru", "float32"), ("lstm", "float32")),
-           T=10_000, H=512, B=32):
-    """Peak RSS (VmHWM, or ru_maxrss) of a subprocess that runs one forward + backward, against the API's arrays."""
+           T=10_000, H=512, B=32, at_once=2):
+    """Peak RSS (VmHWM, or ru_maxrss) of a subprocess that runs one forward + backward, against the API's arrays.
+    ``at_once`` subprocesses run side by side (the gated cells first: they take longest): a process's peak RSS does
+    not depend on what else runs, only its time does."""
     lines = [f"T = {T}, H = {H}, B = {B}, input size 16: one forward + backward in a fresh process; peak RSS = VmHWM "
              "(Linux; elsewhere ru_maxrss), 'baseline' = the peak after importing and compiling (before the "
-             "Simulation); 'arrays the API keeps' = hidden, grad_hidden, inputs, outputs, targets, loss_mask, grad_inputs, cell_state (LSTM), params, grads.",
+             "Simulation); 'arrays the API keeps' = hidden, grad_hidden, inputs, outputs, targets, loss_mask, grad_inputs, cell_state (LSTM), params, grads."
+             + (f" The cases run {at_once} at a time (peak RSS is per process; 'time' is the case's wall time beside "
+                "the other)." if at_once > 1 else ""),
              "", "| cell | dtype | arrays the API keeps | workspace + data allocated | peak RSS − baseline | "
              "(peak − baseline) / API | peak RSS | time |", "|---|---|---|---|---|---|---|---|"]
     env = dict(os.environ, RNNSIM_MAX_BYTES=str(64 << 30))
-    for cell, dtype in cases:
-        t0 = time.perf_counter()
-        out = subprocess.run([sys.executable, "-c", _MEM, cell, dtype, str(T), str(H), str(B)], env=env,
-                             capture_output=True, text=True, cwd=ROOT)
-        wall = time.perf_counter() - t0
-        if out.returncode != 0:
-            lines.append(f"| {cell} | {dtype} | failed: {out.stderr.strip().splitlines()[-1]} | | | | | |")
-            continue
-        r = json.loads(out.stdout)
-        mib = lambda b: f"{b / 2**20:,.0f} MiB"  # noqa: E731
-        lines.append(f"| {cell} | {dtype} | {mib(r['api'])} | {mib(r['workspace'])} | {mib(r['peak'] - r['base'])} "
-                     f"| {(r['peak'] - r['base']) / r['api']:.2f}x | {mib(r['peak'])} | {wall:.0f} s |")
-        progress(lines[-1])
+    order = sorted(range(len(cases)), key=lambda i: cases[i][0] == "rnn")  # LSTM/GRU first (stable otherwise)
+    with concurrent.futures.ThreadPoolExecutor(max_workers=at_once) as pool:
+        futures = {i: pool.submit(_memory_case, *cases[i], T, H, B, env) for i in order}
+        lines += [futures[i].result() for i in range(len(cases))]
     return lines
 
 
@@ -387,6 +421,23 @@ def startup():
         f"| the same, empty cache | {cold_run:.2f} s | |",
     ]
     return lines, statistics.median(walls)
+
+
+def sampling_note(rows):
+    """One paragraph: how many samples the grid's timings rest on and how far apart their rounds were."""
+    n = [(r["n"][k], r["spread"][k], k, r) for r in rows for k in r["n"]]
+    single = sum(1 for c, *_ in n if c == 1)
+    spreads = sorted((sp, k, r) for c, sp, k, r in n if sp is not None)
+    text = (f"Samples: an implementation is timed in ≥ 3 interleaved rounds while a call takes < 0.5 s, once after "
+            f"its warm-up above that, and NumPy and PyTorch calls above {ONCE:g} s by their warm-up call alone (they "
+            f"allocate afresh on every call); {single} of the {len(n)} timings above rest on one call.")
+    if spreads:
+        sp, k, r = spreads[-1]
+        q = lambda f: spreads[min(len(spreads) - 1, int(f * len(spreads)))][0]  # noqa: E731
+        text += (f" Spread of the others, interquartile range / median of their rounds: median "
+                 f"{100 * q(0.5):.0f}%, 90th percentile {100 * q(0.9):.0f}%, widest {100 * sp:.0f}% ({k}, {r['mode']} {r['dtype']} "
+                 f"{r['cell']} H = {r['H']} B = {r['B']}).")
+    return text
 
 
 def targets(rows, walls_run):
@@ -459,6 +510,7 @@ def main(argv=None):
             "GFLOP/s counts the GEMM work of a step (see `flops_per_step`); peak = a 2048² NumPy matmul in the same "
             "run: " + ", ".join(f"{m} {d} {p:.0f} GFLOP/s" for m, d, p in peaks) + ".", "", HEADER]
     body += [fmt_row(r) for r in rows]
+    body += ["", sampling_note(rows)]
     if extra:
         body += ["", "Targets (checked on this run):", ""]
         body += [f"- {'met' if ok else 'MISSED'}: {text}" for text, ok in targets(rows, wall_run)]

@@ -28,7 +28,8 @@ def test_scaling_svgs_are_valid_labelled_and_deterministic(tmp_path):
         assert root.tag == "{http://www.w3.org/2000/svg}svg"
         texts[p.name] = p.read_text()
     h, t = texts[plots.H_SVG], texts[plots.T_SVG]
-    for label in ("hidden size H", "time per step (µs", "rnnsim", "torch fused nn.LSTM", "slope 2", "docs/benchmarks.md"):
+    for label in ("hidden size H", "time per step (µs", "rnnsim", "torch fused nn.LSTM", "slope 2",
+                  "docs/benchmarks.md"):
         assert label in h, label
     for label in ("sequence length T", "time per step (µs)", "rnnsim", "docs/benchmarks.md"):
         assert label in t, label
