@@ -62,3 +62,17 @@ def test_section_embeds_the_written_plots_above_their_tables():
                            images=[f"docs/images/{plots.H_SVG}", f"docs/images/{plots.T_SVG}"])
     assert text.index(f"(images/{plots.H_SVG})") < text.index("| H | rnnsim") < text.index(f"(images/{plots.T_SVG})")
     assert "`python -m benchmarks`" in text
+
+
+def test_targets_without_torch_say_not_checked():
+    from benchmarks.bench_cells import targets
+
+    row = dict(mode="1 thread", dtype="float32", cell="lstm", gflops=40.0, peak=70.0)
+    rows = [dict(row, H=16, B=1, times={"rnnsim": 1e-5, "numpy": 8e-5}),
+            dict(row, H=512, B=32, times={"rnnsim": 5e-3, "numpy": 9e-3})]
+    got = {text.split(" (")[0]: ok for text, ok in targets(rows, 1.2)}
+    assert got == {"H ≤ 64, B = 1: ≥ 10x faster than the PyTorch cell loop": None,
+                   "H ≤ 64, B = 1: ≥ 5x faster than NumPy": True,
+                   "LSTM H = 512, B = 32, float32, 1 thread: no slower than fused nn.LSTM": None,
+                   "LSTM H = 512, B = 32, float32, 1 thread: ≥ 50% of peak matmul": True,
+                   "`rnnsim run vanishing` warm < 1.5 s": True}
