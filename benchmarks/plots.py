@@ -27,7 +27,20 @@ def _figure():
     return fig, fig.add_subplot()
 
 
-def _save(fig, path: Path) -> Path:
+def _plot(xs, series):
+    """A figure with one line (in µs, with markers) per named series of seconds."""
+    fig, ax = _figure()
+    for (name, ys), marker in zip(series.items(), "os^D"):
+        ax.plot(xs, [t * 1e6 for t in ys], marker=marker, label=name)
+    return fig, ax
+
+
+def _finish(fig, ax, path: Path, xticks, xlabel, ylabel, title) -> Path:
+    ax.set_xticks(*xticks)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=10)
+    ax.legend()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.supxlabel(FOOTER, x=0.99, ha="right", fontsize=7, color="0.4")  # constrained layout makes room for it
     fig.savefig(path, format="svg", metadata={"Date": None, "Creator": "rnnsim benchmarks (matplotlib)"})
@@ -36,39 +49,27 @@ def _save(fig, path: Path) -> Path:
 
 def scaling_h_svg(path: Path, data: dict) -> Path:
     """Log-log time per step against H: rnnsim, PyTorch's fused layer when measured, and a slope-2 line."""
-    Hs, us = data["H"], {k: [t * 1e6 for t in v] for k, v in data["series"].items() if v}
-    fig, ax = _figure()
-    for (name, ys), marker in zip(us.items(), "os^D"):
-        ax.plot(Hs, ys, marker=marker, label=name)
+    Hs = data["H"]
+    fig, ax = _plot(Hs, {k: v for k, v in data["series"].items() if v})
     # the H² of the recurrent GEMM, through rnnsim's largest-H point (where the GEMM dominates)
-    ref = us["rnnsim"][-1]
+    ref = data["series"]["rnnsim"][-1] * 1e6
     ax.plot(Hs, [ref * (h / Hs[-1]) ** 2 for h in Hs], "k--", lw=1, label="∝ H² (slope 2)")
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")
-    ax.set_xticks(Hs, [str(h) for h in Hs])
-    ax.set_xlabel("hidden size H (log scale)")
-    ax.set_ylabel("time per step (µs, log scale)")
-    ax.set_title(f"{data['cell'].upper()} forward + backward per step against H\n"
-                 f"B = {data['B']}, {data['dtype']}, T = {data['T']}", fontsize=10)
-    ax.legend()
-    return _save(fig, path)
+    return _finish(fig, ax, path, (Hs, [str(h) for h in Hs]), "hidden size H (log scale)",
+                   "time per step (µs, log scale)", f"{data['cell'].upper()} forward + backward per step against H\n"
+                   f"B = {data['B']}, {data['dtype']}, T = {data['T']}")
 
 
 def scaling_t_svg(path: Path, data: dict) -> Path:
     """Time per step against T (log x, linear y from 0): flat when every step costs the same."""
     Ts = data["T"]
-    fig, ax = _figure()
-    for (name, ys), marker in zip(data["series"].items(), "os^D"):
-        ax.plot(Ts, [t * 1e6 for t in ys], marker=marker, label=name)
+    fig, ax = _plot(Ts, data["series"])
     ax.set_xscale("log")
-    ax.set_xticks(Ts, [f"{t:,}" for t in Ts])
     ax.set_ylim(bottom=0)
-    ax.set_xlabel("sequence length T (log scale)")
-    ax.set_ylabel("time per step (µs)")
-    ax.set_title(f"{data['cell'].upper()} forward + backward per step against T (flat = the same work per step)\n"
-                 f"H = {data['H']}, B = {data['B']}, {data['dtype']}", fontsize=10)
-    ax.legend()
-    return _save(fig, path)
+    return _finish(fig, ax, path, (Ts, [f"{t:,}" for t in Ts]), "sequence length T (log scale)",
+                   "time per step (µs)", f"{data['cell'].upper()} forward + backward per step against T (flat = the "
+                   f"same work per step)\nH = {data['H']}, B = {data['B']}, {data['dtype']}")
 
 
 def scaling_svgs(outdir: Path, h_data: dict, t_data: dict) -> list[Path]:
