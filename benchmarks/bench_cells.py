@@ -433,10 +433,11 @@ def sampling_note(rows):
             f"allocate afresh on every call); {single} of the {len(n)} timings above rest on one call.")
     if spreads:
         sp, k, r = spreads[-1]
-        q = lambda f: spreads[min(len(spreads) - 1, int(f * len(spreads)))][0]  # noqa: E731
+        vals = [v for v, *_ in spreads]
+        p90 = statistics.quantiles(vals, n=10, method="inclusive")[-1] if len(vals) > 1 else vals[0]
         text += (f" Spread of the others, interquartile range / median of their rounds: median "
-                 f"{100 * q(0.5):.0f}%, 90th percentile {100 * q(0.9):.0f}%, widest {100 * sp:.0f}% ({k}, {r['mode']} {r['dtype']} "
-                 f"{r['cell']} H = {r['H']} B = {r['B']}).")
+                 f"{100 * statistics.median(vals):.0f}%, 90th percentile {100 * p90:.0f}%, widest {100 * sp:.0f}% "
+                 f"({k}, {r['mode']} {r['dtype']} {r['cell']} H = {r['H']} B = {r['B']}).")
     return text
 
 

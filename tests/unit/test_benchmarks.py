@@ -1,5 +1,5 @@
-"""The benchmark's scaling plots (benchmarks/plots.py) and its tables-only path without matplotlib; fixed numbers,
-nothing timed."""
+"""The benchmark's scaling plots (benchmarks/plots.py), its tables-only path without matplotlib, its targets without
+PyTorch and its note on samples; fixed numbers, nothing timed."""
 
 from __future__ import annotations
 
@@ -76,3 +76,14 @@ def test_targets_without_torch_say_not_checked():
                    "LSTM H = 512, B = 32, float32, 1 thread: no slower than fused nn.LSTM": None,
                    "LSTM H = 512, B = 32, float32, 1 thread: ≥ 50% of peak matmul": True,
                    "`rnnsim run vanishing` warm < 1.5 s": True}
+
+
+def test_sampling_note_counts_single_calls_and_reports_the_widest_spread():
+    from benchmarks.bench_cells import sampling_note
+
+    row = dict(mode="1 thread", dtype="float32", cell="rnn", B=1)
+    rows = [dict(row, H=16, n={"rnnsim": 9, "numpy": 1}, spread={"rnnsim": 0.1, "numpy": None}),
+            dict(row, H=64, n={"rnnsim": 3, "numpy": 3}, spread={"rnnsim": 0.3, "numpy": 0.2})]
+    note = sampling_note(rows)
+    assert "1 of the 4 timings above rest on one call" in note
+    assert "median 20%" in note and "widest 30% (rnnsim, 1 thread float32 rnn H = 64 B = 1)" in note
