@@ -6,10 +6,12 @@ Implementations, all on the same data and weights in one process:
   torch-cell  a Python loop over torch.nn.RNNCell/LSTMCell/GRUCell with h_t.retain_grad() (the same job)
   torch-fused torch.nn.RNN/LSTM/GRU forward + backward (keeps less: no per-step dL/dh_t; for reference)
 Timing: after a warm-up, the implementations of one row run in interleaved rounds (so a burst of load from other
-processes hits all of them alike) and each reports the median of its rounds, per time step. Ratios are taken
-within this one run. Besides the grid, the same run measures: time per step against H and against T (scaling),
-peak RSS for T = 10 000, H = 512, B = 32 (a subprocess per case), cold and warm kernel start-up with the on-disk
-cache size, and `rnnsim run vanishing` end to end.
+processes hits all of them alike) and each reports the median of its rounds, per time step; a call slower than
+0.5 s is timed once after its warm-up, and a NumPy or PyTorch call slower than 1 s by its warm-up alone (the
+table's note says how many and how far the rounds spread). Ratios are taken within this one run. Besides the grid,
+the same run measures: time per step against H and against T (scaling; SVG plots with matplotlib), peak RSS for
+T = 10 000, H = 512, B = 32 (a subprocess per case, two at a time), cold and warm kernel start-up with the on-disk
+cache size, and `rnnsim run vanishing` end to end. Progress goes to stderr.
 
     python -m benchmarks                                  # everything (the issue-6 benchmark), < 5 minutes
     python -m benchmarks.bench_cells --quick              # H in {16, 64, 256}, B in {1, 32}, float64, grid only
@@ -18,6 +20,7 @@ cache size, and `rnnsim run vanishing` end to end.
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import contextlib
 import json
 import math
@@ -31,7 +34,8 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks._machine import machine, write_section
+from benchmarks import plots
+from benchmarks._machine import DOC, machine, write_section
 from rnnsim import Simulation
 from rnnsim.cells import gru, lstm, rnn
 from rnnsim.scenario import Scenario
@@ -43,6 +47,12 @@ except ImportError:  # optional
 
 REFS = {"rnn": rnn, "lstm": lstm, "gru": gru}
 ROOT = Path(__file__).resolve().parent.parent
+_START = [time.perf_counter()]
+
+
+def progress(msg):
+    """One progress line on stderr: seconds since the run started, then ``msg``."""
+    print(f"[{time.perf_counter() - _START[0]:5.0f} s] {msg}", file=sys.stderr, flush=True)
 
 
 def scenario(cell, H, B, T, dtype):
@@ -55,19 +65,29 @@ def scenario(cell, H, B, T, dtype):
 
 def timeit(fn, budget=0.4, min_reps=3, max_reps=200):
     """Median seconds per call of ``fn`` after a warm-up (and JIT)."""
-    return timeit_all({"f": fn}, budget, min_reps, max_reps)["f"]
+    return statistics.median(timeit_all({"f": fn}, budget, min_reps, max_reps)["f"])
 
 
-def timeit_all(fns, budget=0.3, min_reps=3, max_reps=200, slow=0.5):
-    """Median seconds per call of each function, run in interleaved rounds after one warm-up call each.
-    Rounds continue until ``budget`` seconds and ``min_reps`` rounds; a function whose warm-up took more than
-    ``slow`` seconds is timed once more only (the largest NumPy and PyTorch rows)."""
+#: a warm-up call longer than this is the only sample of a function that allocates afresh on every call
+ONCE = 1.0
+#: the functions of `jobs` that do (NumPy and PyTorch); rnnsim's first call fills its preallocated workspace
+FRESH = frozenset({"numpy", "torch-cell", "torch-fused"})
+
+
+def timeit_all(fns, budget=0.3, min_reps=3, max_reps=200, slow=0.5, once=ONCE, fresh=FRESH):
+    """Seconds per call of each function (a list of samples), run in interleaved rounds after one warm-up call
+    each. Rounds continue until ``budget`` seconds and ``min_reps`` rounds; a function whose warm-up took more
+    than ``slow`` seconds is timed once more only (the largest rows), and one in ``fresh`` whose warm-up took more
+    than ``once`` seconds not at all: its warm-up is its sample (the largest NumPy and PyTorch rows; their first
+    call does what every call does, and on a busy machine their threaded BLAS can stall for seconds a call)."""
     times = {k: [] for k in fns}
     warm = {}
     for k, f in fns.items():
         t0 = time.perf_counter()
         f()
         warm[k] = time.perf_counter() - t0
+        if k in fresh and warm[k] > once:
+            times[k].append(warm[k])
     start = time.perf_counter()
     rounds = 0
     while rounds < max_reps and (rounds < min_reps or time.perf_counter() - start < budget):
@@ -78,7 +98,15 @@ def timeit_all(fns, budget=0.3, min_reps=3, max_reps=200, slow=0.5):
             f()
             times[k].append(time.perf_counter() - t0)
         rounds += 1
-    return {k: statistics.median(v) for k, v in times.items()}
+    return times
+
+
+def spread(samples):
+    """Interquartile range / median of at least 3 samples (robust to one stalled round), else None."""
+    if len(samples) < 3:
+        return None
+    q1, _, q3 = statistics.quantiles(samples, n=4, method="inclusive")
+    return (q3 - q1) / statistics.median(samples)
 
 
 def jobs(cell, H, B, T, dtype):
@@ -171,11 +199,14 @@ def run(cells, Hs, Bs, dtypes, thread_modes, T, all_cores=None):
                         for B in Bs:
                             if mode != "1 thread" and (H, B) not in all_cores:
                                 continue
-                            times = {k: v / T for k, v in timeit_all(jobs(cell, H, B, T, dtype)).items()}
+                            samples = timeit_all(jobs(cell, H, B, T, dtype))
+                            times = {k: statistics.median(v) / T for k, v in samples.items()}
                             gflops = flops_per_step(cell, H, B) / times["rnnsim"] / 1e9
                             rows.append(dict(mode=mode, dtype=dtype, cell=cell, H=H, B=B, times=times,
-                                             gflops=gflops, peak=peaks[dtype]))
-                            print(fmt_row(rows[-1]), file=sys.stderr, flush=True)
+                                             gflops=gflops, peak=peaks[dtype],
+                                             n={k: len(v) for k, v in samples.items()},
+                                             spread={k: spread(v) for k, v in samples.items()}))
+                            progress(fmt_row(rows[-1]))
     return rows
 
 
@@ -201,13 +232,14 @@ HEADER = ("| threads | dtype | cell | H | B | rnnsim µs/step | NumPy µs/step |
 
 # ------------------------------------------------------------------------------------------------- scaling
 def scaling_H(cell="lstm", dtype="float32", B=32, T=100, Hs=(16, 32, 64, 128, 256, 512, 1024)):
-    """rnnsim's time per step against H (and PyTorch's fused layer beside it), with the local log-log slope."""
+    """rnnsim's time per step against H (and PyTorch's fused layer beside it), with the local log-log slope.
+    Returns the table's lines and the numbers (for `benchmarks.plots`)."""
     rows = []
     for H in Hs:
         fns = jobs(cell, H, B, T, dtype)
         fns = {k: v for k, v in fns.items() if k in ("rnnsim", "torch-fused")}
-        rows.append((H, {k: v / T for k, v in timeit_all(fns, budget=0.3).items()}))
-        print(f"scaling H={H}: {us(rows[-1][1]['rnnsim'])} µs/step", file=sys.stderr, flush=True)
+        rows.append((H, {k: statistics.median(v) / T for k, v in timeit_all(fns, budget=0.3).items()}))
+        progress(f"scaling H = {H}: {us(rows[-1][1]['rnnsim'])} µs/step")
     lines = [f"{cell.upper()}, B = {B}, {dtype}, T = {T}; slope = d log(time) / d log(H) from the previous row "
              "(2 = the H² of the recurrent GEMM; below 2 while per-call overhead still counts).", "",
              "| H | rnnsim µs/step | slope | torch fused µs/step |", "|---|---|---|---|"]
@@ -218,13 +250,18 @@ def scaling_H(cell="lstm", dtype="float32", B=32, T=100, Hs=(16, 32, 64, 128, 25
             H0, t0 = rows[k - 1]
             slope = f"{math.log(t['rnnsim'] / t0['rnnsim']) / math.log(H / H0):.2f}"
         lines.append(f"| {H} | {us(t['rnnsim'])} | {slope} | {us(t.get('torch-fused'))} |")
-    return lines
+    series = {"rnnsim": [t["rnnsim"] for _, t in rows]}
+    if all("torch-fused" in t for _, t in rows):
+        series[f"torch fused nn.{cell.upper()}"] = [t["torch-fused"] for _, t in rows]
+    return lines, dict(cell=cell, dtype=dtype, B=B, T=T, H=[H for H, _ in rows], series=series)
 
 
 def scaling_T(cell="lstm", dtype="float64", H=64, B=32, Ts=(10, 100, 1000, 10000)):
-    """rnnsim's time per step against T: should be flat (every step is the same work)."""
+    """rnnsim's time per step against T: should be flat (every step is the same work). Returns the table's lines
+    and the numbers (for `benchmarks.plots`)."""
     lines = [f"{cell.upper()}, H = {H}, B = {B}, {dtype}: forward + backward, time per step.", "",
              "| T | rnnsim µs/step |", "|---|---|"]
+    per_step = []
     for T in Ts:
         sim = Simulation(scenario(cell, H, B, T, dtype))
 
@@ -232,8 +269,28 @@ def scaling_T(cell="lstm", dtype="float64", H=64, B=32, Ts=(10, 100, 1000, 10000
             sim.forward()
             sim.backward()
 
-        lines.append(f"| {T} | {us(timeit(f, budget=0.3) / T)} |")
-    return lines
+        per_step.append(timeit(f, budget=0.3) / T)
+        lines.append(f"| {T} | {us(per_step[-1])} |")
+        progress(f"scaling T = {T}: {us(per_step[-1])} µs/step")
+    return lines, dict(cell=cell, dtype=dtype, H=H, B=B, T=list(Ts), series={"rnnsim": per_step})
+
+
+def scaling_section(cmd, sH, sT, images=()):
+    """The "Cell kernels: scaling" section: both tables, each under its plot if ``images`` (written paths) has it."""
+    names = {Path(p).name for p in images}
+
+    def plot(name, alt):
+        return [f"![{alt}](images/{name})", ""] if name in names else []
+
+    if names:
+        how = "Plots written to docs/images/ by the same command (matplotlib: `pip install -e '.[bench]'`)."
+    else:
+        how = ("No plots: matplotlib was not installed for this run (`pip install -e '.[bench]'`, then the same "
+               "command writes them to docs/images/).")
+    return "\n".join([f"From the same run (`{cmd}`). {how}", "", "### Time per step against H (log-log)", ""]
+                     + plot(plots.H_SVG, "rnnsim and torch fused time per step against H, log-log") + sH[0]
+                     + ["", "### Time per step against T", ""]
+                     + plot(plots.T_SVG, "rnnsim time per step against T") + sT[0])
 
 
 # -------------------------------------------------------------------------------------------------- memory
@@ -266,28 +323,38 @@ print(json.dumps(dict(base=base, peak=peak, api=api_bytes, workspace=sim.workspa
 """
 
 
+def _memory_case(cell, dtype, T, H, B, env):
+    t0 = time.perf_counter()
+    out = subprocess.run([sys.executable, "-c", _MEM, cell, dtype, str(T), str(H), str(B)], env=env,
+                         capture_output=True, text=True, cwd=ROOT)
+    wall = time.perf_counter() - t0
+    if out.returncode != 0:
+        return f"| {cell} | {dtype} | failed: {(out.stderr.strip().splitlines() or ['?'])[-1]} | | | | | |"
+    r = json.loads(out.stdout)
+    mib = lambda b: f"{b / 2**20:,.0f} MiB"  # noqa: E731
+    line = (f"| {cell} | {dtype} | {mib(r['api'])} | {mib(r['workspace'])} | {mib(r['peak'] - r['base'])} "
+            f"| {(r['peak'] - r['base']) / r['api']:.2f}x | {mib(r['peak'])} | {wall:.0f} s |")
+    progress(line)
+    return line
+
+
 def memory(cases=(("rnn", "float32"), ("rnn", "float64"), ("gru", "float32"), ("lstm", "float32")),
-           T=10_000, H=512, B=32):
-    """Peak RSS (VmHWM, or ru_maxrss) of a subprocess that runs one forward + backward, against the API's arrays."""
+           T=10_000, H=512, B=32, at_once=2):
+    """Peak RSS (VmHWM, or ru_maxrss) of a subprocess that runs one forward + backward, against the API's arrays.
+    ``at_once`` subprocesses run side by side (the gated cells first: they take longest): a process's peak RSS does
+    not depend on what else runs, only its time does."""
     lines = [f"T = {T}, H = {H}, B = {B}, input size 16: one forward + backward in a fresh process; peak RSS = VmHWM "
              "(Linux; elsewhere ru_maxrss), 'baseline' = the peak after importing and compiling (before the "
-             "Simulation); 'arrays the API keeps' = hidden, grad_hidden, inputs, outputs, targets, loss_mask, grad_inputs, cell_state (LSTM), params, grads.",
+             "Simulation); 'arrays the API keeps' = hidden, grad_hidden, inputs, outputs, targets, loss_mask, grad_inputs, cell_state (LSTM), params, grads."
+             + (f" The cases run {at_once} at a time (peak RSS is per process; 'time' is the case's wall time beside "
+                "the other)." if at_once > 1 else ""),
              "", "| cell | dtype | arrays the API keeps | workspace + data allocated | peak RSS − baseline | "
              "(peak − baseline) / API | peak RSS | time |", "|---|---|---|---|---|---|---|---|"]
     env = dict(os.environ, RNNSIM_MAX_BYTES=str(64 << 30))
-    for cell, dtype in cases:
-        t0 = time.perf_counter()
-        out = subprocess.run([sys.executable, "-c", _MEM, cell, dtype, str(T), str(H), str(B)], env=env,
-                             capture_output=True, text=True, cwd=ROOT)
-        wall = time.perf_counter() - t0
-        if out.returncode != 0:
-            lines.append(f"| {cell} | {dtype} | failed: {out.stderr.strip().splitlines()[-1]} | | | | | |")
-            continue
-        r = json.loads(out.stdout)
-        mib = lambda b: f"{b / 2**20:,.0f} MiB"  # noqa: E731
-        lines.append(f"| {cell} | {dtype} | {mib(r['api'])} | {mib(r['workspace'])} | {mib(r['peak'] - r['base'])} "
-                     f"| {(r['peak'] - r['base']) / r['api']:.2f}x | {mib(r['peak'])} | {wall:.0f} s |")
-        print(lines[-1], file=sys.stderr, flush=True)
+    order = sorted(range(len(cases)), key=lambda i: cases[i][0] == "rnn")  # LSTM/GRU first (stable otherwise)
+    with concurrent.futures.ThreadPoolExecutor(max_workers=at_once) as pool:
+        futures = {i: pool.submit(_memory_case, *cases[i], T, H, B, env) for i in order}
+        lines += [futures[i].result() for i in range(len(cases))]
     return lines
 
 
@@ -330,6 +397,8 @@ def startup():
         for label in ("cold", "warm"):
             out = subprocess.run([sys.executable, "-c", _COMPILE], env=env, capture_output=True, text=True, cwd=ROOT)
             runs[label] = json.loads(out.stdout)
+            progress(f"start-up, {label} cache: float64 {runs[label]['float64']:.1f} s, "
+                     f"float32 {runs[label]['float32']:.1f} s")
         size = _du(cache)
         cmd = [sys.executable, "-m", "rnnsim", "run", "vanishing", "--quiet"]
         t0 = time.perf_counter()
@@ -361,20 +430,45 @@ def startup():
     return lines, statistics.median(walls)
 
 
+def sampling_note(rows):
+    """One paragraph: how many samples the grid's timings rest on and how far apart their rounds were."""
+    n = [(r["n"][k], r["spread"][k], k, r) for r in rows for k in r["n"]]
+    single = sum(1 for c, *_ in n if c == 1)
+    spreads = sorted((sp, k, r) for c, sp, k, r in n if sp is not None)
+    text = (f"Samples: an implementation is timed in ≥ 3 interleaved rounds while a call takes < 0.5 s, once after "
+            f"its warm-up above that, and NumPy and PyTorch calls above {ONCE:g} s by their warm-up call alone (they "
+            f"allocate afresh on every call); {single} of the {len(n)} timings above rest on one call.")
+    if spreads:
+        sp, k, r = spreads[-1]
+        vals = [v for v, *_ in spreads]
+        p90 = statistics.quantiles(vals, n=10, method="inclusive")[-1] if len(vals) > 1 else vals[0]
+        text += (f" Spread of the others, interquartile range / median of their rounds: median "
+                 f"{100 * statistics.median(vals):.0f}%, 90th percentile {100 * p90:.0f}%, widest {100 * sp:.0f}% "
+                 f"({k}, {r['mode']} {r['dtype']} {r['cell']} H = {r['H']} B = {r['B']}).")
+    return text
+
+
 def targets(rows, walls_run):
-    """The issue's targets, checked on this run's numbers: (text, met) pairs."""
+    """The issue's targets, checked on this run's numbers: (text, met) pairs; met is None when this run cannot
+    check it (PyTorch not installed)."""
     out = []
-    small = [r for r in rows if r["H"] <= 64 and r["B"] == 1 and "torch-cell" in r["times"]]
+    small = [r for r in rows if r["H"] <= 64 and r["B"] == 1]
     if small:
-        tc = min(r["times"]["torch-cell"] / r["times"]["rnnsim"] for r in small)
+        if all("torch-cell" in r["times"] for r in small):
+            tc = min(r["times"]["torch-cell"] / r["times"]["rnnsim"] for r in small)
+            out.append((f"H ≤ 64, B = 1: ≥ 10x faster than the PyTorch cell loop (worst row: {tc:.1f}x)", tc >= 10))
+        else:
+            out.append(("H ≤ 64, B = 1: ≥ 10x faster than the PyTorch cell loop (torch not installed)", None))
         npr = min(r["times"]["numpy"] / r["times"]["rnnsim"] for r in small)
-        out.append((f"H ≤ 64, B = 1: ≥ 10x faster than the PyTorch cell loop (worst row: {tc:.1f}x)", tc >= 10))
         out.append((f"H ≤ 64, B = 1: ≥ 5x faster than NumPy (worst row: {npr:.1f}x)", npr >= 5))
     big = [r for r in rows if r["H"] == 512 and r["B"] == 32 and r["dtype"] == "float32" and r["cell"] == "lstm"]
     for r in big:
         if "torch-fused" in r["times"]:
             f = r["times"]["torch-fused"] / r["times"]["rnnsim"]
             out.append((f"LSTM H = 512, B = 32, float32, {r['mode']}: no slower than fused nn.LSTM ({f:.2f}x)", f >= 1))
+        else:
+            out.append((f"LSTM H = 512, B = 32, float32, {r['mode']}: no slower than fused nn.LSTM (torch not "
+                        "installed)", None))
         share = r["gflops"] / r["peak"]
         out.append((f"LSTM H = 512, B = 32, float32, {r['mode']}: ≥ 50% of peak matmul ({100 * share:.0f}% of "
                     f"{r['peak']:.0f} GFLOP/s)", share >= 0.5))
@@ -400,15 +494,24 @@ def main(argv=None):
         grid = dict(Hs=[16, 64, 256, 512], Bs=[1, 32], dtypes=["float32", "float64"],
                     thread_modes=["1 thread", "all cores"], all_cores={(512, 32)})
     load0 = os.getloadavg()
-    t0 = time.perf_counter()
+    t0 = _START[0] = time.perf_counter()
+    if torch is None:
+        progress("note: torch not installed, the PyTorch columns are skipped (`pip install torch==2.13.0` for them)")
+    progress(f"grid: {len(cells)} cells, H {grid['Hs']}, B {grid['Bs']}, {', '.join(grid['dtypes'])}, "
+             f"{', '.join(grid['thread_modes'])}")
     rows = run(cells, T=args.T, **grid)
     extra = not (args.quick or args.grid_only)
     if extra:
+        progress("scaling with H")
         sH = scaling_H()
+        progress("scaling with T")
         sT = scaling_T()
+        progress("memory (a subprocess per case)")
         mem = memory(cases=(("rnn", "float32"), ("rnn", "float64"), ("lstm", "float32")))
+        progress("start-up (subprocesses, cold and warm numba cache)")
         start, wall_run = startup()
     wall = time.perf_counter() - t0
+    progress(f"done in {wall:.0f} s")
     load1 = os.getloadavg()
     cmd = ("python -m benchmarks.bench_cells --quick" if args.quick else
            "python -m benchmarks" + (" --grid-only" if args.grid_only else ""))
@@ -424,20 +527,21 @@ def main(argv=None):
             "GFLOP/s counts the GEMM work of a step (see `flops_per_step`); peak = a 2048² NumPy matmul in the same "
             "run: " + ", ".join(f"{m} {d} {p:.0f} GFLOP/s" for m, d, p in peaks) + ".", "", HEADER]
     body += [fmt_row(r) for r in rows]
+    body += ["", sampling_note(rows)]
     if extra:
         body += ["", "Targets (checked on this run):", ""]
-        body += [f"- {'met' if ok else 'MISSED'}: {text}" for text, ok in targets(rows, wall_run)]
+        verdict = {True: "met", False: "MISSED", None: "not checked"}
+        body += [f"- {verdict[ok]}: {text}" for text, ok in targets(rows, wall_run)]
     text = "\n".join(body)
     print(text)
     if extra:
-        print("\n".join(["", "Scaling with H:"] + sH + ["", "Scaling with T:"] + sT + ["", "Memory:"] + mem
+        print("\n".join(["", "Scaling with H:"] + sH[0] + ["", "Scaling with T:"] + sT[0] + ["", "Memory:"] + mem
                         + ["", "Start-up:"] + start))
     if not args.no_write:
         write_section("Cell kernels" + (" (quick)" if args.quick else ""), text)
         if extra:
-            write_section("Cell kernels: scaling", "\n".join(
-                [f"From the same run (`{cmd}`).", "", "### Time per step against H (log-log)", ""] + sH
-                + ["", "### Time per step against T", ""] + sT))
+            images = plots.scaling_svgs(DOC.parent / "images", sH[1], sT[1])
+            write_section("Cell kernels: scaling", scaling_section(cmd, sH, sT, images))
             write_section("Cell kernels: memory", "\n".join([f"From the same run (`{cmd}`).", ""] + mem))
             write_section("Cell kernels: start-up", "\n".join(
                 [f"From the same run (`{cmd}`); each row a fresh process; cold = an empty temporary "

@@ -1,0 +1,89 @@
+"""The benchmark's scaling plots (benchmarks/plots.py), its tables-only path without matplotlib, its targets without
+PyTorch and its note on samples; fixed numbers, nothing timed."""
+
+from __future__ import annotations
+
+import sys
+import xml.etree.ElementTree as ET
+
+import pytest
+
+from benchmarks import plots
+from benchmarks.bench_cells import scaling_section
+
+H_DATA = dict(cell="lstm", dtype="float32", B=32, T=100, H=[16, 64, 256, 1024],
+              series={"rnnsim": [30e-6, 170e-6, 2.2e-3, 15e-3], "torch fused nn.LSTM": [31e-6, 121e-6, 1.6e-3, 12e-3]})
+T_DATA = dict(cell="lstm", dtype="float64", H=64, B=32, T=[10, 100, 1000, 10000],
+              series={"rnnsim": [212e-6, 266e-6, 251e-6, 360e-6]})
+TABLES = (["| H | rnnsim µs/step |", "|---|---|", "| 16 | 30.0 |"], H_DATA), (["| T | rnnsim µs/step |"], T_DATA)
+
+
+def test_scaling_svgs_are_valid_labelled_and_deterministic(tmp_path):
+    pytest.importorskip("matplotlib")
+    paths = plots.scaling_svgs(tmp_path / "a", H_DATA, T_DATA)
+    assert [p.name for p in paths] == [plots.H_SVG, plots.T_SVG]
+    texts = {}
+    for p in paths:
+        root = ET.parse(p).getroot()                  # well-formed XML
+        assert root.tag == "{http://www.w3.org/2000/svg}svg"
+        texts[p.name] = p.read_text()
+    h, t = texts[plots.H_SVG], texts[plots.T_SVG]
+    for label in ("hidden size H", "time per step (µs", "rnnsim", "torch fused nn.LSTM", "slope 2",
+                  "docs/benchmarks.md"):
+        assert label in h, label
+    for label in ("sequence length T", "time per step (µs)", "rnnsim", "docs/benchmarks.md"):
+        assert label in t, label
+    assert "torch" not in t
+    again = plots.scaling_svgs(tmp_path / "b", H_DATA, T_DATA)
+    assert [p.read_bytes() for p in again] == [p.read_bytes() for p in paths]
+
+
+def test_without_torch_numbers_the_h_plot_has_rnnsim_only(tmp_path):
+    pytest.importorskip("matplotlib")
+    (h, _) = plots.scaling_svgs(tmp_path, dict(H_DATA, series={"rnnsim": H_DATA["series"]["rnnsim"]}), T_DATA)
+    assert "rnnsim" in h.read_text() and "torch" not in h.read_text()
+
+
+def test_without_matplotlib_tables_only_with_a_note(tmp_path, monkeypatch, capsys):
+    for name in [m for m in sys.modules if m == "matplotlib" or m.startswith("matplotlib.")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib -> ImportError
+    assert plots.scaling_svgs(tmp_path, H_DATA, T_DATA) == []
+    assert list(tmp_path.iterdir()) == []
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "matplotlib not installed" in err and ".[bench]" in err
+    text = scaling_section("python -m benchmarks", *TABLES, images=[])
+    assert "| 16 | 30.0 |" in text and "| T | rnnsim µs/step |" in text
+    assert "![" not in text and "matplotlib was not installed" in text
+
+
+def test_section_embeds_the_written_plots_above_their_tables():
+    text = scaling_section("python -m benchmarks", *TABLES,
+                           images=[f"docs/images/{plots.H_SVG}", f"docs/images/{plots.T_SVG}"])
+    assert text.index(f"(images/{plots.H_SVG})") < text.index("| H | rnnsim") < text.index(f"(images/{plots.T_SVG})")
+    assert "`python -m benchmarks`" in text
+
+
+def test_targets_without_torch_say_not_checked():
+    from benchmarks.bench_cells import targets
+
+    row = dict(mode="1 thread", dtype="float32", cell="lstm", gflops=40.0, peak=70.0)
+    rows = [dict(row, H=16, B=1, times={"rnnsim": 1e-5, "numpy": 8e-5}),
+            dict(row, H=512, B=32, times={"rnnsim": 5e-3, "numpy": 9e-3})]
+    got = {text.split(" (")[0]: ok for text, ok in targets(rows, 1.2)}
+    assert got == {"H ≤ 64, B = 1: ≥ 10x faster than the PyTorch cell loop": None,
+                   "H ≤ 64, B = 1: ≥ 5x faster than NumPy": True,
+                   "LSTM H = 512, B = 32, float32, 1 thread: no slower than fused nn.LSTM": None,
+                   "LSTM H = 512, B = 32, float32, 1 thread: ≥ 50% of peak matmul": True,
+                   "`rnnsim run vanishing` warm < 1.5 s": True}
+
+
+def test_sampling_note_counts_single_calls_and_reports_the_widest_spread():
+    from benchmarks.bench_cells import sampling_note
+
+    row = dict(mode="1 thread", dtype="float32", cell="rnn", B=1)
+    rows = [dict(row, H=16, n={"rnnsim": 9, "numpy": 1}, spread={"rnnsim": 0.1, "numpy": None}),
+            dict(row, H=64, n={"rnnsim": 3, "numpy": 3}, spread={"rnnsim": 0.3, "numpy": 0.2})]
+    note = sampling_note(rows)
+    assert "1 of the 4 timings above rest on one call" in note
+    assert "median 20%" in note and "widest 30% (rnnsim, 1 thread float32 rnn H = 64 B = 1)" in note
