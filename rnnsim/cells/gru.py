@@ -39,6 +39,7 @@ def forward_gates(t, XW, h0, b_hh, Hs, GT, GHN, tmp):
     B, H3 = tmp.shape
     H = H3 // 3
     h_prev = h0 if t == 0 else Hs[t - 1]
+    one = GT.dtype.type(1.0)   # 1 in the arrays' precision: a 1.0 literal would widen float32 maths to float64
     for b in range(B):
         a = tmp[b]
         xw = XW[t, b]
@@ -54,7 +55,7 @@ def forward_gates(t, XW, h0, b_hh, Hs, GT, GHN, tmp):
         hp = h_prev[b]
         for j in range(H):
             z = gt[H + j]
-            h[j] = (1.0 - z) * gt[2 * H + j] + z * hp[j]
+            h[j] = (one - z) * gt[2 * H + j] + z * hp[j]
 
 
 @jit
@@ -74,6 +75,7 @@ def backward_gates(t, h0, Hs, GT, GHN, DH, DGI, DGH, carry):
     """backward_step before its recurrent product: carry ← dh ⊙ z (the caller adds DGH[t] W_hh)."""
     B, H = carry.shape
     h_prev = h0 if t == 0 else Hs[t - 1]
+    one = GT.dtype.type(1.0)   # 1 in the arrays' precision: a 1.0 literal would widen float32 maths to float64
     for b in range(B):
         dh = DH[t, b]
         cb = carry[b]
@@ -87,9 +89,9 @@ def backward_gates(t, h0, Hs, GT, GHN, DH, DGI, DGH, carry):
             r = gt[j]
             z = gt[H + j]
             n = gt[2 * H + j]
-            dan = dh[j] * (1.0 - z) * (1.0 - n * n)
-            dgi[j] = dan * ghn[j] * r * (1.0 - r)
-            dgi[H + j] = dh[j] * (hp[j] - n) * z * (1.0 - z)
+            dan = dh[j] * (one - z) * (one - n * n)
+            dgi[j] = dan * ghn[j] * r * (one - r)
+            dgi[H + j] = dh[j] * (hp[j] - n) * z * (one - z)
             dgi[2 * H + j] = dan
         dgh = DGH[t, b]
         for k in range(2 * H):

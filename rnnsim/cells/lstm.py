@@ -74,6 +74,7 @@ def backward_gates(t, c0, Cs, GT, DH, DA, carry_h, carry_c):
     """backward_step before its recurrent product (the caller then sets carry_h ← DA[t] W_hh)."""
     B, H = carry_h.shape
     c_prev = c0 if t == 0 else Cs[t - 1]
+    one = GT.dtype.type(1.0)   # 1 in the arrays' precision: a 1.0 literal would widen float32 maths to float64
     for b in range(B):
         dh = DH[t, b]
         ch = carry_h[b]
@@ -86,17 +87,17 @@ def backward_gates(t, c0, Cs, GT, DH, DA, carry_h, carry_c):
         for j in range(H):                           # dc (kept in carry_c for now) and the o block
             o = gt[3 * H + j]
             tc = tanh(c[j])
-            cc[j] += dh[j] * o * (1.0 - tc * tc)
-            da[3 * H + j] = dh[j] * tc * o * (1.0 - o)
+            cc[j] += dh[j] * o * (one - tc * tc)
+            da[3 * H + j] = dh[j] * tc * o * (one - o)
         cp = c_prev[b]
         for j in range(H):                           # i, f, g blocks; carry_c ← dc ⊙ f
             dc = cc[j]
             i = gt[j]
             f = gt[H + j]
             g = gt[2 * H + j]
-            da[j] = dc * g * i * (1.0 - i)
-            da[H + j] = dc * cp[j] * f * (1.0 - f)
-            da[2 * H + j] = dc * i * (1.0 - g * g)
+            da[j] = dc * g * i * (one - i)
+            da[H + j] = dc * cp[j] * f * (one - f)
+            da[2 * H + j] = dc * i * (one - g * g)
             cc[j] = dc * f
 
 
