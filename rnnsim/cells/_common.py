@@ -213,6 +213,8 @@ def sigmoid_np(x):
 class Workspace:
     """Preallocated arrays for one forward and backward pass of a cell (attribute bag, time-major)."""
 
+    fused = False   #: the fused-input mode (see fused_input); set by fused_input_buffers
+
     def __init__(self, **arrays):
         self.__dict__.update(arrays)
 
@@ -261,9 +263,30 @@ def weight_grads(ws, X, h0, W_ih, grads, dgi, dgh):
         grads["weight_hh"][:] = 0.0
     if h0.any():
         grads["weight_hh"] += dgh[0].T @ h0
-    np.sum(gi2, axis=0, out=grads["bias_ih"])
-    np.sum(dgh.reshape(T * B, GH), axis=0, out=grads["bias_hh"])
+    bias_grads(gi2, None if dgh is dgi else dgh.reshape(T * B, GH), grads)
     gemm(gi2, W_ih, ws.dx.reshape(T * B, D))
+
+
+def bias_grads(gi2, gh2, grads) -> None:
+    """db_ih and db_hh: column sums of the (rows, G·H) gate gradients; ``gh2`` None when it equals ``gi2`` (LSTM,
+    RNN: one pass over the rows instead of two)."""
+    np.sum(gi2, axis=0, out=grads["bias_ih"])
+    if gh2 is None:
+        grads["bias_hh"][:] = grads["bias_ih"]
+    else:
+        np.sum(gh2, axis=0, out=grads["bias_hh"])
+
+
+@jit
+def transpose_into(out, a):
+    """out = a^T in 32×32 tiles (np.copyto from a transposed view walks one side with a large stride: 2x slower for
+    W_hh at H = 512, where it cost 5 ms per pass)."""
+    n, m = a.shape
+    for i0 in range(0, n, 32):
+        for j0 in range(0, m, 32):
+            for j in range(j0, min(j0 + 32, m)):
+                for i in range(i0, min(i0 + 32, n)):
+                    out[j, i] = a[i, j]
 
 
 def input_projection(ws, X, params):
@@ -271,19 +294,74 @@ def input_projection(ws, X, params):
     T, B, D = X.shape
     gemm(X.reshape(T * B, D), params["weight_ih"].T, ws.XW.reshape(T * B, -1))
     ws.XW += params["bias_ih"]
-    np.copyto(ws.W_hhT, params["weight_hh"].T)
+    transpose_into(ws.W_hhT, params["weight_hh"])
 
 
 def begin_forward(ws, X, params):
-    """Start a pass (the same for every recurrent cell): the whole input projection in cached mode; in chunked mode
-    only W_hh^T, the projection then being made chunk by chunk."""
+    """Start a pass (the same for every recurrent cell): the whole input projection in cached mode (or, in the
+    fused-input mode, the buffers for its per-step GEMM); in chunked mode only W_hh^T, the projection then being made
+    chunk by chunk."""
     ws.X = X
     ws.params = params
-    if ws.K == 0:
+    if ws.fused:
+        begin_fused_forward(ws, X, params)
+    elif ws.K == 0:
         input_projection(ws, X, params)
     else:
-        np.copyto(ws.W_hhT, params["weight_hh"].T)
+        transpose_into(ws.W_hhT, params["weight_hh"])
         ws.fw_chunk = -1
+
+
+# ------------------------------------------------------------------------------------- fused-input mode
+# At the sizes whose per-step products go to NumPy's BLAS (STEP_GEMM_FLOPS, below) a cell in cached mode may fold the
+# input projection into the per-step product: step t multiplies [h_{t-1}, x_t] (a row of ``hx``, (T, B, H + D)) by
+# [W_hh^T; W_ih^T] (``W_cat``), K = H + D instead of H, which costs the same time within noise at H = 512, D = 16,
+# where the separate whole-sequence projection (a thin 3200×16 by 16×2048 GEMM, then + b_ih) cost as much as 10% of
+# a pass and its (T, B, G·H) result had to be written once and read back per step. After BPTT one GEMM over hx gives
+# [dW_hh, dW_ih] (no thin GEMM for dW_ih either). b_ih enters the gates as ``xb``, b_ih in every row, where the
+# cached mode's XW[t] entered. Only for cells whose dL/d(input projection) equals dL/d(recurrent product) (LSTM, RNN:
+# not the GRU, whose n block differs); ``XW`` then is dL/da only.
+def fused_input(K, B, D, H, G) -> bool:
+    """Whether a cell runs in the fused-input mode (cached mode with NumPy's BLAS per step)."""
+    return K == 0 and step_gemm_in_numpy(B, H + D, G * H)
+
+
+def fused_input_buffers(ws, T, B, D, H, G, dtype) -> None:
+    z = lambda *shape: np.zeros(shape, dtype=dtype)  # noqa: E731
+    ws.__dict__.update(hx=z(T, B, H + D), W_cat=z(H + D, G * H), xb=z(B, G * H), dW_cat=z(G * H, H + D))
+    ws.fused = True
+
+
+def begin_fused_forward(ws, X, params) -> None:
+    H = ws.h.shape[2]
+    transpose_into(ws.W_cat[:H], params["weight_hh"])
+    transpose_into(ws.W_cat[H:], params["weight_ih"])
+    ws.xb[:] = params["bias_ih"]
+    ws.hx[:, :, H:] = X
+
+
+def fused_forward_range(t0, t1, ws, gates):
+    """Steps [t0, t1) in the fused-input mode, from Python: h_{t-1} into its row of hx (copied at step t, so that
+    step t reads ws.h[t − 1] as in the other modes), ``tmp`` = [h_{t-1}, x_t] W_cat, then ``gates(t)`` (the cell's
+    gate kernel, with ``xb`` for its XW[t])."""
+    H = ws.h.shape[2]
+    with numpy_blas_one_thread():
+        for t in range(t0, t1):
+            ws.hx[t, :, :H] = ws.h[t - 1] if t > 0 else ws.h0
+            np.matmul(ws.hx[t], ws.W_cat, out=ws.tmp)
+            gates(t)
+
+
+def fused_weight_grads(ws, params, grads, da) -> None:
+    """weight_grads in the fused-input mode, from da (T, B, G·H) = dL/d(gate pre-activations)."""
+    T, B, GH = da.shape
+    H = ws.h.shape[2]
+    da2 = da.reshape(T * B, GH)
+    gemm(da2.T, ws.hx.reshape(T * B, -1), ws.dW_cat)
+    grads["weight_hh"][:] = ws.dW_cat[:, :H]
+    grads["weight_ih"][:] = ws.dW_cat[:, H:]
+    bias_grads(da2, None, grads)
+    gemm(da2, params["weight_ih"], ws.dx.reshape(T * B, -1))
 
 
 def gate_block_means(ws, t_done, names, skip):
