@@ -512,11 +512,14 @@ class StepCache:
 
 #: Per-step recurrent products (B×H by H×G·H, forward and backward) of at least this many FLOPs go to NumPy's BLAS
 #: from a Python loop over steps (the gate maths stay in Numba): its OpenBLAS (0.3.31 here) runs these float32
-#: shapes 1.4-1.5x faster than SciPy's (0.3.30, the one numba's np.dot calls) on one thread. At ≥ 3e7 FLOPs a step
-#: takes ≥ 0.3 ms, against ~5 µs of Python per step. Smaller products stay in the Numba loop.
+#: shapes 1.4-1.5x faster than SciPy's (0.3.30, the one numba's np.dot calls) on one thread. The threshold was 3e7
+#: (≥ 0.3 ms a step, against ~5 µs of Python per step); 4e6 (B = 32: LSTM H ≥ 128, GRU H ≥ 256, RNN H ≥ 256;
+#: B = 1: none up to H = 512) measured 8-27% faster at float32 B = 32 for LSTM H = 128/256, GRU H = 256 and RNN
+#: H = 256/512, float64 within noise; at 1e6 the B = 1, H = 512 LSTM and GRU were 7-13% slower. Smaller products
+#: stay in the Numba loop.
 #: Both run on one thread: with NumPy's threads per step, LSTM H = 512, B = 32 float32 took 3.0 ms per step in one
 #: measurement and 29.7 ms (a stall: the other core busy) in the next, against 3.7 ms on one thread.
-STEP_GEMM_FLOPS = 3e7
+STEP_GEMM_FLOPS = 4e6
 
 
 def step_gemm_in_numpy(B, K, N) -> bool:
