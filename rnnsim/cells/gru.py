@@ -35,7 +35,7 @@ def forward_step(t, XW, h0, W_hhT, b_hh, Hs, GT, GHN, tmp):
 
 @jit
 def forward_gates(t, XW, h0, b_hh, Hs, GT, GHN, tmp):
-    """forward_step after its recurrent product: tmp = h_{t-1} W_hh^T on entry."""
+    """forward_step after its recurrent product: tmp = h_{t-1} W_hh^T on entry (its n block is overwritten)."""
     B, H3 = tmp.shape
     H = H3 // 3
     h_prev = h0 if t == 0 else Hs[t - 1]
@@ -47,10 +47,14 @@ def forward_gates(t, XW, h0, b_hh, Hs, GT, GHN, tmp):
         ghn = GHN[t, b]
         for k in range(2 * H):                       # r, z
             gt[k] = sigmoid(xw[k] + a[k] + b_hh[k])
-        for j in range(H):                           # n
-            gh = a[2 * H + j] + b_hh[2 * H + j]
-            ghn[j] = gh
-            gt[2 * H + j] = tanh(xw[2 * H + j] + gt[j] * gh)
+        for j in range(H):                           # W_hn h + b_hn
+            ghn[j] = a[2 * H + j] + b_hh[2 * H + j]
+        # n = tanh(W_in x + b_in + r ⊙ ghn), its argument staged in tmp's (now free) n block: a loop that reads r from
+        # gt and writes n into gt was not vectorised in effect (10.4 against ~1.5 ns per element, float32)
+        for j in range(H):
+            a[2 * H + j] = xw[2 * H + j] + gt[j] * ghn[j]
+        for j in range(H):
+            gt[2 * H + j] = tanh(a[2 * H + j])
         h = Hs[t, b]
         hp = h_prev[b]
         for j in range(H):
