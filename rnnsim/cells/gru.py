@@ -89,19 +89,25 @@ def backward_gates(t, h0, Hs, GT, GHN, DH, DGI, DGH, carry):
         ghn = GHN[t, b]
         hp = h_prev[b]
         dgi = DGI[t, b]
-        for j in range(H):
-            r = gt[j]
+        dgh = DGH[t, b]
+        # one loop per written block (a loop writing three blocks of dgi was not vectorised in effect); da_n is staged
+        # in dgh's n block, which then becomes da_n ⊙ r
+        for j in range(H):                           # da_n
             z = gt[H + j]
             n = gt[2 * H + j]
-            dan = dh[j] * (one - z) * (one - n * n)
-            dgi[j] = dan * ghn[j] * r * (one - r)
-            dgi[H + j] = dh[j] * (hp[j] - n) * z * (one - z)
-            dgi[2 * H + j] = dan
-        dgh = DGH[t, b]
+            dgh[2 * H + j] = dh[j] * (one - z) * (one - n * n)
+        for j in range(H):                           # r
+            r = gt[j]
+            dgi[j] = dgh[2 * H + j] * ghn[j] * r * (one - r)
+        for j in range(H):                           # z
+            z = gt[H + j]
+            dgi[H + j] = dh[j] * (hp[j] - gt[2 * H + j]) * z * (one - z)
+        for j in range(H):
+            dgi[2 * H + j] = dgh[2 * H + j]
         for k in range(2 * H):
             dgh[k] = dgi[k]
         for j in range(H):
-            dgh[2 * H + j] = dgi[2 * H + j] * gt[j]
+            dgh[2 * H + j] = dgh[2 * H + j] * gt[j]
         for j in range(H):
             cb[j] = dh[j] * gt[H + j]
 

@@ -76,7 +76,8 @@ def backward_step(t, c0, W_hh, Cs, GT, DH, DA, carry_h, carry_c):
 
 @jit
 def backward_gates(t, c0, Cs, GT, DH, DA, carry_h, carry_c):
-    """backward_step before its recurrent product (the caller then sets carry_h ← DA[t] W_hh)."""
+    """backward_step before its recurrent product (the caller then sets carry_h ← DA[t] W_hh; until then carry_h
+    holds tanh(c_t), as scratch)."""
     B, H = carry_h.shape
     c_prev = c0 if t == 0 else Cs[t - 1]
     one = GT.dtype.type(1.0)   # 1 in the arrays' precision: a 1.0 literal would widen float32 maths to float64
@@ -89,21 +90,26 @@ def backward_gates(t, c0, Cs, GT, DH, DA, carry_h, carry_c):
         c = Cs[t, b]
         cc = carry_c[b]
         da = DA[t, b]
-        for j in range(H):                           # dc (kept in carry_c for now) and the o block
+        for j in range(H):                           # tanh(c_t), into carry_h (free until the caller's product)
+            ch[j] = tanh(c[j])
+        for j in range(H):                           # dc (kept in carry_c for now)
+            cc[j] += dh[j] * gt[3 * H + j] * (one - ch[j] * ch[j])
+        for j in range(H):                           # o
             o = gt[3 * H + j]
-            tc = tanh(c[j])
-            cc[j] += dh[j] * o * (one - tc * tc)
-            da[3 * H + j] = dh[j] * tc * o * (one - o)
+            da[3 * H + j] = dh[j] * ch[j] * o * (one - o)
         cp = c_prev[b]
-        for j in range(H):                           # i, f, g blocks; carry_c ← dc ⊙ f
-            dc = cc[j]
+        # one loop per written block (one loop writing the i, f, g blocks and carry_c was not vectorised in effect)
+        for j in range(H):                           # i
             i = gt[j]
+            da[j] = cc[j] * gt[2 * H + j] * i * (one - i)
+        for j in range(H):                           # f
             f = gt[H + j]
+            da[H + j] = cc[j] * cp[j] * f * (one - f)
+        for j in range(H):                           # g
             g = gt[2 * H + j]
-            da[j] = dc * g * i * (one - i)
-            da[H + j] = dc * cp[j] * f * (one - f)
-            da[2 * H + j] = dc * i * (one - g * g)
-            cc[j] = dc * f
+            da[2 * H + j] = cc[j] * gt[j] * (one - g * g)
+        for j in range(H):                           # carry_c ← dc ⊙ f
+            cc[j] = cc[j] * gt[H + j]
 
 
 @jit
