@@ -10,7 +10,8 @@ Work split (the same for every cell):
   h_{t-1} W_hh^T (forward) or da_t W_hh (backward) and the elementwise gate maths, into preallocated arrays;
 - after the time loop, one GEMM each gives dW_ih, dW_hh and dL/dx_t for all steps at once.
 At large sizes two things change (see CACHE_LIMIT and STEP_GEMM_FLOPS below): the whole-sequence arrays above
-become per-chunk buffers (chunked mode), and the per-step product moves to NumPy's BLAS from a Python loop.
+become per-chunk buffers (chunked mode), and the per-step product moves to NumPy's BLAS from a Python loop, where the
+LSTM in cached mode also folds the input projection into it (fused-input mode, see fused_input).
 """
 
 from __future__ import annotations
