@@ -336,7 +336,8 @@ def estimate_bytes(sc: Scenario) -> int:
     """Rough upper estimate of the memory a Simulation of ``sc`` allocates, in bytes.
 
     ``itemsize * T * B * (2*D + 3*O + H*w)`` for the per-step arrays (w = 3 for rnn, +2 with layernorm, 11
-    for lstm, 12 for gru, 12 for attention: see each cell's ``allocate``) plus four copies of the weights (parameters, gradients, two optimiser moments).
+    for lstm (and H + D more for its fused-input mode's [h_{t-1}, x_t] at large sizes), 12 for gru, 12 for attention:
+    see each cell's ``allocate``) plus four copies of the weights (parameters, gradients, two optimiser moments).
     Attention stores the weights α (T, B, T): the attention cell and the attention readout each add
     ``itemsize * T * (B*T + 1)`` (the readout also 5 more (T, B, H) arrays and its weights); the attention cell
     adds its (T, H) positional encoding.
@@ -366,6 +367,8 @@ def estimate_bytes(sc: Scenario) -> int:
         w = {"rnn": 2 + (2 if sc.model.layernorm else 0), "lstm": 3, "gru": 2}[cell]
         chunk = itemsize * K * B * h * {"rnn": 1, "lstm": 10, "gru": 11}[cell] + 3 * itemsize * n_params + 8 * T * g
     per_step = itemsize * T * B * (2 * d + 3 * o + h * w) + chunk
+    if cell == "lstm" and not chunk:   # the fused-input mode (when it applies): [h_{t-1}, x_t] for every step,
+        per_step += itemsize * (T * B * (h + d) + 2 * g * h * (h + d) + B * g * h)   # [W_hh^T; W_ih^T], its grad, b_ih rows
     if sc.model.readout == "attention":
         # q, c, dq, dc (T, B, H) + slack; α (T, B, T); scratch (T); W_q (H, H) and the readout's second half (O, H)
         per_step += itemsize * T * B * (5 * h + T) + itemsize * T

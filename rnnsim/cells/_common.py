@@ -10,7 +10,8 @@ Work split (the same for every cell):
   h_{t-1} W_hh^T (forward) or da_t W_hh (backward) and the elementwise gate maths, into preallocated arrays;
 - after the time loop, one GEMM each gives dW_ih, dW_hh and dL/dx_t for all steps at once.
 At large sizes two things change (see CACHE_LIMIT and STEP_GEMM_FLOPS below): the whole-sequence arrays above
-become per-chunk buffers (chunked mode), and the per-step product moves to NumPy's BLAS from a Python loop.
+become per-chunk buffers (chunked mode), and the per-step product moves to NumPy's BLAS from a Python loop, where the
+LSTM in cached mode also folds the input projection into it (fused-input mode, see fused_input).
 """
 
 from __future__ import annotations
@@ -158,9 +159,12 @@ LN_EPS = 1e-5
 # -------------------------------------------------------------------------------- branch-free activations
 # libm's exp and tanh are scalar calls that stop LLVM from vectorising the gate loops (numba's SVML path needs Intel's
 # icc_rt). These are the Cephes algorithms written without branches (selects only), so a loop over j runs 4 doubles
-# per instruction with AVX2: ~1.6 ns per exp and ~2.6 ns per tanh here against 5-30 ns for math.exp/math.tanh.
-# Accuracy: within 2 ulp of NumPy's exp, tanh and the logistic function over the whole range (tests/unit/test_vmath.py).
-# NaN propagates (the clamps keep NaN), ±inf saturate.
+# (or 8 floats) per instruction with AVX2: ~1.6 ns per exp and ~2.6 ns per tanh here against 5-30 ns for
+# math.exp/math.tanh. ``exp``, ``sigmoid`` and ``tanh`` take the argument's precision: float32 arguments use
+# float32 versions (Cephes expf/tanhf, float32 constants), so a float32 loop is not widened to float64 (which halves
+# the lanes and adds conversions); everything else runs the float64 versions.
+# Accuracy: within 2 ulp of NumPy's exp, tanh and the logistic function over the whole range, in each precision
+# (tests/unit/test_vmath.py). NaN propagates (the clamps keep NaN), ±inf saturate.
 
 
 def _define_intrinsics() -> None:
@@ -186,6 +190,17 @@ def _define_intrinsics() -> None:
         return types.float64(types.int64), codegen
 
 
+@intrinsic
+def _pow2_f32(typingctx, y):
+    """2^k as a float32, for a float32 ``y`` = 1.5·2^23 + k (k in the low mantissa bits): the bits
+    (bits(y) + 127) << 23 in int32 arithmetic (numba would widen int32 arithmetic to int64, halving the lanes)."""
+    def codegen(context, builder, sig, args):
+        i32 = ir.IntType(32)
+        biased = builder.add(builder.bitcast(args[0], i32), ir.Constant(i32, 127))
+        return builder.bitcast(builder.shl(biased, ir.Constant(i32, 23)), ir.FloatType())
+    return types.float32(types.float32), codegen
+
+
 _SHIFTER = 6755399441055744.0  # 1.5·2^52: adding it rounds to an integer, which then sits in the low mantissa bits
 _LOG2E = 1.4426950408889634
 _LN2_HI = 6.93145751953125e-1   # ln 2 split so that k·_LN2_HI is exact (Cody & Waite)
@@ -194,6 +209,31 @@ _LN2_LO = 1.42860682030941723212e-6
 
 @jit
 def exp(x):
+    """e^x, in float32 for a float32 x (see _exp_f32), else in float64 (_exp_f64)."""
+    if isinstance(x, np.float32):   # resolved when numba compiles for x's type: no run-time branch
+        return _exp_f32(x)
+    return _exp_f64(x)
+
+
+@jit
+def sigmoid(x):
+    """1 / (1 + e^−x), branch-free (exp is clamped, so no overflow; σ(−∞) ≈ 3e−308 in float64, 1.6e−38 in
+    float32, instead of 0)."""
+    if isinstance(x, np.float32):
+        return _F32_ONE / (_F32_ONE + _exp_f32(-x))
+    return 1.0 / (1.0 + _exp_f64(-x))
+
+
+@jit
+def tanh(x):
+    """tanh x, in float32 for a float32 x (see _tanh_f32), else in float64 (_tanh_f64)."""
+    if isinstance(x, np.float32):
+        return _tanh_f32(x)
+    return _tanh_f64(x)
+
+
+@jit
+def _exp_f64(x):
     """e^x for float64 (Cephes exp: x = k ln2 + r, |r| ≤ ln2/2, a Padé form for e^r, times 2^k from bits).
     Clamped to |x| ≤ 708, so e^x stays finite and normal (the callers saturate long before)."""
     x = 708.0 if x > 708.0 else x      # written so that NaN falls through both clamps
@@ -212,22 +252,59 @@ def exp(x):
 
 
 @jit
-def sigmoid(x):
-    """1 / (1 + e^−x), branch-free (exp is clamped, so no overflow; σ(−∞) ≈ 3e−308 instead of 0)."""
-    return 1.0 / (1.0 + exp(-x))
-
-
-@jit
-def tanh(x):
+def _tanh_f64(x):
     """tanh x: Cephes' rational form x + x³P(x²)/Q(x²) for |x| < 0.625, 1 − 2/(e^{2x} + 1) beyond; both computed,
     one selected (a select vectorises, a branch does not), one division."""
     z = x * x
     small = z < 0.390625
-    e2 = exp(2.0 * x)
+    e2 = _exp_f64(2.0 * x)
     p = ((-9.64399179425052238628e-1 * z - 9.92877231001918586564e1) * z - 1.61468768441708447952e3) * z * x
     q = ((z + 1.12811678491632931402e2) * z + 2.23548839060100448583e3) * z + 4.84406305325125486048e3
     f = (p if small else 2.0) / (q if small else e2 + 1.0)
     return x + f if small else 1.0 - f
+
+
+# float32 constants: a Python float in float32 arithmetic would widen it to float64 (numba types literals as float64)
+_F32 = np.float32
+_F32_ZERO, _F32_ONE, _F32_TWO = _F32(0.0), _F32(1.0), _F32(2.0)
+_F32_EXP_MAX, _F32_EXP_MIN = _F32(87.0), _F32(-87.0)
+_F32_SHIFTER = _F32(12582912.0)   # 1.5·2^23
+_F32_LOG2E = _F32(_LOG2E)
+_F32_LN2_HI, _F32_LN2_LO = _F32(0.693359375), _F32(-2.12194440e-4)   # Cephes expf's split of ln 2
+_F32_EXP_P = tuple(_F32(c) for c in (1.9875691500e-4, 1.3981999507e-3, 8.3334519073e-3, 4.1665795894e-2,
+                                     1.6666665459e-1, 5.0000001201e-1))
+_F32_TANH_P = tuple(_F32(c) for c in (-5.70498872745e-3, 2.06390887954e-2, -5.37397155531e-2, 1.33314422036e-1,
+                                      -3.33332819422e-1))
+_F32_TANH_SMALL = _F32(0.390625)   # 0.625²
+
+
+@jit
+def _exp_f32(x):
+    """e^x for float32 (Cephes expf: x = k ln2 + r, a degree-6 polynomial for e^r, times 2^k from bits). Clamped to
+    |x| ≤ 87, so that e^x and 1/(1 + e^x) stay finite and normal (no subnormal results: they are slow)."""
+    x = _F32_EXP_MAX if x > _F32_EXP_MAX else x      # NaN falls through both clamps
+    x = _F32_EXP_MIN if x < _F32_EXP_MIN else x
+    y = x * _F32_LOG2E + _F32_SHIFTER
+    k = y - _F32_SHIFTER
+    r = x - k * _F32_LN2_HI                          # exact: k·0.693359375 has at most 16 significant bits
+    r = r - k * _F32_LN2_LO
+    p0, p1, p2, p3, p4, p5 = _F32_EXP_P
+    er = (((((p0 * r + p1) * r + p2) * r + p3) * r + p4) * r + p5) * (r * r) + r + _F32_ONE
+    return er * _pow2_f32(y)
+
+
+@jit
+def _tanh_f32(x):
+    """tanh x for float32 (Cephes tanhf): x + x³P(x²) for |x| < 0.625, else ±(1 − 2/(e^{2|x|} + 1)) with the sign
+    of x; both computed, one selected; one division."""
+    z = x * x
+    p0, p1, p2, p3, p4 = _F32_TANH_P
+    small = (((p0 * z + p1) * z + p2) * z + p3) * z + p4
+    small = small * z * x + x
+    ax = abs(x)
+    big = _F32_ONE - _F32_TWO / (_exp_f32(ax + ax) + _F32_ONE)
+    big = big if x >= _F32_ZERO else -big            # NaN: −NaN, still NaN
+    return small if z < _F32_TANH_SMALL else big
 
 
 def sigmoid_np(x):
@@ -242,6 +319,8 @@ def sigmoid_np(x):
 
 class Workspace:
     """Preallocated arrays for one forward and backward pass of a cell (attribute bag, time-major)."""
+
+    fused = False   #: the fused-input mode (see fused_input); set by fused_input_buffers
 
     def __init__(self, **arrays):
         self.__dict__.update(arrays)
@@ -291,9 +370,30 @@ def weight_grads(ws, X, h0, W_ih, grads, dgi, dgh):
         grads["weight_hh"][:] = 0.0
     if h0.any():
         grads["weight_hh"] += dgh[0].T @ h0
-    np.sum(gi2, axis=0, out=grads["bias_ih"])
-    np.sum(dgh.reshape(T * B, GH), axis=0, out=grads["bias_hh"])
+    bias_grads(gi2, None if dgh is dgi else dgh.reshape(T * B, GH), grads)
     gemm(gi2, W_ih, ws.dx.reshape(T * B, D))
+
+
+def bias_grads(gi2, gh2, grads) -> None:
+    """db_ih and db_hh: column sums of the (rows, G·H) gate gradients; ``gh2`` None when it equals ``gi2`` (LSTM,
+    RNN: one pass over the rows instead of two)."""
+    np.sum(gi2, axis=0, out=grads["bias_ih"])
+    if gh2 is None:
+        grads["bias_hh"][:] = grads["bias_ih"]
+    else:
+        np.sum(gh2, axis=0, out=grads["bias_hh"])
+
+
+@jit
+def transpose_into(out, a):
+    """out = a^T in 32×32 tiles (np.copyto from a transposed view walks one side with a large stride: 2x slower for
+    W_hh at H = 512, where it cost 5 ms per pass)."""
+    n, m = a.shape
+    for i0 in range(0, n, 32):
+        for j0 in range(0, m, 32):
+            for j in range(j0, min(j0 + 32, m)):
+                for i in range(i0, min(i0 + 32, n)):
+                    out[j, i] = a[i, j]
 
 
 def input_projection(ws, X, params):
@@ -301,19 +401,74 @@ def input_projection(ws, X, params):
     T, B, D = X.shape
     gemm(X.reshape(T * B, D), params["weight_ih"].T, ws.XW.reshape(T * B, -1))
     ws.XW += params["bias_ih"]
-    np.copyto(ws.W_hhT, params["weight_hh"].T)
+    transpose_into(ws.W_hhT, params["weight_hh"])
 
 
 def begin_forward(ws, X, params):
-    """Start a pass (the same for every recurrent cell): the whole input projection in cached mode; in chunked mode
-    only W_hh^T, the projection then being made chunk by chunk."""
+    """Start a pass (the same for every recurrent cell): the whole input projection in cached mode (or, in the
+    fused-input mode, the buffers for its per-step GEMM); in chunked mode only W_hh^T, the projection then being made
+    chunk by chunk."""
     ws.X = X
     ws.params = params
-    if ws.K == 0:
+    if ws.fused:
+        begin_fused_forward(ws, X, params)
+    elif ws.K == 0:
         input_projection(ws, X, params)
     else:
-        np.copyto(ws.W_hhT, params["weight_hh"].T)
+        transpose_into(ws.W_hhT, params["weight_hh"])
         ws.fw_chunk = -1
+
+
+# ------------------------------------------------------------------------------------- fused-input mode
+# At the sizes whose per-step products go to NumPy's BLAS (STEP_GEMM_FLOPS, below) a cell in cached mode may fold the
+# input projection into the per-step product: step t multiplies [h_{t-1}, x_t] (a row of ``hx``, (T, B, H + D)) by
+# [W_hh^T; W_ih^T] (``W_cat``), K = H + D instead of H, which costs the same time within noise at H = 512, D = 16,
+# where the separate whole-sequence projection (a thin 3200×16 by 16×2048 GEMM, then + b_ih) cost as much as 10% of
+# a pass and its (T, B, G·H) result had to be written once and read back per step. After BPTT one GEMM over hx gives
+# [dW_hh, dW_ih] (no thin GEMM for dW_ih either). b_ih enters the gates as ``xb``, b_ih in every row, where the
+# cached mode's XW[t] entered. Only for cells whose dL/d(input projection) equals dL/d(recurrent product) (LSTM, RNN:
+# not the GRU, whose n block differs); ``XW`` then is dL/da only.
+def fused_input(K, B, D, H, G) -> bool:
+    """Whether a cell runs in the fused-input mode (cached mode with NumPy's BLAS per step)."""
+    return K == 0 and step_gemm_in_numpy(B, H + D, G * H)
+
+
+def fused_input_buffers(ws, T, B, D, H, G, dtype) -> None:
+    z = lambda *shape: np.zeros(shape, dtype=dtype)  # noqa: E731
+    ws.__dict__.update(hx=z(T, B, H + D), W_cat=z(H + D, G * H), xb=z(B, G * H), dW_cat=z(G * H, H + D))
+    ws.fused = True
+
+
+def begin_fused_forward(ws, X, params) -> None:
+    H = ws.h.shape[2]
+    transpose_into(ws.W_cat[:H], params["weight_hh"])
+    transpose_into(ws.W_cat[H:], params["weight_ih"])
+    ws.xb[:] = params["bias_ih"]
+    ws.hx[:, :, H:] = X
+
+
+def fused_forward_range(t0, t1, ws, gates):
+    """Steps [t0, t1) in the fused-input mode, from Python: h_{t-1} into its row of hx (copied at step t, so that
+    step t reads ws.h[t − 1] as in the other modes), ``tmp`` = [h_{t-1}, x_t] W_cat, then ``gates(t)`` (the cell's
+    gate kernel, with ``xb`` for its XW[t])."""
+    H = ws.h.shape[2]
+    with numpy_blas_one_thread():
+        for t in range(t0, t1):
+            ws.hx[t, :, :H] = ws.h[t - 1] if t > 0 else ws.h0
+            np.matmul(ws.hx[t], ws.W_cat, out=ws.tmp)
+            gates(t)
+
+
+def fused_weight_grads(ws, params, grads, da) -> None:
+    """weight_grads in the fused-input mode, from da (T, B, G·H) = dL/d(gate pre-activations)."""
+    T, B, GH = da.shape
+    H = ws.h.shape[2]
+    da2 = da.reshape(T * B, GH)
+    gemm(da2.T, ws.hx.reshape(T * B, -1), ws.dW_cat)
+    grads["weight_hh"][:] = ws.dW_cat[:, :H]
+    grads["weight_ih"][:] = ws.dW_cat[:, H:]
+    bias_grads(da2, None, grads)
+    gemm(da2, params["weight_ih"], ws.dx.reshape(T * B, -1))
 
 
 def gate_block_means(ws, t_done, names, skip):
@@ -464,11 +619,14 @@ class StepCache:
 
 #: Per-step recurrent products (B×H by H×G·H, forward and backward) of at least this many FLOPs go to NumPy's BLAS
 #: from a Python loop over steps (the gate maths stay in Numba): its OpenBLAS (0.3.31 here) runs these float32
-#: shapes 1.4-1.5x faster than SciPy's (0.3.30, the one numba's np.dot calls) on one thread. At ≥ 3e7 FLOPs a step
-#: takes ≥ 0.3 ms, against ~5 µs of Python per step. Smaller products stay in the Numba loop.
+#: shapes 1.4-1.5x faster than SciPy's (0.3.30, the one numba's np.dot calls) on one thread. The threshold was 3e7
+#: (≥ 0.3 ms a step, against ~5 µs of Python per step); 4e6 (B = 32: LSTM H ≥ 128, GRU H ≥ 256, RNN H ≥ 256;
+#: B = 1: none up to H = 512) measured 8-27% faster at float32 B = 32 for LSTM H = 128/256, GRU H = 256 and RNN
+#: H = 256/512, float64 within noise; at 1e6 the B = 1, H = 512 LSTM and GRU were 7-13% slower. Smaller products
+#: stay in the Numba loop.
 #: Both run on one thread: with NumPy's threads per step, LSTM H = 512, B = 32 float32 took 3.0 ms per step in one
 #: measurement and 29.7 ms (a stall: the other core busy) in the next, against 3.7 ms on one thread.
-STEP_GEMM_FLOPS = 3e7
+STEP_GEMM_FLOPS = 4e6
 
 
 def step_gemm_in_numpy(B, K, N) -> bool:

@@ -35,10 +35,11 @@ def forward_step(t, XW, h0, W_hhT, b_hh, Hs, GT, GHN, tmp):
 
 @jit
 def forward_gates(t, XW, h0, b_hh, Hs, GT, GHN, tmp):
-    """forward_step after its recurrent product: tmp = h_{t-1} W_hh^T on entry."""
+    """forward_step after its recurrent product: tmp = h_{t-1} W_hh^T on entry (its n block is overwritten)."""
     B, H3 = tmp.shape
     H = H3 // 3
     h_prev = h0 if t == 0 else Hs[t - 1]
+    one = GT.dtype.type(1.0)   # 1 in the arrays' precision: a 1.0 literal would widen float32 maths to float64
     for b in range(B):
         a = tmp[b]
         xw = XW[t, b]
@@ -46,15 +47,19 @@ def forward_gates(t, XW, h0, b_hh, Hs, GT, GHN, tmp):
         ghn = GHN[t, b]
         for k in range(2 * H):                       # r, z
             gt[k] = sigmoid(xw[k] + a[k] + b_hh[k])
-        for j in range(H):                           # n
-            gh = a[2 * H + j] + b_hh[2 * H + j]
-            ghn[j] = gh
-            gt[2 * H + j] = tanh(xw[2 * H + j] + gt[j] * gh)
+        for j in range(H):                           # W_hn h + b_hn
+            ghn[j] = a[2 * H + j] + b_hh[2 * H + j]
+        # n = tanh(W_in x + b_in + r ⊙ ghn), its argument staged in tmp's (now free) n block: a loop that reads r from
+        # gt and writes n into gt was not vectorised in effect (10.4 against ~1.5 ns per element, float32)
+        for j in range(H):
+            a[2 * H + j] = xw[2 * H + j] + gt[j] * ghn[j]
+        for j in range(H):
+            gt[2 * H + j] = tanh(a[2 * H + j])
         h = Hs[t, b]
         hp = h_prev[b]
         for j in range(H):
             z = gt[H + j]
-            h[j] = (1.0 - z) * gt[2 * H + j] + z * hp[j]
+            h[j] = (one - z) * gt[2 * H + j] + z * hp[j]
 
 
 @jit
@@ -74,6 +79,7 @@ def backward_gates(t, h0, Hs, GT, GHN, DH, DGI, DGH, carry):
     """backward_step before its recurrent product: carry ← dh ⊙ z (the caller adds DGH[t] W_hh)."""
     B, H = carry.shape
     h_prev = h0 if t == 0 else Hs[t - 1]
+    one = GT.dtype.type(1.0)   # 1 in the arrays' precision: a 1.0 literal would widen float32 maths to float64
     for b in range(B):
         dh = DH[t, b]
         cb = carry[b]
@@ -83,19 +89,25 @@ def backward_gates(t, h0, Hs, GT, GHN, DH, DGI, DGH, carry):
         ghn = GHN[t, b]
         hp = h_prev[b]
         dgi = DGI[t, b]
-        for j in range(H):
-            r = gt[j]
+        dgh = DGH[t, b]
+        # one loop per written block (a loop writing three blocks of dgi was not vectorised in effect); da_n is staged
+        # in dgh's n block, which then becomes da_n ⊙ r
+        for j in range(H):                           # da_n
             z = gt[H + j]
             n = gt[2 * H + j]
-            dan = dh[j] * (1.0 - z) * (1.0 - n * n)
-            dgi[j] = dan * ghn[j] * r * (1.0 - r)
-            dgi[H + j] = dh[j] * (hp[j] - n) * z * (1.0 - z)
-            dgi[2 * H + j] = dan
-        dgh = DGH[t, b]
+            dgh[2 * H + j] = dh[j] * (one - z) * (one - n * n)
+        for j in range(H):                           # r
+            r = gt[j]
+            dgi[j] = dgh[2 * H + j] * ghn[j] * r * (one - r)
+        for j in range(H):                           # z
+            z = gt[H + j]
+            dgi[H + j] = dh[j] * (hp[j] - gt[2 * H + j]) * z * (one - z)
+        for j in range(H):
+            dgi[2 * H + j] = dgh[2 * H + j]
         for k in range(2 * H):
             dgh[k] = dgi[k]
         for j in range(H):
-            dgh[2 * H + j] = dgi[2 * H + j] * gt[j]
+            dgh[2 * H + j] = dgh[2 * H + j] * gt[j]
         for j in range(H):
             cb[j] = dh[j] * gt[H + j]
 

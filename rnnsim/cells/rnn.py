@@ -40,6 +40,7 @@ def forward_act(t, XW, b_hh, relu, use_ln, ln_w, ln_b, Hs, AHAT, RSTD, tmp):
     B, H = tmp.shape
     xw = XW[t]
     h = Hs[t]
+    zero = Hs.dtype.type(0.0)
     for b in range(B):
         for j in range(H):
             tmp[b, j] += xw[b, j] + b_hh[j]
@@ -62,7 +63,7 @@ def forward_act(t, XW, b_hh, relu, use_ln, ln_w, ln_b, Hs, AHAT, RSTD, tmp):
         if relu:
             for j in range(H):
                 z = tmp[b, j]
-                h[b, j] = z if z > 0.0 else 0.0
+                h[b, j] = z if z > zero else zero
         else:
             for j in range(H):
                 h[b, j] = tanh(tmp[b, j])
@@ -86,17 +87,19 @@ def backward_act(t, Hs, relu, use_ln, ln_w, AHAT, RSTD, DH, DA, carry, dln_w, dl
     dh = DH[t]
     da = DA[t]
     h = Hs[t]
+    one = Hs.dtype.type(1.0)   # 1 in the arrays' precision: a 1.0 literal would widen float32 maths to float64
+    zero = Hs.dtype.type(0.0)
     for b in range(B):
         if relu:
             for j in range(H):
                 g = dh[b, j] + carry[b, j]
                 dh[b, j] = g
-                da[b, j] = g if h[b, j] > 0.0 else 0.0
+                da[b, j] = g if h[b, j] > zero else zero
         else:
             for j in range(H):
                 g = dh[b, j] + carry[b, j]
                 dh[b, j] = g
-                da[b, j] = g * (1.0 - h[b, j] * h[b, j])
+                da[b, j] = g * (one - h[b, j] * h[b, j])
         if use_ln:
             # da currently holds dz; turn it into dL/da through LN
             m1 = 0.0

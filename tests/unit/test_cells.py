@@ -133,19 +133,25 @@ def test_step_by_step_equals_whole_pass(config):
 
 
 def test_float32_close_to_float64(config):
+    """float32 (its own float32 gate maths) within 1e-4 of float64, relative to each array's largest value: loss,
+    h_t, dL/dh_t, dL/dx_t and every gradient. H = 37 as well as 5, so that the kernels' vectorised loops run their
+    main body (8 float32 lanes) and not only their remainder."""
     _, changes = config
-    sc = small_scenario(**changes)
-    a = Simulation(sc)
-    b = Simulation(sc.with_changes({"model.dtype": "float32"}))
-    assert b.hidden.dtype == np.float32 and b.params["weight_hh"].dtype == np.float32
-    la, lb = a.forward(), b.forward()
-    a.backward()
-    b.backward()
-    assert lb == pytest.approx(la, rel=1e-4)
-    np.testing.assert_allclose(b.hidden, a.hidden, rtol=1e-4, atol=1e-5)
-    for k in a.grads:
-        scale = np.abs(a.grads[k]).max()
-        np.testing.assert_allclose(b.grads[k], a.grads[k], rtol=0, atol=1e-4 * scale + 1e-7, err_msg=k)
+    for H in (5, 37):
+        sc = small_scenario(**changes).with_changes({"model.hidden_size": H})
+        a = Simulation(sc)
+        b = Simulation(sc.with_changes({"model.dtype": "float32"}))
+        assert b.hidden.dtype == np.float32 and b.params["weight_hh"].dtype == np.float32
+        la, lb = a.forward(), b.forward()
+        a.backward()
+        b.backward()
+        assert lb == pytest.approx(la, rel=1e-4)
+        np.testing.assert_allclose(b.hidden, a.hidden, rtol=1e-4, atol=1e-5)
+        arrays = {"grad_hidden": (a.grad_hidden, b.grad_hidden), "grad_inputs": (a.grad_inputs, b.grad_inputs)}
+        arrays.update({k: (a.grads[k], b.grads[k]) for k in a.grads})
+        for k, (want, got) in arrays.items():
+            scale = np.abs(want).max()
+            np.testing.assert_allclose(got, want, rtol=0, atol=1e-4 * scale + 1e-7, err_msg=f"H={H} {k}")
 
 
 def test_configs_cover_every_cell():

@@ -7,6 +7,7 @@ import pytest
 from rnnsim import Simulation
 from rnnsim.cells import _common
 from tests.unit import test_cells as tc
+from tests.unit import test_diagnostics as td
 from tests.unit.conftest import small_scenario
 
 
@@ -21,6 +22,20 @@ def numpy_steps(request, monkeypatch):
 
 def test_threshold():
     assert _common.step_gemm_in_numpy(32, 512, 2048) and not _common.step_gemm_in_numpy(32, 64, 256)
+
+
+def test_lstm_runs_fused_input_in_cached_mode_only(numpy_steps):
+    """The LSTM folds its input projection into the per-step product (fused-input mode) when cached; the tests of
+    this module then cover that mode."""
+    sim = Simulation(small_scenario(**{"model.cell": "lstm"}))
+    assert sim.workspace.fused == (numpy_steps == "cached")
+    assert not Simulation(small_scenario(**{"model.cell": "gru"})).workspace.fused
+
+
+def test_numpy_steps_step_jacobians_match_finite_differences(config, monkeypatch):
+    """The step Jacobians (diagnostics) through the NumPy-steps kernels (the LSTM's fused-input mode), cached mode."""
+    monkeypatch.setattr(_common, "STEP_GEMM_FLOPS", 0.0)
+    td.test_step_jacobians_match_finite_differences(config)
 
 
 def test_numpy_steps_match_numpy_reference(config, numpy_steps, monkeypatch):
@@ -54,3 +69,11 @@ def test_numpy_steps_equal_numba_steps(config, monkeypatch):
         np.testing.assert_allclose(getattr(b, name), getattr(a, name), rtol=1e-12, atol=1e-15, err_msg=name)
     for k in a.grads:
         np.testing.assert_allclose(b.grads[k], a.grads[k], rtol=1e-12, atol=1e-15, err_msg=k)
+
+
+@pytest.mark.parametrize("changes", [{"model.cell": "lstm"}, {"model.cell": "lstm", "model.dtype": "float32"}])
+def test_estimate_bytes_bounds_the_fused_input_mode(changes, monkeypatch):
+    from tests.unit.test_scenario import test_estimate_bytes_bounds_what_a_simulation_allocates as bytes_bound
+
+    monkeypatch.setattr(_common, "STEP_GEMM_FLOPS", 0.0)
+    bytes_bound(changes)
