@@ -173,7 +173,7 @@ def _define_intrinsics() -> None:
     from numba.core import types
     from numba.extending import intrinsic
 
-    global _f64_bits, _bits_f64
+    global _f64_bits, _bits_f64, _pow2_f32
 
     @intrinsic
     def _f64_bits(typingctx, x):
@@ -189,16 +189,16 @@ def _define_intrinsics() -> None:
             return builder.bitcast(args[0], ir.DoubleType())
         return types.float64(types.int64), codegen
 
-
-@intrinsic
-def _pow2_f32(typingctx, y):
-    """2^k as a float32, for a float32 ``y`` = 1.5·2^23 + k (k in the low mantissa bits): the bits
-    (bits(y) + 127) << 23 in int32 arithmetic (numba would widen int32 arithmetic to int64, halving the lanes)."""
-    def codegen(context, builder, sig, args):
-        i32 = ir.IntType(32)
-        biased = builder.add(builder.bitcast(args[0], i32), ir.Constant(i32, 127))
-        return builder.bitcast(builder.shl(biased, ir.Constant(i32, 23)), ir.FloatType())
-    return types.float32(types.float32), codegen
+    @intrinsic
+    def _pow2_f32(typingctx, y):
+        """2^k as a float32, for a float32 ``y`` = 1.5·2^23 + k (k in the low mantissa bits): the bits
+        (bits(y) + 127) << 23 in int32 arithmetic (numba would widen int32 arithmetic to int64, halving the
+        lanes)."""
+        def codegen(context, builder, sig, args):
+            i32 = ir.IntType(32)
+            biased = builder.add(builder.bitcast(args[0], i32), ir.Constant(i32, 127))
+            return builder.bitcast(builder.shl(biased, ir.Constant(i32, 23)), ir.FloatType())
+        return types.float32(types.float32), codegen
 
 
 _SHIFTER = 6755399441055744.0  # 1.5·2^52: adding it rounds to an integer, which then sits in the low mantissa bits
