@@ -120,6 +120,7 @@ class Simulation:
             self._out2 = self._out.reshape(T * B, O)
             self._dout2 = self._dout.reshape(T * B, O)
             self._cs_checked = self._ws.c if self.cell_name == "lstm" else self._ws.h
+            self._grads_ids = self._grads_flat = None
 
         self._data_rng = np.random.default_rng([self.seed, 1])
         self._draw_batch()
@@ -139,6 +140,8 @@ class Simulation:
         self._Y[:] = y.transpose(1, 0) if self.classification else y.transpose(1, 0, 2)
         self._M[:] = mask.T
         self._n_masked = int(self._M.sum())
+        #: 2/count of the MSE in the arrays' dtype (as NumPy rounds it in diff * (2.0 / count))
+        self._mse_scale = self.dtype.type(2.0 / max(1, self._n_masked * self.O))
 
     def _can_fuse(self) -> bool:
         """Whether a pass runs in Numba only: a recurrent cell in cached mode whose per-step products stay in its
@@ -221,8 +224,7 @@ class Simulation:
         code, t, loss = _fused.forward_tail(
             t0, t1, self.B, self._h2, p["readout.weight"].T, p["readout.bias"], self._out2, ws.h, self._cs_checked,
             self.cell_name == "lstm", check, self._out, None if self.classification else self._Y,
-            self._Y if self.classification else None, self._M, self._dout,
-            self.dtype.type(2.0 / max(1, self._n_masked * self.O)), self._n_masked)
+            self._Y if self.classification else None, self._M, self._dout, self._mse_scale, self._n_masked)
         self.t = t1
         if check and code != _fused.OK:
             self.sentinel = Sentinel(self.iteration, "forward", t, _FORWARD_ARRAYS[code])
@@ -374,12 +376,20 @@ class Simulation:
             t = _fused.first_nonfinite_step(ws.dh, t_lo, t_hi + 1, True)
             code = _fused.GRAD_HIDDEN if t >= 0 else _fused.OK
         else:
-            flat = tuple([g.reshape(-1) for g in self.grads.values()])
-            code, t = _fused.backward_checks(ws.dh, t_lo, t_hi, ws.dx, flat)
+            code, t = _fused.backward_checks(ws.dh, t_lo, t_hi, ws.dx, self._flat_grads())
         if code == _fused.GRADS:
             self.sentinel = Sentinel(self.iteration, "backward", None, f"grads[{list(self.grads)[t]}]")
         elif code != _fused.OK:
             self.sentinel = Sentinel(self.iteration, "backward", t, _BACKWARD_ARRAYS[code])
+
+    def _flat_grads(self) -> tuple:
+        """1-D views of the gradient arrays, in order (cached; rebuilt if an entry of ``grads`` was replaced: the
+        views keep the arrays they were made from alive, so their ids cannot be reused meanwhile)."""
+        ids = tuple(map(id, self.grads.values()))
+        if ids != self._grads_ids:
+            self._grads_flat = tuple([g.reshape(-1) for g in self.grads.values()])
+            self._grads_ids = ids
+        return self._grads_flat
 
     def _require_forward(self) -> None:
         if self.phase not in ("forward_done", "backward", "backward_done"):
