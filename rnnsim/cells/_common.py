@@ -410,6 +410,32 @@ class StepCache:
         return self._compute(t)[key[1:]]
 
 
+#: Per-step products with at most this many rows (B) and a right factor of at most SMALL_STEP_KN elements run as
+#: plain loops in ``step_dot``: a BLAS call costs more than their arithmetic. Measured (RNN, T = 100, one core, µs
+#: per forward / backward loop, BLAS → loops): H = 16, B = 1: 42 → 27 / 29 → 16; H = 64, B = 1: 116 → 101 / 94 → 76;
+#: H = 16, B = 4: 85 → 59 / 67 → 38; H = 64, B = 4: 465 → 378 / 387 → 321; but B = 8 and H = 128 gain nothing and
+#: B = 32 loses (H = 64: 2277 → 3387).
+SMALL_STEP_ROWS = 4
+SMALL_STEP_KN = 64 * 64
+
+
+@jit
+def step_dot(a, b, out):
+    """out = a @ b for a per-step product (a, b, out C-contiguous): np.dot (BLAS), or loops for tiny ones (each row
+    of ``out`` accumulated over the contiguous rows of b, which LLVM vectorises)."""
+    if a.shape[0] > SMALL_STEP_ROWS or b.shape[0] * b.shape[1] > SMALL_STEP_KN:
+        np.dot(a, b, out)
+        return
+    for i in range(a.shape[0]):
+        o = out[i]
+        o[:] = 0.0
+        for k in range(a.shape[1]):
+            aik = a[i, k]
+            bk = b[k]
+            for j in range(o.shape[0]):
+                o[j] += aik * bk[j]
+
+
 #: Per-step recurrent products (B×H by H×G·H, forward and backward) of at least this many FLOPs go to NumPy's BLAS
 #: from a Python loop over steps (the gate maths stay in Numba): its OpenBLAS (0.3.31 here) runs these float32
 #: shapes 1.4-1.5x faster than SciPy's (0.3.30, the one numba's np.dot calls) on one thread. At ≥ 3e7 FLOPs a step

@@ -54,3 +54,21 @@ def test_numpy_steps_equal_numba_steps(config, monkeypatch):
         np.testing.assert_allclose(getattr(b, name), getattr(a, name), rtol=1e-12, atol=1e-15, err_msg=name)
     for k in a.grads:
         np.testing.assert_allclose(b.grads[k], a.grads[k], rtol=1e-12, atol=1e-15, err_msg=k)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("shape", [(1, 5, 7), (4, 16, 64), (3, 64, 64), (5, 8, 8), (1, 65, 64)],
+                         ids=lambda s: "x".join(map(str, s)))
+def test_step_dot_matches_matmul_in_both_branches(shape, dtype):
+    """step_dot's loops (tiny products) and its np.dot branch (the rest) against NumPy, NaN and inf included."""
+    B, K, N = shape
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal((B, K)).astype(dtype), rng.standard_normal((K, N)).astype(dtype)
+    out = np.full((B, N), 7.0, dtype=dtype)   # overwritten, not accumulated into
+    _common.step_dot(a, b, out)
+    np.testing.assert_allclose(out, a @ b, rtol=1e-5 if dtype == np.float32 else 1e-13, atol=1e-5)
+    a[0, 1], b[2, 3] = np.nan, np.inf
+    a[0, 2] = 0.0
+    _common.step_dot(a, b, out)
+    with np.errstate(invalid="ignore"):
+        np.testing.assert_array_equal(np.isfinite(out), np.isfinite(a @ b))
