@@ -27,15 +27,28 @@ GRAD_HIDDEN, GRAD_INPUTS, GRADS = 1, 2, 3                          # backward
 
 
 @jit
-def _step_finite(a, t):
-    """Whether a[t] (B, W) is all finite (branch-free over the block, so LLVM can vectorise the test)."""
-    blk = a[t]
+def _exponent_never_full(u, m):
+    """Whether no element of the integer array ``u`` has all the bits of ``m`` set."""
     ok = True
-    for b in range(blk.shape[0]):
-        row = blk[b]
-        for j in range(row.shape[0]):
-            ok &= abs(row[j]) < np.inf
+    for j in range(u.shape[0]):
+        ok &= (u[j] & m) != m
     return ok
+
+
+@jit
+def all_finite(x):
+    """Whether the 1-D C-contiguous float64/float32 array ``x`` has no NaN or inf: no element has all its exponent
+    bits set. A test on the bits as integers, which LLVM vectorises; the float compare |x| < inf did not vectorise
+    for float64 (100 × 32 × 64 values: 162 µs, against 46 µs for np.isfinite(...).all())."""
+    if x.itemsize == 8:
+        return _exponent_never_full(x.view(np.uint64), np.uint64(0x7FF0000000000000))
+    return _exponent_never_full(x.view(np.uint32), np.uint32(0x7F800000))
+
+
+@jit
+def _step_finite(a, t):
+    """Whether a[t] (a C-contiguous (B, W) block) is all finite."""
+    return all_finite(a[t].reshape(-1))
 
 
 @jit
@@ -167,9 +180,6 @@ def backward_checks(DH, t_lo, t_hi, DX, grads):
         if not _step_finite(DX, t):
             return GRAD_INPUTS, t
     for i, g in enumerate(grads):
-        ok = True
-        for j in range(g.shape[0]):
-            ok &= abs(g[j]) < np.inf
-        if not ok:
+        if not all_finite(g):
             return GRADS, i
     return OK, -1
