@@ -33,8 +33,7 @@ def row(cell, H, B, dtype, T=100, budget=1.0, with_torch=True):
     fns = jobs(cell, H, B, T, dtype)
     if not with_torch:
         fns = {k: fns[k] for k in ("rnnsim", "numpy")}
-    sim = fns["rnnsim"].__closure__[0].cell_contents
-    fns["step-api"] = step_api(sim)
+    fns["step-api"] = step_api(fns["rnnsim"].sim)
     times = timeit_all(fns, budget=budget, max_reps=2000)
     return {"cell": cell, "dtype": dtype, "H": H, "B": B,
             "rnnsim_us": times["rnnsim"] / T * 1e6, "numpy_us": times["numpy"] / T * 1e6,
