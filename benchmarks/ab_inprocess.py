@@ -22,6 +22,7 @@ import tarfile
 from pathlib import Path
 
 from benchmarks.bench_cells import ROOT, jobs, threads, timeit_all
+from benchmarks.bench_small import step_api
 
 
 def base_package(rev: str):
@@ -40,16 +41,6 @@ def base_package(rev: str):
     import rnnsim_base
     from rnnsim_base.scenario import Scenario
     return rnnsim_base.Simulation, Scenario
-
-
-def step_api(sim):
-    def run():
-        sim.phase = "idle"
-        while sim.step_forward():
-            pass
-        while sim.step_backward():
-            pass
-    return run
 
 
 def main(argv=None):
