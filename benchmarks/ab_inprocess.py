@@ -2,8 +2,9 @@
 
 The package at REV is extracted (``git archive``) into a cache folder as ``rnnsim_base`` (its imports renamed) and
 imported next to ``rnnsim``; both simulations, the NumPy reference and the torch jobs of bench_cells run in
-interleaved rounds, so a burst of load from other processes hits old and new alike and ``new/old`` stays
-meaningful on a busy machine where absolute times swing 2-3x between runs.
+interleaved rounds (see fair_rounds: each simulation right after a torch job, as in the grid, where the caches
+are cold), so a burst of load from other processes hits old and new alike and ``new/old`` stays meaningful on a
+busy machine where absolute times swing 2-3x between runs.
 
     python -m benchmarks.ab_inprocess --base fb17ea3                  # H in {16, 64}, B in {1, 32}, every cell
     python -m benchmarks.ab_inprocess --base fb17ea3 --cells rnn --B 1 --steps   # and the step API
@@ -16,12 +17,14 @@ from __future__ import annotations
 import argparse
 import io
 import re
+import statistics
 import subprocess
 import sys
 import tarfile
+import time
 from pathlib import Path
 
-from benchmarks.bench_cells import ROOT, jobs, threads, timeit_all
+from benchmarks.bench_cells import ROOT, jobs, threads
 from benchmarks.bench_small import step_api
 
 
@@ -41,6 +44,30 @@ def base_package(rev: str):
     import rnnsim_base
     from rnnsim_base.scenario import Scenario
     return rnnsim_base.Simulation, Scenario
+
+
+def fair_rounds(old, new, fns, steps, budget, min_rounds=5):
+    """Median seconds per call of each, in rounds until ``budget`` seconds: old and new each run right after a
+    torch job (cold caches, as in bench_cells), which one after which job alternating between rounds; the step API
+    jobs after NumPy. Without torch, old and new alternate directly after NumPy."""
+    torch_jobs = [fns[k] for k in ("torch-cell", "torch-fused") if k in fns] or [fns["numpy"]]
+    times = {k: [] for k in ("old", "new", "numpy", *steps)}
+    for f in (old, new, fns["numpy"], *steps.values(), *torch_jobs):
+        f()                                                          # warm-up
+    start, rounds = time.perf_counter(), 0
+    while rounds < min_rounds or time.perf_counter() - start < budget:
+        pair = [("old", old), ("new", new)][:: 1 if rounds % 2 == 0 else -1]
+        for (name, f), cold in zip(pair, torch_jobs * 2):
+            cold()
+            t0 = time.perf_counter()
+            f()
+            times[name].append(time.perf_counter() - t0)
+        for name, f in [("numpy", fns["numpy"]), *steps.items()][:: 1 if rounds % 2 == 0 else -1]:
+            t0 = time.perf_counter()
+            f()
+            times[name].append(time.perf_counter() - t0)
+        rounds += 1
+    return {k: statistics.median(v) for k, v in times.items()}
 
 
 def main(argv=None):
@@ -71,10 +98,8 @@ def main(argv=None):
                         def old():
                             old_sim.forward()
                             old_sim.backward()
-                        fns = {"old": old, "new": new, **fns}
-                        if a.steps:
-                            fns.update({"old steps": step_api(old_sim), "new steps": step_api(new.sim)})
-                        t = {k: v / T * 1e6 for k, v in timeit_all(fns, budget=a.budget, max_reps=5000).items()}
+                        steps = {"old steps": step_api(old_sim), "new steps": step_api(new.sim)} if a.steps else {}
+                        t = {k: v / T * 1e6 for k, v in fair_rounds(old, new, fns, steps, a.budget).items()}
                         line = (f"{dtype:8} {cell:5} H={H:3} B={B:3}  old {t['old']:8.2f}  new {t['new']:8.2f} µs/step"
                                 f"  new/old {t['new'] / t['old']:.2f}  NumPy/old {t['numpy'] / t['old']:5.1f}x"
                                 f"  NumPy/new {t['numpy'] / t['new']:5.1f}x")
