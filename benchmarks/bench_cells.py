@@ -116,6 +116,7 @@ def jobs(cell, H, B, T, dtype):
         sim.forward()
         sim.backward()
 
+    run_rnnsim.sim = sim  # for other measurements of the same simulation (bench_small: the step API)
     X, p = sim._X, sim.params
     ref = REFS[cell]
     dh_out = np.zeros((T, B, H), dtype=sim.dtype)

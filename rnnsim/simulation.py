@@ -6,22 +6,37 @@ attributes of the public API (DESIGN.md §2) are (B, T, ...) views of them. Noth
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
 import numpy as np
 
-from rnnsim import tasks
+from rnnsim import _fused, tasks
 from rnnsim.cells import CELLS, init_params
-from rnnsim.cells._common import gemm
+from rnnsim.cells._common import gemm, small_gemms, step_gemm_in_numpy
 from rnnsim.cells.attention import attend, attend_grad
 from rnnsim.optim import clip_, global_norm, make_optimizer
 from rnnsim.scenario import Scenario, task_dims
 
 PHASES = ("idle", "forward", "forward_done", "backward", "backward_done")
 
+#: the sentinel's array names for the codes of rnnsim._fused
+_FORWARD_ARRAYS = {_fused.HIDDEN: "hidden", _fused.CELL_STATE: "cell_state", _fused.OUTPUTS: "outputs"}
+_BACKWARD_ARRAYS = {_fused.GRAD_HIDDEN: "grad_hidden", _fused.GRAD_INPUTS: "grad_inputs"}
+
 #: overflow and NaN are expected in the lessons on exploding gradients: the sentinel reports them, not warnings
 _quiet = np.errstate(over="ignore", invalid="ignore", divide="ignore")
+
+
+def _quiet_unless_fused(method):
+    """``method`` under _quiet, except on the fused path (Simulation._fused), where no NumPy ufunc runs."""
+    quiet = _quiet(method)
+
+    @functools.wraps(method)
+    def run(self, *args):
+        return (method if self._fused else quiet)(self, *args)
+    return run
 
 #: the finiteness checks run over blocks of at most this many elements (a boolean temporary of that many bytes)
 _CHECK_BLOCK = 16 << 20
@@ -98,6 +113,15 @@ class Simulation:
         self._out = np.zeros((T, B, O), dtype=self.dtype)
         self._dout = np.zeros((T, B, O), dtype=self.dtype)
 
+        self._fused = self._can_fuse()
+        if self._fused:   # (T·B, ·) views for the kernels of rnnsim._fused
+            self._h2 = self._ws.h.reshape(T * B, self.H)
+            self._dh2 = self._ws.dh.reshape(T * B, self.H)
+            self._out2 = self._out.reshape(T * B, O)
+            self._dout2 = self._dout.reshape(T * B, O)
+            self._cs_checked = self._ws.c if self.cell_name == "lstm" else self._ws.h
+            self._grads_ids = self._grads_flat = None
+
         self._data_rng = np.random.default_rng([self.seed, 1])
         self._draw_batch()
         self._new_batch_due = False
@@ -115,6 +139,20 @@ class Simulation:
         self._X[:] = x.transpose(1, 0, 2)
         self._Y[:] = y.transpose(1, 0) if self.classification else y.transpose(1, 0, 2)
         self._M[:] = mask.T
+        self._n_masked = int(self._M.sum())
+        #: 2/count of the MSE in the arrays' dtype (as NumPy rounds it in diff * (2.0 / count))
+        self._mse_scale = self.dtype.type(2.0 / max(1, self._n_masked * self.O))
+
+    def _can_fuse(self) -> bool:
+        """Whether a pass runs in Numba only: a recurrent cell in cached mode whose per-step products stay in its
+        Numba loop and whole-sequence products are small (see _common.gemm), and the linear readout. Then the
+        readout, the loss and the sentinel's checks run as single calls of rnnsim._fused, and no NumPy ufunc
+        (nor errstate) is needed: at small sizes those NumPy calls cost more than the time loop."""
+        if self.attention_readout or self._cell.G == 0 or self._ws.K:
+            return False
+        GH = self._cell.G * self.H
+        return not step_gemm_in_numpy(self.B, self.H, GH) and small_gemms(self.T * self.B, GH, self.D, self.H,
+                                                                           self.O)
 
     # ----------------------------------------------------------------------------------- public array views
     inputs = property(lambda self: self._X.transpose(1, 0, 2), doc="(B, T, D) task inputs")
@@ -147,7 +185,7 @@ class Simulation:
         return self.T - 1
 
     # --------------------------------------------------------------------------------------------- forward
-    @_quiet
+    @_quiet_unless_fused
     def _begin_forward(self) -> None:
         if self._new_batch_due:
             self._draw_batch()
@@ -158,10 +196,13 @@ class Simulation:
         self.loss = None
         self.phase = "forward"
 
-    @_quiet
+    @_quiet_unless_fused
     def _forward_to(self, t1: int) -> None:
         t0 = self.t
         self._cell.run_forward(self._ws, self.params, self.scenario.model, t0, t1)
+        if self._fused:
+            self._forward_tail_fused(t0, t1)
+            return
         self._readout(t0, t1)
         self.t = t1
         if self.sentinel is None:
@@ -172,6 +213,23 @@ class Simulation:
             self._check_steps("forward", arrays, t0, t1)
         if t1 == self.T:
             self.loss = self._compute_loss()
+            self.phase = "forward_done"
+            if self.sentinel is None and not math.isfinite(self.loss):
+                self.sentinel = Sentinel(self.iteration, "forward", None, "loss")
+
+    def _forward_tail_fused(self, t0: int, t1: int) -> None:
+        """The rest of _forward_to in one Numba call: readout, checks, and at t1 = T the loss."""
+        p, ws = self.params, self._ws
+        check = self.sentinel is None
+        code, t, loss = _fused.forward_tail(
+            t0, t1, self.B, self._h2, p["readout.weight"].T, p["readout.bias"], self._out2, ws.h, self._cs_checked,
+            self.cell_name == "lstm", check, self._out, None if self.classification else self._Y,
+            self._Y if self.classification else None, self._M, self._dout, self._mse_scale, self._n_masked)
+        self.t = t1
+        if check and code != _fused.OK:
+            self.sentinel = Sentinel(self.iteration, "forward", t, _FORWARD_ARRAYS[code])
+        if t1 == self.T:
+            self.loss = float(loss)
             self.phase = "forward_done"
             if self.sentinel is None and not math.isfinite(self.loss):
                 self.sentinel = Sentinel(self.iteration, "forward", None, "loss")
@@ -238,17 +296,21 @@ class Simulation:
         return float(loss)
 
     # -------------------------------------------------------------------------------------------- backward
-    @_quiet
+    @_quiet_unless_fused
     def _begin_backward(self) -> None:
         ws = self._ws
         Wo = self.params["readout.weight"]
         # the part of dL/dh_t that comes through the readout at step t; BPTT adds the recurrent part
-        if self.attention_readout:
-            self._attention_readout_backward()
+        if self._fused:
+            _fused.readout_backward(self._dout2, Wo, self._h2, self._dh2, self.grads["readout.weight"],
+                                    self.grads["readout.bias"])
         else:
-            gemm(self._dout.reshape(-1, self.O), Wo, ws.dh.reshape(-1, self.H))
-            gemm(self._dout.reshape(-1, self.O).T, ws.h.reshape(-1, self.H), self.grads["readout.weight"])
-        np.sum(self._dout, axis=(0, 1), out=self.grads["readout.bias"])
+            if self.attention_readout:
+                self._attention_readout_backward()
+            else:
+                gemm(self._dout.reshape(-1, self.O), Wo, ws.dh.reshape(-1, self.H))
+                gemm(self._dout.reshape(-1, self.O).T, ws.h.reshape(-1, self.H), self.grads["readout.weight"])
+            np.sum(self._dout, axis=(0, 1), out=self.grads["readout.bias"])
         self._cell.begin_backward(ws)
         self.bt = 0
         self.phase = "backward"
@@ -277,12 +339,15 @@ class Simulation:
         dh += dq @ p["attn.query.weight"]
         np.matmul(dq.T, h, out=self.grads["attn.query.weight"])
 
-    @_quiet
+    @_quiet_unless_fused
     def _backward_to(self, bt1: int) -> None:
         t_hi = self.T - 1 - self.bt
         t_lo = self.T - bt1
         self._cell.run_backward(self._ws, self.params, self.scenario.model, t_hi, t_lo)
         self.bt = bt1
+        if self._fused:
+            self._backward_checks_fused(t_hi, t_lo)
+            return
         if self.sentinel is None:
             self._check_steps("backward", [("grad_hidden", self._ws.dh)], t_lo, t_hi + 1, reverse=True)
         if bt1 == self.T:
@@ -297,6 +362,34 @@ class Simulation:
                         if not np.isfinite(g).all():
                             self.sentinel = Sentinel(self.iteration, "backward", None, f"grads[{name}]")
                             break
+
+    def _backward_checks_fused(self, t_hi: int, t_lo: int) -> None:
+        """The rest of _backward_to with the checks as single Numba calls (same order, same sentinel)."""
+        ws = self._ws
+        done = self.bt == self.T
+        if done:
+            self._cell.finish_backward(ws, self._X, self.params, self.grads, self.scenario.model)
+            self.phase = "backward_done"
+        if self.sentinel is not None:
+            return
+        if not done:
+            t = _fused.first_nonfinite_step(ws.dh, t_lo, t_hi + 1, True)
+            code = _fused.GRAD_HIDDEN if t >= 0 else _fused.OK
+        else:
+            code, t = _fused.backward_checks(ws.dh, t_lo, t_hi, ws.dx, self._flat_grads())
+        if code == _fused.GRADS:
+            self.sentinel = Sentinel(self.iteration, "backward", None, f"grads[{list(self.grads)[t]}]")
+        elif code != _fused.OK:
+            self.sentinel = Sentinel(self.iteration, "backward", t, _BACKWARD_ARRAYS[code])
+
+    def _flat_grads(self) -> tuple:
+        """1-D views of the gradient arrays, in order (cached; rebuilt if an entry of ``grads`` was replaced: the
+        views keep the arrays they were made from alive, so their ids cannot be reused meanwhile)."""
+        ids = tuple(map(id, self.grads.values()))
+        if ids != self._grads_ids:
+            self._grads_flat = tuple([g.reshape(-1) for g in self.grads.values()])
+            self._grads_ids = ids
+        return self._grads_flat
 
     def _require_forward(self) -> None:
         if self.phase not in ("forward_done", "backward", "backward_done"):

@@ -351,17 +351,54 @@ def gemm(a, b, out):
         _dot(a, b, out)
 
 
+def small_gemms(rows, GH, *widths) -> bool:
+    """Whether the whole-sequence products over ``rows`` = T·B rows, G·H columns and each of ``widths`` all stay
+    below MT_GEMM_FLOPS (then ``gemm`` would run each in Numba, and one Numba call can do all of them)."""
+    return 2.0 * rows * GH * max(widths) < MT_GEMM_FLOPS
+
+
+@jit
+def _weight_grads_small(gi2, gh2, X2, H2, h0, W_ih, gW_ih, gW_hh, gb_ih, gb_hh, dx2):
+    """weight_grads in one Numba call, on the (T·B, ·) views (h0 is (B, H))."""
+    B = h0.shape[0]
+    TB = gi2.shape[0]
+    np.dot(gi2.T, X2, gW_ih)
+    if TB > B:
+        np.dot(gh2[B:].T, H2[:TB - B], gW_hh)
+    else:
+        gW_hh[:] = 0.0
+    if np.any(h0 != 0.0):
+        for i in range(gW_hh.shape[0]):
+            for j in range(gW_hh.shape[1]):
+                s = 0.0
+                for b in range(B):
+                    s += gh2[b, i] * h0[b, j]
+                gW_hh[i, j] += s
+    gb_ih[:] = 0.0
+    gb_hh[:] = 0.0
+    for r in range(TB):
+        for k in range(gb_ih.shape[0]):
+            gb_ih[k] += gi2[r, k]
+            gb_hh[k] += gh2[r, k]
+    np.dot(gi2, W_ih, dx2)
+
+
 def weight_grads(ws, X, h0, W_ih, grads, dgi, dgh):
     """dW_ih, dW_hh, db_ih, db_hh and dL/dx_t for all steps at once from the per-step gate gradients.
 
     ``dgi`` (T, B, G·H) is dL/d(x_t W_ih^T + b_ih) and ``dgh`` the same for h_{t-1} W_hh^T + b_hh (equal but for
-    the GRU's n block). Computed once after the whole BPTT, as GEMMs over T·B rows.
+    the GRU's n block). Computed once after the whole BPTT, as GEMMs over T·B rows (small ones: one Numba call).
     """
     T, B, GH = dgi.shape
     Hs = ws.h
     H = Hs.shape[2]
     D = X.shape[2]
     gi2 = dgi.reshape(T * B, GH)
+    if small_gemms(T * B, GH, D, H):
+        _weight_grads_small(gi2, dgh.reshape(T * B, GH), X.reshape(T * B, D), Hs.reshape(T * B, H), h0, W_ih,
+                            grads["weight_ih"], grads["weight_hh"], grads["bias_ih"], grads["bias_hh"],
+                            ws.dx.reshape(T * B, D))
+        return
     gemm(gi2.T, X.reshape(T * B, D), grads["weight_ih"])
     # h_{t-1} for t = 0..T-1 is (h0, h_0, ..., h_{T-2})
     if T > 1:
@@ -396,10 +433,27 @@ def transpose_into(out, a):
                     out[j, i] = a[i, j]
 
 
+@jit
+def _project_small(X2, W_ihT, b_ih, XW2, W_hh, W_hhT):
+    """input_projection in one Numba call, on the (T·B, ·) views."""
+    np.dot(X2, W_ihT, XW2)
+    for r in range(XW2.shape[0]):
+        for k in range(XW2.shape[1]):
+            XW2[r, k] += b_ih[k]
+    for i in range(W_hhT.shape[0]):
+        for k in range(W_hhT.shape[1]):
+            W_hhT[i, k] = W_hh[k, i]
+
+
 def input_projection(ws, X, params):
     """XW = x_t W_ih^T + b_ih for every step (one GEMM), and W_hh^T for the time loop."""
     T, B, D = X.shape
-    gemm(X.reshape(T * B, D), params["weight_ih"].T, ws.XW.reshape(T * B, -1))
+    XW2 = ws.XW.reshape(T * B, -1)
+    if small_gemms(T * B, XW2.shape[1], D):
+        _project_small(X.reshape(T * B, D), params["weight_ih"].T, params["bias_ih"], XW2, params["weight_hh"],
+                       ws.W_hhT)
+        return
+    gemm(X.reshape(T * B, D), params["weight_ih"].T, XW2)
     ws.XW += params["bias_ih"]
     transpose_into(ws.W_hhT, params["weight_hh"])
 
@@ -615,6 +669,32 @@ class StepCache:
         if not 0 <= t < self.shape[0]:
             raise IndexError(f"step {key[0]} out of range for {self.shape[0]} steps")
         return self._compute(t)[key[1:]]
+
+
+#: Per-step products with at most this many rows (B) and a right factor of at most SMALL_STEP_KN elements run as
+#: plain loops in ``step_dot``: a BLAS call costs more than their arithmetic. Measured (RNN, T = 100, one core, µs
+#: per forward / backward loop, BLAS → loops): H = 16, B = 1: 42 → 27 / 29 → 16; H = 64, B = 1: 116 → 101 / 94 → 76;
+#: H = 16, B = 4: 85 → 59 / 67 → 38; H = 64, B = 4: 465 → 378 / 387 → 321; but B = 8 and H = 128 gain nothing and
+#: B = 32 loses (H = 64: 2277 → 3387).
+SMALL_STEP_ROWS = 4
+SMALL_STEP_KN = 64 * 64
+
+
+@jit
+def step_dot(a, b, out):
+    """out = a @ b for a per-step product (a, b, out C-contiguous): np.dot (BLAS), or loops for tiny ones (each row
+    of ``out`` accumulated over the contiguous rows of b, which LLVM vectorises)."""
+    if a.shape[0] > SMALL_STEP_ROWS or b.shape[0] * b.shape[1] > SMALL_STEP_KN:
+        np.dot(a, b, out)
+        return
+    for i in range(a.shape[0]):
+        o = out[i]
+        o[:] = 0.0
+        for k in range(a.shape[1]):
+            aik = a[i, k]
+            bk = b[k]
+            for j in range(o.shape[0]):
+                o[j] += aik * bk[j]
 
 
 #: Per-step recurrent products (B×H by H×G·H, forward and backward) of at least this many FLOPs go to NumPy's BLAS

@@ -18,7 +18,7 @@ import numpy as np
 
 from rnnsim.cells._common import (LN_EPS, Workspace, begin_chunked_backward, begin_forward, chunk_buffers, chunk_steps,
                                   finish_chunked, jit, numpy_blas_one_thread, prev_state, run_chunked_backward,
-                                  run_chunked_forward, step_gemm_in_numpy, tanh, weight_grads)
+                                  run_chunked_forward, step_dot, step_gemm_in_numpy, tanh, weight_grads)
 
 # begin_forward, shared by the recurrent cells, is part of this module's driver interface (see cells/__init__)
 
@@ -30,7 +30,7 @@ GATES = ("",)
 @jit
 def forward_step(t, XW, h0, W_hhT, b_hh, relu, use_ln, ln_w, ln_b, Hs, AHAT, RSTD, tmp):
     """h_t from h_{t-1}: writes Hs[t] (and AHAT[t], RSTD[t] with LayerNorm). XW[t] = W_ih x_t + b_ih."""
-    np.dot(h0 if t == 0 else Hs[t - 1], W_hhT, tmp)
+    step_dot(h0 if t == 0 else Hs[t - 1], W_hhT, tmp)
     forward_act(t, XW, b_hh, relu, use_ln, ln_w, ln_b, Hs, AHAT, RSTD, tmp)
 
 
@@ -77,7 +77,7 @@ def backward_step(t, Hs, W_hh, relu, use_ln, ln_w, AHAT, RSTD, DH, DA, carry, dl
     On exit DH[t] is the total dL/dh_t, DA[t] = dL/da_t, and ``carry`` = (∂h_t/∂h_{t-1})^T dL/dh_t.
     """
     backward_act(t, Hs, relu, use_ln, ln_w, AHAT, RSTD, DH, DA, carry, dln_w, dln_b)
-    np.dot(DA[t], W_hh, carry)
+    step_dot(DA[t], W_hh, carry)
 
 
 @jit

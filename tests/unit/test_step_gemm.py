@@ -77,3 +77,21 @@ def test_estimate_bytes_bounds_the_fused_input_mode(changes, monkeypatch):
 
     monkeypatch.setattr(_common, "STEP_GEMM_FLOPS", 0.0)
     bytes_bound(changes)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("shape", [(1, 5, 7), (4, 16, 64), (3, 64, 64), (5, 8, 8), (1, 65, 64)],
+                         ids=lambda s: "x".join(map(str, s)))
+def test_step_dot_matches_matmul_in_both_branches(shape, dtype):
+    """step_dot's loops (tiny products) and its np.dot branch (the rest) against NumPy, NaN and inf included."""
+    B, K, N = shape
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal((B, K)).astype(dtype), rng.standard_normal((K, N)).astype(dtype)
+    out = np.full((B, N), 7.0, dtype=dtype)   # overwritten, not accumulated into
+    _common.step_dot(a, b, out)
+    np.testing.assert_allclose(out, a @ b, rtol=1e-5 if dtype == np.float32 else 1e-13, atol=1e-5)
+    a[0, 1], b[2, 3] = np.nan, np.inf
+    a[0, 2] = 0.0
+    _common.step_dot(a, b, out)
+    with np.errstate(invalid="ignore"):
+        np.testing.assert_array_equal(np.isfinite(out), np.isfinite(a @ b))
