@@ -1,6 +1,6 @@
 """``python -m rnnsim`` runs the command line interface."""
 
-from rnnsim.cli import main
+from rnnsim.cli import console_main
 
 if __name__ == "__main__":
-    main()
+    console_main()

@@ -454,3 +454,43 @@ def test_subprocess_closed_pipe_is_quiet():
     _, err = proc.communicate(timeout=60)
     assert proc.returncode in (0, 141), err
     assert b"internal error" not in err and b"Traceback" not in err
+
+
+def _console_wrapper(tmp_path, body: str):
+    wrapper = tmp_path / "wrap.py"
+    wrapper.write_text(
+        "import atexit, sys\n"
+        "import rnnsim.cli as c\n"
+        "atexit.register(lambda: print('interpreter teardown ran', file=sys.stderr))\n"
+        + body
+        + "c.console_main()\n"
+    )
+    return wrapper
+
+
+@pytest.mark.parametrize("debug", ["", "1"], ids=["fast-exit", "RNNSIM_DEBUG"])
+def test_console_exit_keeps_status_and_output_and_skips_teardown_once_numba_is_loaded(tmp_path, debug):
+    out = tmp_path / "result.json"
+    wrapper = _console_wrapper(tmp_path, f"sys.argv = ['rnnsim', 'run', 'vanishing', '--iterations', '2', '--out', {str(out)!r}]\n")
+    env = dict(os.environ, RNNSIM_DEBUG=debug)
+    proc = subprocess.run([sys.executable, str(wrapper)], capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "final loss" in proc.stdout and json.loads(out.read_text())["summary"]
+    # os._exit skips the interpreter's teardown (numba's unloading, ~0.45 s); RNNSIM_DEBUG keeps it for profilers
+    assert ("interpreter teardown ran" in proc.stderr) == bool(debug)
+
+
+def test_console_exit_status_of_an_interrupted_run(tmp_path):
+    wrapper = _console_wrapper(
+        tmp_path,
+        "import rnnsim.simulation as s\n"
+        "def train(self, n, callback=None):\n"
+        "    self.forward()  # loads numba\n"
+        "    raise KeyboardInterrupt\n"
+        "s.Simulation.train = train\n"
+        "sys.argv = ['rnnsim', 'run', 'vanishing', '--iterations', '5']\n",
+    )
+    proc = subprocess.run([sys.executable, str(wrapper)], capture_output=True, text=True, timeout=120,
+                          env={k: v for k, v in os.environ.items() if k != "RNNSIM_DEBUG"})
+    assert proc.returncode == 130, proc.stderr
+    assert "interpreter teardown ran" not in proc.stderr
