@@ -148,7 +148,7 @@ class RnnsimApp(App):
     def __init__(self, scenario, *, runner: Runner | None = None, poll_interval: float = POLL_INTERVAL) -> None:
         super().__init__()
         self.scenario = scenario
-        self.runner = runner if runner is not None else Runner(scenario)
+        self.runner = runner if runner is not None else Runner(scenario, wait_for_ui=True)
         self.poll_interval = poll_interval
         self.frame: Frame | None = None
         self.cursor = 0
@@ -187,6 +187,14 @@ class RnnsimApp(App):
         self._show_lesson()
         self.poll_frame()
         self.set_interval(self.poll_interval, self.poll_frame)
+        # until the first simulation frame is drawn, look for it every 10 ms (it comes ~0.1 s after mount)
+        self._first_poll = self.set_interval(0.01, self._poll_first_frame)
+
+    def _poll_first_frame(self) -> None:
+        if self.frame is not None and self.frame.ready:
+            self._first_poll.stop()
+        else:
+            self.poll_frame()
 
     def on_resize(self) -> None:
         self._check_size()
@@ -289,6 +297,8 @@ class RnnsimApp(App):
         if frame.T:
             self.cursor = min(self.cursor, frame.T - 1)
         self._redraw()
+        if frame.ready and not self.runner.ui_drawn.is_set():
+            self.call_after_refresh(self.runner.ui_drawn.set)  # the worker may now load the kernels
         return True
 
     def _redraw(self) -> None:

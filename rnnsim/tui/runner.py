@@ -25,6 +25,9 @@ FRAME_INTERVAL = 0.07  # seconds between published frames while running
 SPEEDS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 0)  # steps per second; 0 = as fast as possible
 DEFAULT_SPEED_INDEX = 5  # 50 steps/s
 BURST = 0.01  # seconds of stepping at max speed between checks of the queue and the frame timer
+#: at start the worker waits up to this long for the UI to draw the first frame before it loads the kernels:
+#: importing numba holds the GIL for most of ~0.8 s and would otherwise delay that first paint
+UI_WAIT = 1.0
 JAC_BUDGET = 30  # Jacobian norms get at most ~1/30 of the worker's time while playing
 
 
@@ -213,8 +216,12 @@ class Runner:
         sim_factory: Callable | None = None,
         frame_interval: float = FRAME_INTERVAL,
         diagnostics_module=None,
+        wait_for_ui: bool = False,
     ) -> None:
         self._scenario = scenario
+        self._wait_for_ui = wait_for_ui
+        #: set by the UI once it has drawn a frame with the simulation in it (see UI_WAIT)
+        self.ui_drawn = threading.Event()
         self._sim_factory = sim_factory
         self._diag = diagnostics_module
         self.frame_interval = frame_interval
@@ -541,6 +548,8 @@ class Runner:
             self._after_rebuild("loading kernels… (a first run compiles them, ~15 s; later runs load them from "
                                 "the cache)")
             self._publish(force=True)
+            if self._wait_for_ui:
+                self.ui_drawn.wait(UI_WAIT)
             sim.forward()
             sim.backward()
             sim.reset()

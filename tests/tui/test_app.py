@@ -22,6 +22,7 @@ async def test_first_frame_and_status(small):
         assert frame.T == 20 and frame.H == 8 and frame.phase == "idle"
         status = str(app.query_one("#status").render())
         assert "READY" in status and "t 0/20" in status and "rnn tanh" in status and "clip off" in status
+        assert app.runner.ui_drawn.is_set()  # the app told the worker it drew a frame (then the kernels load)
 
 
 async def test_step_keys_walk_forward_backward_update(small):

@@ -127,3 +127,27 @@ def test_first_frame_is_drawn_before_the_kernels_load():
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=180)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_kernels_wait_for_the_ui_to_draw_the_first_frame():
+    # With wait_for_ui (the app's runner), the worker loads the kernels only once the UI says it drew the first
+    # frame (or after UI_WAIT): importing numba holds the GIL and would delay that paint.
+    code = (
+        "import sys, time\n"
+        "import rnnsim\n"
+        "from rnnsim.tui import runner as rm\n"
+        "rm.UI_WAIT = 30.0\n"
+        "r = rm.Runner(rnnsim.load_scenario('vanishing'), wait_for_ui=True).start()\n"
+        "end = time.time() + 60\n"
+        "while not r.frame.ready and time.time() < end:\n"
+        "    time.sleep(0.005)\n"
+        "time.sleep(0.5)\n"
+        "assert r.frame.ready and r.frame.compiling and 'numba' not in sys.modules\n"
+        "r.ui_drawn.set()\n"
+        "while r.frame.compiling and time.time() < end:\n"
+        "    time.sleep(0.01)\n"
+        "assert not r.frame.compiling and 'numba' in sys.modules\n"
+        "r.stop()\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 0, proc.stderr
