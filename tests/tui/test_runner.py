@@ -99,6 +99,12 @@ def test_tui_never_uses_call_from_thread():
         assert "call_from_thread(" not in path.read_text(), path
 
 
+def run_fresh_python(code: str) -> None:
+    """Run ``code`` in a new interpreter (numba not yet imported) and fail with its stderr if it fails."""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 0, proc.stderr
+
+
 def test_first_frame_is_drawn_before_the_kernels_load():
     # In a fresh process (numba not yet imported): the runner's first frame with a Simulation in it comes before
     # numba is imported; the kernels then load in the worker and a later frame says so.
@@ -125,8 +131,7 @@ def test_first_frame_is_drawn_before_the_kernels_load():
         "assert r.frame.t > 0\n"
         "r.stop()\n"
     )
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=180)
-    assert proc.returncode == 0, proc.stderr
+    run_fresh_python(code)
 
 
 def test_kernels_wait_for_the_ui_to_draw_the_first_frame():
@@ -149,5 +154,4 @@ def test_kernels_wait_for_the_ui_to_draw_the_first_frame():
         "assert not r.frame.compiling and 'numba' in sys.modules\n"
         "r.stop()\n"
     )
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=180)
-    assert proc.returncode == 0, proc.stderr
+    run_fresh_python(code)
