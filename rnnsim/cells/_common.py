@@ -87,6 +87,9 @@ def load_kernels() -> None:
         import numba
         from numba.core.typing.typeof import typeof_impl
 
+        numba.config.CACHE_DIR = kernel_cache_dir(numba.config.CACHE_DIR or os.environ.get("NUMBA_CACHE_DIR", ""),
+                                                  _kernel_sources())
+
         _define_intrinsics()
         _single_threaded_step_blas()
         made = numba.njit(**KERNEL_OPTIONS)
@@ -132,6 +135,36 @@ def _load_scipy_blas() -> None:
     except Exception:  # noqa: BLE001 - any failure: the documented way
         sys.modules.pop(name, None)
         import scipy.linalg.cython_blas  # noqa: F401
+
+
+def _kernel_sources() -> list[str]:
+    """rnnsim's files that define kernels (this one included: its activations are inlined into every caller).
+    Kernels defined elsewhere (tests) keep numba's own per-file keys."""
+    package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    files = {os.path.abspath(__file__)}
+    for kernel in _lazy:
+        path = getattr(sys.modules.get(kernel.__module__), "__file__", None)
+        if path and os.path.abspath(path).startswith(package + os.sep):
+            files.add(os.path.abspath(path))
+    return sorted(files)
+
+
+def kernel_cache_dir(base: str, sources: list[str]) -> str:
+    """``base``/<hash of the kernels' sources>: numba keys a cached kernel on its own file only, so a kernel whose
+    callee (an activation here, say) changed in another file would load stale machine code; one folder per version
+    of the sources cannot. Without a base (no NUMBA_CACHE_DIR) numba's default place is kept."""
+    if not base:
+        return base
+    import hashlib
+
+    digest = hashlib.sha1()
+    for path in sources:
+        try:
+            with open(path, "rb") as f:
+                digest.update(f.read())
+        except OSError:
+            digest.update(path.encode())
+    return os.path.join(base, "src-" + digest.hexdigest()[:12])
 
 
 def _single_threaded_step_blas() -> None:

@@ -134,3 +134,34 @@ def test_scipy_blas_falls_back_to_the_plain_import():
         "assert 'scipy.linalg' in sys.modules and sys.modules['scipy.linalg.cython_blas'].__pyx_capi__\n"
     )
     assert proc.returncode == 0, proc.stderr
+
+
+def test_kernel_cache_folder_follows_the_kernel_sources(tmp_path):
+    # numba keys a cached kernel on its own file only; a folder per version of the sources keeps a kernel from
+    # loading machine code with a stale inlined callee from another file (an activation in _common.py, say)
+    from rnnsim.cells import _common
+
+    a, b = tmp_path / "a.py", tmp_path / "b.py"
+    a.write_text("x = 1\n")
+    b.write_text("y = 2\n")
+    first = _common.kernel_cache_dir("/cache", [str(a), str(b)])
+    assert first.startswith("/cache/src-") and first == _common.kernel_cache_dir("/cache", [str(a), str(b)])
+    b.write_text("y = 3\n")
+    assert _common.kernel_cache_dir("/cache", [str(a), str(b)]) != first
+    assert _common.kernel_cache_dir("", [str(a)]) == ""  # no NUMBA_CACHE_DIR: numba's default place
+    sources = _common._kernel_sources()
+    assert _common.__file__ in sources and all("rnnsim" in s for s in sources)
+
+
+def test_kernels_are_cached_in_the_source_keyed_folder(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-c",
+         "import numba, rnnsim\n"
+         "sim = rnnsim.Simulation(rnnsim.load_scenario('vanishing')); sim.forward()\n"
+         "print(numba.config.CACHE_DIR)\n"],
+        capture_output=True, text=True, timeout=300, env={**__import__("os").environ, "NUMBA_CACHE_DIR": str(tmp_path)},
+    )
+    assert proc.returncode == 0, proc.stderr
+    folder = Path(proc.stdout.strip())
+    assert folder.parent == tmp_path and folder.name.startswith("src-")
+    assert any(folder.rglob("*.nbi")), "kernels were cached there"
