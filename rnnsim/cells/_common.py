@@ -473,9 +473,7 @@ def _project_small(X2, W_ihT, b_ih, XW2, W_hh, W_hhT):
     for r in range(XW2.shape[0]):
         for k in range(XW2.shape[1]):
             XW2[r, k] += b_ih[k]
-    for i in range(W_hhT.shape[0]):
-        for k in range(W_hhT.shape[1]):
-            W_hhT[i, k] = W_hh[k, i]
+    transpose_into(W_hhT, W_hh)
 
 
 def input_projection(ws, X, params):
