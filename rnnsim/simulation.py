@@ -139,9 +139,6 @@ class Simulation:
         self._X[:] = x.transpose(1, 0, 2)
         self._Y[:] = y.transpose(1, 0) if self.classification else y.transpose(1, 0, 2)
         self._M[:] = mask.T
-        self._n_masked = int(self._M.sum())
-        #: 2/count of the MSE in the arrays' dtype (as NumPy rounds it in diff * (2.0 / count))
-        self._mse_scale = self.dtype.type(2.0 / max(1, self._n_masked * self.O))
 
     def _can_fuse(self) -> bool:
         """Whether a pass runs in Numba only: a recurrent cell in cached mode whose per-step products stay in its
@@ -212,27 +209,31 @@ class Simulation:
             arrays.append(("outputs", self._out))
             self._check_steps("forward", arrays, t0, t1)
         if t1 == self.T:
-            self.loss = self._compute_loss()
-            self.phase = "forward_done"
-            if self.sentinel is None and not math.isfinite(self.loss):
-                self.sentinel = Sentinel(self.iteration, "forward", None, "loss")
+            self._finish_forward(self._compute_loss())
+
+    def _finish_forward(self, loss: float) -> None:
+        """The pass reached t = T: keep the loss, and name it in the sentinel if it is not finite."""
+        self.loss = float(loss)
+        self.phase = "forward_done"
+        if self.sentinel is None and not math.isfinite(self.loss):
+            self.sentinel = Sentinel(self.iteration, "forward", None, "loss")
 
     def _forward_tail_fused(self, t0: int, t1: int) -> None:
         """The rest of _forward_to in one Numba call: readout, checks, and at t1 = T the loss."""
         p, ws = self.params, self._ws
         check = self.sentinel is None
+        # counted per pass, not per batch: loss_mask is a writable view of _M
+        n = int(self._M.sum()) if t1 == self.T else 0
+        scale = self.dtype.type(2.0 / max(1, n * self.O))  # the MSE's 2/count in the arrays' dtype, as NumPy rounds it
         code, t, loss = _fused.forward_tail(
             t0, t1, self.B, self._h2, p["readout.weight"].T, p["readout.bias"], self._out2, ws.h, self._cs_checked,
             self.cell_name == "lstm", check, self._out, None if self.classification else self._Y,
-            self._Y if self.classification else None, self._M, self._dout, self._mse_scale, self._n_masked)
+            self._Y if self.classification else None, self._M, self._dout, scale, n)
         self.t = t1
         if check and code != _fused.OK:
             self.sentinel = Sentinel(self.iteration, "forward", t, _FORWARD_ARRAYS[code])
         if t1 == self.T:
-            self.loss = float(loss)
-            self.phase = "forward_done"
-            if self.sentinel is None and not math.isfinite(self.loss):
-                self.sentinel = Sentinel(self.iteration, "forward", None, "loss")
+            self._finish_forward(loss)
 
     def _readout(self, t0: int, t1: int) -> None:
         """outputs for steps [t0, t1) from h_0..h_{t1-1}: linear, or the attention readout."""

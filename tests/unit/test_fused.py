@@ -58,6 +58,22 @@ def both_paths(monkeypatch, sc, prepare=lambda sim: None, stepwise=False, betwee
     return out
 
 
+@pytest.mark.parametrize("task", ["sine", "copy"])
+def test_fused_loss_follows_an_edited_loss_mask(task, monkeypatch):
+    """loss_mask is a writable view: a mask edited between batches must change the fused loss as it changes the
+    NumPy path's (the count of masked positions is taken per pass, not cached per batch)."""
+    def keep_last_two(sim):
+        sim.loss_mask[:] = False
+        sim.loss_mask[:, -2:] = True
+
+    fused, numpy_path = both_paths(monkeypatch, small_scenario(**TASKS[task]), prepare=keep_last_two)
+    for key in ("loss", "dout", "grad_hidden"):
+        np.testing.assert_allclose(fused[key], numpy_path[key], rtol=1e-12, atol=1e-15, err_msg=key)
+    monkeypatch.undo()  # both_paths left the NumPy path switched on
+    unmasked = both_paths(monkeypatch, small_scenario(**TASKS[task]))[0]
+    assert fused["loss"] != unmasked["loss"]
+
+
 def test_fused_path_is_taken_only_where_it_applies(monkeypatch):
     assert Simulation(small_scenario())._fused
     assert not Simulation(small_scenario(**{"model.readout": "attention"}))._fused
