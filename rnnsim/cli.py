@@ -3,13 +3,14 @@
     rnnsim [SCENARIO] [--set KEY=VALUE ...]     open the TUI (default scenario: vanishing)
     rnnsim run SCENARIO [--iterations N] [--set KEY=VALUE ...] [--out FILE] [--quiet]
     rnnsim validate FILE...
+    rnnsim sweep SWEEP [--out results.csv|.parquet] [--workers N] [--scheduler ADDRESS|local] [--plot F.svg]
     rnnsim list
     rnnsim schema
 
 Exit status: 0 done; 2 bad usage or bad scenario (one line on stderr); 1 anything else (one line; set
 RNNSIM_DEBUG=1 for the traceback); 130 interrupted with Ctrl-C; 141 output pipe closed early.
 
-Only ``run`` and the TUI import the simulation (and so Numba); ``validate``, ``list`` and ``schema`` do not.
+Only ``run``, ``sweep`` and the TUI import the simulation (and so Numba); ``validate``, ``list`` and ``schema`` do not.
 """
 
 from __future__ import annotations
@@ -247,11 +248,15 @@ def _print_summary(sc: Scenario, s: dict[str, Any], out: str | None) -> None:
 @cli.command("validate")
 @click.argument("files", nargs=-1, required=True)
 def validate_command(files: tuple[str, ...]) -> None:
-    """Check scenario FILES (paths or built-in names); print `ok  FILE` or every problem. Exit 2 if any is bad."""
+    """Check scenario or sweep FILES (paths or built-in names); print `ok  FILE` or every problem. Exit 2 if any is bad.
+
+    A sweep file (one with a [sweep] table) is checked at every grid point."""
+    from rnnsim.sweep.spec import is_sweep_file, load_sweep
+
     bad = 0
     for name in files:
         try:
-            load_scenario(name)
+            load_sweep(name) if is_sweep_file(name) else load_scenario(name)
         except ScenarioError as exc:
             bad += 1
             for problem in exc.problems:
@@ -264,7 +269,7 @@ def validate_command(files: tuple[str, ...]) -> None:
 
 @cli.command("list")
 def list_command() -> None:
-    """List the built-in scenarios with their descriptions."""
+    """List the built-in scenarios and sweeps with their descriptions."""
     rows = []
     for name in builtin_scenarios():
         try:
@@ -272,6 +277,14 @@ def list_command() -> None:
         except ScenarioError as exc:
             description = f"(invalid: {exc})"
         rows.append((name, " ".join(description.split())))
+    from rnnsim.sweep.spec import builtin_sweeps, load_sweep
+
+    for name in builtin_sweeps():
+        try:
+            description = load_sweep(name).description
+        except ScenarioError as exc:
+            description = f"(invalid: {exc})"
+        rows.append((name, f"sweep (rnnsim sweep {name}): " + " ".join(description.split())))
     if sys.stdout.isatty():
         from rich.console import Console
         from rich.table import Table
@@ -292,6 +305,11 @@ def schema_command() -> None:
     from rnnsim.scenario import json_schema
 
     click.echo(json.dumps(json_schema(), indent=2, ensure_ascii=False))
+
+
+from rnnsim.sweep.command import sweep_command  # noqa: E402  (imports neither numba nor the simulation)
+
+cli.add_command(sweep_command)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
