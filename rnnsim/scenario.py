@@ -459,9 +459,13 @@ def _allowed(model: type[BaseModel], key: str) -> str:
     if getattr(ann, "__origin__", None) is list:
         most = next((m.max_length for m in info.metadata if isinstance(m, annotated_types.MaxLen)), None)
         item = getattr(ann, "__args__", (str,))[0]
+        bounds = [m for f in getattr(item, "__metadata__", ()) for m in getattr(f, "metadata", ())]
         item = getattr(item, "__origin__", item)  # Annotated[int, ...] -> int
         kind = {int: "integers", float: "numbers"}.get(item, "strings")
-        return f"an array of {kind}" + (f" (at most {most})" if most is not None else "")
+        lo = next((m.ge for m in bounds if isinstance(m, annotated_types.Ge)), None)
+        hi = next((m.lt - 1 for m in bounds if isinstance(m, annotated_types.Lt)), None)
+        each = f" from {lo} to {hi}" if kind == "integers" and lo is not None and hi is not None else ""
+        return f"an array of {kind}{each}" + (f" (at most {most})" if most is not None else "")
     ge = gt = le = lt = min_len = max_len = None
     for m in info.metadata:
         if isinstance(m, annotated_types.Ge):
