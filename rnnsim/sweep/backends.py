@@ -166,7 +166,7 @@ class DaskCluster(Serial):
             self.client = Client(self.cluster)
         else:
             try:
-                self.client = Client(self.address, timeout="15s")
+                self.client = Client(self.address)  # timeout: Dask's distributed.comm.timeouts.connect
             except (OSError, TimeoutError) as exc:
                 raise ConnectionError(
                     f"--scheduler {self.address}: cannot reach a Dask scheduler there ({' '.join(str(exc).split())})"

@@ -428,3 +428,41 @@ def test_plot_draws_the_regime_map(files):
     assert cells[(None, 12, 0.5)] == pytest.approx(mean)
     bad = invoke("sweep", path, "--out", out, "--plot", tmp / "m.gif")
     assert bad.exit_code == 2 and "allowed: .svg, .png, .pdf" in bad.stderr
+
+
+def test_appending_after_a_torn_line_leaves_a_readable_journal(files):
+    """Resume, append one row, and be killed again before the final rewrite: the journal must still parse."""
+    from rnnsim.sweep.table import Table, read_rows
+
+    tmp, path = files
+    out = tmp / "j.csv"
+    assert invoke("sweep", path, "--out", out, "-j", "1").exit_code == 0
+    sweep = load_sweep(str(path))
+    lines = out.read_text().splitlines(keepends=True)
+    out.write_text("".join(lines[:-2]) + lines[-2][:10])  # the last row lost, the one before torn
+    table = Table(sweep, out)
+    done = table.open()
+    assert sorted(done) == list(range(10))
+    row = dict(zip(table.names, next(csv.reader([lines[-1]]))))
+    table.append(row)
+    table.close()  # no finish(): as if killed now
+    with open(out, newline="") as f:
+        again = read_rows(sweep, list(csv.reader(f)), str(out))
+    assert sorted(again) == list(range(10)) + [11]
+
+
+@pytest.mark.parametrize("module, args, extra", [
+    ("dask", ["--scheduler", "local"], "'dask' extra: pip install 'rnnsim[dask]'"),
+    ("pyarrow", ["--out", "x.parquet"], "'data' extra: pip install 'rnnsim[data]'"),
+    ("matplotlib", ["--plot", "x.svg"], "'plot' extra: pip install 'rnnsim[plot]'"),
+])
+def test_a_missing_extra_is_one_line_naming_it(files, monkeypatch, module, args, extra):
+    tmp, path = files
+    monkeypatch.chdir(tmp)
+    monkeypatch.setitem(sys.modules, module, None)  # import fails as if not installed
+    for name in [m for m in sys.modules if m.startswith(module + ".")]:
+        monkeypatch.setitem(sys.modules, name, None)
+    result = invoke("sweep", path, *args)
+    assert result.exit_code == 2
+    assert extra in result.stderr and result.stderr.count("\n") == 1
+    assert not any(p.name.startswith("x.") for p in tmp.iterdir()) and not (tmp / "grid.csv").exists()
