@@ -47,6 +47,12 @@ vanishing if grad_ratio < {VANISHING_BELOW:g}; stable otherwise.
 Rows are appended as runs finish; rerunning the same command finishes a
 killed or interrupted sweep (OUT.sweep.json records which sweep OUT holds).
 Every grid point is checked before anything runs (exit 2 with one line).
+
+\b
+A Dask cluster by hand (one thread per worker process):
+  dask scheduler --host 127.0.0.1 --port 8786
+  dask worker tcp://127.0.0.1:8786 --nworkers 2 --nthreads 1
+  rnnsim sweep regimes --scheduler tcp://127.0.0.1:8786
 """
 
 

@@ -122,7 +122,8 @@ def regime_map(sweep: Sweep, rows: list[dict[str, Any]], path: str | os.PathLike
                  f"10^{math.log10(EXPLODING_ABOVE):g} or ∞ (not finite); dashed: the vanishing boundary, solid: the exploding one; "
                  "numbers: mean log10 over seeds", fontsize=9)
     suffix = p.suffix.lower().lstrip(".")
-    _atomic_write(p, lambda fh: fig.savefig(fh, format=suffix))
+    with matplotlib.rc_context({"svg.fonttype": "none"}):  # text stays text: smaller, searchable SVG
+        _atomic_write(p, lambda fh: fig.savefig(fh, format=suffix))
     return p
 
 
