@@ -13,7 +13,7 @@ import os
 import signal
 import sys
 import time
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from rnnsim.scenario import Scenario
 
@@ -21,6 +21,8 @@ __all__ = ["Job", "run_job", "warm_jobs", "Serial", "Pool", "DaskCluster", "defa
 
 Job = tuple[int, Scenario, int]
 """(run index, its validated scenario, iterations)."""
+Jobs = Callable[[], Iterator[Job]]
+"""Makes the jobs afresh on each call (a sweep of many runs is never held in memory as Scenarios at once)."""
 
 
 def run_job(sc: Scenario, n: int) -> dict[str, Any]:
@@ -45,15 +47,17 @@ def _kernel_kind(sc: Scenario, n: int) -> tuple:
     return (m.cell, m.activation, m.layernorm, m.readout, m.dtype, t.kind, sc.training.optimizer, sc.training.clip, n == 0)
 
 
-def warm_jobs(jobs: list[Job]) -> list[Job]:
+def _size(job: Job) -> int:
+    _, sc, n = job
+    return sc.task.length * sc.task.batch_size * sc.model.hidden_size * max(n, 1)
+
+
+def warm_jobs(jobs: Jobs) -> list[Job]:
     """The smallest job of each kind of kernel, in order of first appearance."""
     best: dict[tuple, Job] = {}
-    for job in jobs:
-        _, sc, n = job
-        kind = _kernel_kind(sc, n)
-        size = sc.task.length * sc.task.batch_size * sc.model.hidden_size * max(n, 1)
-        have = best.get(kind)
-        if have is None or size < have[1].task.length * have[1].task.batch_size * have[1].model.hidden_size * max(have[2], 1):
+    for job in jobs():
+        kind = _kernel_kind(job[1], job[2])
+        if kind not in best or _size(job) < _size(best[kind]):
             best[kind] = job
     return list(best.values())
 
@@ -70,18 +74,28 @@ class Serial:
 
     name = "this process"
 
-    def __init__(self, jobs: list[Job]):
+    def __init__(self, jobs: Jobs):
         self.jobs = jobs
 
     def start(self) -> None:
         pass
 
     def results(self) -> Iterator[tuple[int, dict[str, Any]]]:
-        for index, sc, n in self.jobs:
+        for index, sc, n in self.jobs():
             yield index, run_job(sc, n)
 
     def stop(self) -> None:
         pass
+
+    def _warm_here(self) -> Iterator[tuple[int, dict[str, Any]]]:
+        """Run the warm-up jobs in this process (real rows), then remember which they were."""
+        self.warm = warm_jobs(self.jobs)
+        for index, sc, n in self.warm:
+            yield index, run_job(sc, n)
+        self._warm_ids = {job[0] for job in self.warm}
+
+    def _rest(self) -> Iterator[Job]:
+        return (job for job in self.jobs() if job[0] not in self._warm_ids)
 
 
 def _ignore_sigint() -> None:
@@ -89,35 +103,41 @@ def _ignore_sigint() -> None:
 
 
 class Pool(Serial):
-    """A local process pool (concurrent.futures), forked after the parent has compiled the kernels."""
+    """A local process pool (concurrent.futures), forked after the parent has compiled the kernels.
 
-    def __init__(self, jobs: list[Job], workers: int):
+    At most ``4 × workers`` runs are queued at a time, so a long sweep's scenarios are never all in memory.
+    """
+
+    def __init__(self, jobs: Jobs, workers: int):
         super().__init__(jobs)
         self.workers = workers
         self.name = f"{workers} local worker processes"
-        self.warm = warm_jobs(jobs)
         self._executor: Any = None
-        self._futures: list[Any] = []
-
-    def start(self) -> None:
-        pass  # the pool starts after the warm-up, inside results()
 
     def results(self) -> Iterator[tuple[int, dict[str, Any]]]:
         import concurrent.futures as cf
         import multiprocessing as mp
 
-        warm_ids = {job[0] for job in self.warm}
-        for index, sc, n in self.warm:
-            yield index, run_job(sc, n)
-        rest = [job for job in self.jobs if job[0] not in warm_ids]
-        if not rest:
-            return
+        yield from self._warm_here()
         method = "fork" if sys.platform.startswith("linux") else None  # fork: the compiled kernels come along
-        context = mp.get_context(method)
-        self._executor = cf.ProcessPoolExecutor(self.workers, mp_context=context, initializer=_ignore_sigint)
-        self._futures = [self._executor.submit(_run_indexed, *job) for job in rest]
-        for future in cf.as_completed(self._futures):
-            yield future.result()
+        self._executor = cf.ProcessPoolExecutor(self.workers, mp_context=mp.get_context(method),
+                                                initializer=_ignore_sigint)
+        rest = self._rest()
+        pending: set[Any] = set()
+
+        def fill() -> None:
+            for job in rest:
+                pending.add(self._executor.submit(_run_indexed, *job))
+                if len(pending) >= 4 * self.workers:
+                    break
+
+        fill()
+        while pending:
+            finished, _ = cf.wait(pending, return_when=cf.FIRST_COMPLETED)
+            for future in finished:
+                pending.discard(future)
+                yield future.result()
+            fill()
         self._executor.shutdown(wait=True)
         self._executor = None
 
@@ -142,15 +162,14 @@ def dask_extra_line(what: str) -> str:
 class DaskCluster(Serial):
     """A Dask distributed cluster: an existing scheduler (``tcp://HOST:PORT``) or a LocalCluster (``local``)."""
 
-    def __init__(self, jobs: list[Job], address: str, workers: int | None, key: str):
+    def __init__(self, jobs: Jobs, address: str, workers: int | None, key: str):
         super().__init__(jobs)
         self.address = address
         self.workers = workers
         self.key = key
-        self.warm = warm_jobs(jobs)
         self.client: Any = None
         self.cluster: Any = None
-        self._futures: list[Any] = []
+        self._futures: set[Any] = set()
         self.name = "a local Dask cluster" if address == "local" else f"the Dask scheduler at {address}"
 
     def start(self) -> None:
@@ -175,24 +194,31 @@ class DaskCluster(Serial):
     def results(self) -> Iterator[tuple[int, dict[str, Any]]]:
         from dask.distributed import as_completed
 
-        warm_ids = {job[0] for job in self.warm}
-        for index, sc, n in self.warm:  # compiles into this machine's cache
-            yield index, run_job(sc, n)
+        yield from self._warm_here()  # compiles into this machine's cache
         warm = [(sc, n) for _, sc, n in self.warm]
-        for worker in self.client.scheduler_info().get("workers", {}):  # one worker after another: no race
+        workers = list(self.client.scheduler_info().get("workers", {}))
+        for worker in workers:  # one worker after another: no concurrent first compiles
             self.client.run(_warm_worker, warm, workers=[worker])
-        rest = [job for job in self.jobs if job[0] not in warm_ids]
-        self._futures = [
-            self.client.submit(_run_indexed, *job, key=f"rnnsim-{self.key}-{job[0]}", pure=False) for job in rest
-        ]
-        for future in as_completed(self._futures):
+        window = max(8, 4 * len(workers))
+        rest = self._rest()
+        submit = lambda job: self.client.submit(_run_indexed, *job, key=f"rnnsim-{self.key}-{job[0]}", pure=False)  # noqa: E731
+        first = [submit(job) for _, job in zip(range(window), rest)]
+        self._futures = set(first)
+        queue = as_completed(first)
+        for future in queue:
+            self._futures.discard(future)
             yield future.result()
-        self._futures = []
+            job = next(rest, None)
+            if job is not None:
+                nxt = submit(job)
+                self._futures.add(nxt)
+                queue.add(nxt)
+        self._futures = set()
 
     def stop(self) -> None:
         if self.client is not None:
             if self._futures:
-                self.client.cancel(self._futures)
+                self.client.cancel(list(self._futures))
             self.client.close()
             self.client = None
         if self.cluster is not None:

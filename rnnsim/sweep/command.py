@@ -94,20 +94,25 @@ def sweep_command(
     table = tables.Table(sweep, out)
     done = table.open()
     try:
-        jobs = [(run.index, sweep.scenario(run), 0) for run in sweep.runs() if run.index not in done]
-        jobs = [(i, sc, sweep.iterations_for(sc)) for i, sc, _ in jobs]
+        todo = [run for run in sweep.runs() if run.index not in done]
+
+        def jobs() -> Any:  # built afresh on each pass: the Scenarios of a long sweep are never all in memory
+            for run in todo:
+                sc = sweep.scenario(run)
+                yield run.index, sc, sweep.iterations_for(sc)
+
         n_workers = workers or backends.default_workers()
         if scheduler is not None:
             backend: Any = backends.DaskCluster(jobs, scheduler, workers, sweep.fingerprint)
-        elif n_workers == 1 or len(jobs) <= 1:
+        elif n_workers == 1 or len(todo) <= 1:
             backend = backends.Serial(jobs)
         else:
-            backend = backends.Pool(jobs, min(n_workers, len(jobs)))
-        runs = {run.index: run for run in sweep.runs()} if jobs else {}
+            backend = backends.Pool(jobs, min(n_workers, len(todo)))
+        runs = {run.index: run for run in todo}
         already = len(done)
         start = time.perf_counter()
-        if jobs:
-            _execute(backend, jobs, runs, sweep, table, done, quiet)
+        if todo:
+            _execute(backend, len(todo), runs, sweep, table, done, quiet)
         table.finish(done)
     except KeyboardInterrupt:
         table.close()
@@ -126,7 +131,7 @@ def sweep_command(
 
         regime_map(sweep, [done[i] for i in sorted(done)], plot_path)
     if not quiet:
-        _print_summary(sweep, done, already, len(jobs), backend.name if jobs else None, elapsed, table.path, plot_path)
+        _print_summary(sweep, done, already, len(todo), backend.name if todo else None, elapsed, table.path, plot_path)
 
 
 def _check_dask(scheduler: str) -> None:
@@ -140,7 +145,7 @@ def _check_dask(scheduler: str) -> None:
         raise ExportError(f"--scheduler {scheduler!r}: allowed: tcp://HOST:PORT of a Dask scheduler, or local")
 
 
-def _execute(backend: Any, jobs: list, runs: dict, sweep: Sweep, table: Any, done: dict, quiet: bool) -> None:
+def _execute(backend: Any, total: int, runs: dict, sweep: Sweep, table: Any, done: dict, quiet: bool) -> None:
     from rnnsim.sweep.table import full_row
 
     progress = None
@@ -159,7 +164,7 @@ def _execute(backend: Any, jobs: list, runs: dict, sweep: Sweep, table: Any, don
             raise _Failure(str(exc)) from None
         if progress is not None:
             progress.start()
-            task = progress.add_task("sweep", total=len(jobs), rate="-")
+            task = progress.add_task("sweep", total=total, rate="-")
         t0 = time.perf_counter()
         for count, (index, result) in enumerate(backend.results(), start=1):
             row = full_row(sweep, runs[index], result)
