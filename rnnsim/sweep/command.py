@@ -57,7 +57,7 @@ A Dask cluster by hand (one thread per worker process):
 
 
 @click.command("sweep", epilog=_EPILOG)
-@click.argument("sweep_file", metavar="SWEEP")
+@click.argument("sweep_file", metavar="SWEEP", required=False)
 @click.option(
     "--out", "-o", type=click.Path(dir_okay=False), default=None,
     help="The table: .csv (default: SWEEP's name + .csv, here) or .parquet (the 'data' extra).",
@@ -76,13 +76,34 @@ A Dask cluster by hand (one thread per worker process):
     help="Draw the regime map (log10 grad_ratio over the first two grid keys) to FILE (.svg, .png or .pdf; "
     "the 'plot' extra).",
 )
+@click.option(
+    "--show", "show_path", type=click.Path(dir_okay=False), metavar="TABLE", default=None,
+    help="Instead of running: draw the regime map of TABLE (a sweep's .csv or .parquet) in the terminal.",
+)
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar and no summary line.")
 def sweep_command(
-    sweep_file: str, out: str | None, workers: int | None, scheduler: str | None, plot_path: str | None, quiet: bool
+    sweep_file: str | None, out: str | None, workers: int | None, scheduler: str | None, plot_path: str | None,
+    show_path: str | None, quiet: bool,
 ) -> None:
-    """Run every grid point of SWEEP (one run per point and seed) and write one row per run to --out."""
+    """Run every grid point of SWEEP (one run per point and seed) and write one row per run to --out.
+
+    `rnnsim sweep --show TABLE` draws the regime map of a finished (or partial) table in the terminal."""
     from rnnsim.sweep import backends, table as tables
 
+    if show_path is not None:
+        if sweep_file is not None:
+            raise click.UsageError("give SWEEP to run a sweep, or --show TABLE to draw one, not both")
+        sweep, rows = tables.open_table(show_path)
+        if plot_path is not None:
+            from rnnsim.sweep.plot import regime_map
+
+            regime_map(sweep, [rows[i] for i in sorted(rows)], plot_path)
+        from rnnsim.sweep.show import show_map
+
+        show_map(sweep, [rows[i] for i in sorted(rows)])
+        return
+    if sweep_file is None:
+        raise click.UsageError("missing SWEEP (a sweep file or a built-in sweep; see `rnnsim list`)")
     sweep = load_sweep(sweep_file)  # every grid point validated: exit 2 with one line before anything runs
     out = out or f"{Path(sweep_file).stem}.csv"
     if plot_path is not None:

@@ -259,8 +259,33 @@ def _build(section: SweepSection, path: Path, source: str) -> Sweep:
         keys=keys,
         values=values,
     )
+    return _fingerprinted(sweep)
+
+
+def _fingerprinted(sweep: Sweep) -> Sweep:
     digest = hashlib.sha256(json.dumps(sweep.describe(), sort_keys=True).encode("utf-8")).hexdigest()[:16]
     return dataclasses.replace(sweep, fingerprint=digest)
+
+
+def sweep_from_record(info: Any, source: str) -> Sweep:
+    """The Sweep a table's ``OUT.sweep.json`` records (what `rnnsim sweep --show` draws); raises ScenarioError."""
+    try:
+        grid = info["grid"]
+        sweep = Sweep(
+            source=str(info.get("sweep", source)),
+            name=str(info.get("name") or f"sweep {info.get('sweep', source)}"),
+            description="",
+            base=Scenario.from_dict(info["scenario"], source=f"{source}.sweep.json"),
+            iterations=info["iterations"],
+            seeds=tuple(int(s) for s in info["seeds"]),
+            keys=tuple(grid),
+            values=tuple(tuple(v) for v in grid.values()),
+        )
+    except (KeyError, TypeError, AttributeError, ValueError) as exc:
+        if isinstance(exc, ScenarioError):
+            raise
+        raise ScenarioError(f"{source}.sweep.json: not a sweep record ({type(exc).__name__}: {exc})", source=source) from None
+    return _fingerprinted(sweep)
 
 
 def _validate_points(base: Scenario, keys: tuple[str, ...], values: tuple[tuple, ...], source: str, hint: str) -> None:

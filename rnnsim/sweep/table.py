@@ -29,7 +29,7 @@ from rnnsim.export import ExportError, _atomic_write, _csv_cell
 from rnnsim.results import REGIMES
 from rnnsim.sweep.spec import Run, Sweep
 
-__all__ = ["RESULT_COLUMNS", "SUFFIXES", "Table", "row_from_summary", "read_rows", "columns"]
+__all__ = ["RESULT_COLUMNS", "SUFFIXES", "Table", "row_from_summary", "read_rows", "columns", "open_table"]
 
 RESULT_COLUMNS = ("seed", "final_loss", "grad_ratio", "max_grad_norm", "clip_events", "finite", "regime", "seconds")
 SUFFIXES = (".csv", ".parquet")
@@ -203,6 +203,23 @@ class Table:
         self._write_meta()
         return rows
 
+    def read(self) -> dict[int, dict[str, Any]]:
+        """The rows there now, without writing anything (for --show)."""
+        self._check_meta()
+        rows: dict[int, dict[str, Any]] = {}
+        if self.parquet and self.path.exists():
+            rows.update(self._read_parquet())
+        if self.journal.exists():
+            text = self.journal.read_bytes()
+            text = text[: text.rfind(b"\n") + 1]
+            try:
+                lines = list(csv.reader(io.StringIO(text.decode("utf-8"), newline="")))
+            except (UnicodeDecodeError, csv.Error) as exc:
+                raise ExportError(f"{self.journal}: not a table rnnsim sweep wrote ({exc})") from None
+            for i, row in read_rows(self.sweep, lines, str(self.journal)).items():
+                rows.setdefault(i, row)
+        return rows
+
     def _check_meta(self) -> None:
         have_table = self.path.exists() or self.journal.exists()
         if not have_table:
@@ -228,6 +245,7 @@ class Table:
         info = {
             "rnnsim": __version__,
             "sweep": self.sweep.source,
+            "name": self.sweep.name,
             "fingerprint": self.sweep.fingerprint,
             "columns": self.names,
             **self.sweep.describe(),
@@ -314,3 +332,21 @@ def _lock(fd: int, path: Path) -> None:
     except OSError:
         raise ExportError(f"{path}: another rnnsim sweep is writing it; wait for it or use another --out") from None
 
+
+
+def open_table(path: str | os.PathLike[str]) -> tuple[Sweep, dict[int, dict[str, Any]]]:
+    """A table written by `rnnsim sweep`, read-only: its sweep (from ``OUT.sweep.json``) and its rows."""
+    from rnnsim.sweep.spec import sweep_from_record
+
+    p = check_out(path)
+    meta = p.with_name(p.name + ".sweep.json")
+    if not p.exists() and not p.with_name(p.name + ".partial.csv").exists():
+        raise ExportError(f"{os.fspath(path)}: no such file")
+    try:
+        info = json.loads(meta.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ExportError(f"{os.fspath(path)}: not a table of `rnnsim sweep` (no {meta.name} beside it)") from None
+    except (OSError, ValueError) as exc:
+        raise ExportError(f"{meta}: not readable as a sweep record ({' '.join(str(exc).split())})") from None
+    sweep = sweep_from_record(info, os.fspath(path))
+    return sweep, Table(sweep, p).read()

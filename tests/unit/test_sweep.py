@@ -466,3 +466,36 @@ def test_a_missing_extra_is_one_line_naming_it(files, monkeypatch, module, args,
     assert result.exit_code == 2
     assert extra in result.stderr and result.stderr.count("\n") == 1
     assert not any(p.name.startswith("x.") for p in tmp.iterdir()) and not (tmp / "grid.csv").exists()
+
+
+def test_show_draws_the_map_in_the_terminal_from_the_table_alone(files):
+    tmp, path = files
+    path.write_text(SWEEP.format(iterations=0))
+    out = tmp / "s.csv"
+    assert invoke("sweep", path, "--out", out, "-j", "1").exit_code == 0
+    path.unlink()  # --show needs only the table and its OUT.sweep.json
+    result = invoke("sweep", "--show", out)
+    assert result.exit_code == 0, result.output
+    rows = read_csv(out)
+    for scale, length in (("0.5", "12"), ("1.6", "6")):
+        logs = [math.log10(float(r["grad_ratio"])) for r in rows
+                if r["model.recurrent_scale"] == scale and r["task.length"] == length]
+        mean = sum(logs) / len(logs)
+        letter = "V" if mean < -2 else ("E" if mean > 2 else "S")
+        line = next(l for l in result.output.splitlines() if l.split() and l.split()[0] == length)
+        assert f"{mean:.1f}{letter}" in line.split()
+    assert "\x1b" not in result.output  # not a terminal: no colour codes, the letters carry the regime
+    assert invoke("sweep", "--show", out, path).exit_code == 2
+    missing = invoke("sweep", "--show", tmp / "none.csv")
+    assert missing.exit_code == 2 and "no such file" in missing.stderr
+
+
+def test_show_reads_a_partial_table(files):
+    tmp, path = files
+    out = tmp / "part.csv"
+    assert invoke("sweep", path, "--out", out, "-j", "1").exit_code == 0
+    lines = out.read_text().splitlines(keepends=True)
+    out.write_text("".join(lines[:5]))
+    result = invoke("sweep", "--show", out)
+    assert result.exit_code == 0 and "4 of 12 runs" in result.output
+    assert out.read_text() == "".join(lines[:5])  # --show writes nothing
