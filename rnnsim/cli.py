@@ -96,7 +96,16 @@ def _one_line(exc: BaseException | str) -> str:
 
 
 def _load(scenario: str, overrides: Sequence[str]) -> Scenario:
-    sc = load_scenario(scenario)
+    try:
+        sc = load_scenario(scenario)
+    except ScenarioError:
+        from rnnsim.sweep.spec import is_sweep_file
+
+        if is_sweep_file(scenario):
+            raise ScenarioError(
+                f"{scenario}: a sweep file, not a scenario; run it with `rnnsim sweep {scenario}`", source=scenario
+            ) from None
+        raise
     if overrides:
         changes = dict(parse_override(item) for item in overrides)
         sc = sc.with_changes(changes)

@@ -499,3 +499,11 @@ def test_show_reads_a_partial_table(files):
     result = invoke("sweep", "--show", out)
     assert result.exit_code == 0 and "4 of 12 runs" in result.output
     assert out.read_text() == "".join(lines[:5])  # --show writes nothing
+
+
+def test_run_on_a_sweep_file_points_to_rnnsim_sweep(files):
+    _, path = files
+    for name in ("regimes", str(path)):
+        result = invoke("run", name)
+        assert result.exit_code == 2
+        assert f"{name}: a sweep file, not a scenario; run it with `rnnsim sweep {name}`" in result.stderr
