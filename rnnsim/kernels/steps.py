@@ -1,0 +1,69 @@
+"""What every recurrent cell does the same way in each mode (the cells pass their arrays and kernels):
+
+- ``begin_forward``: the whole input projection (cached), its buffers (projection-folded), or only W_hh^T
+  (chunked: the projection is then made chunk by chunk);
+- ``forward_range`` / ``backward_range``: a range of steps as the cell's one Numba loop, or, with
+  ``plan.step_blas``, as a Python loop whose recurrent products go to NumPy's BLAS on one thread;
+- ``finish_backward``: the weight gradients and dL/dx_t of the mode.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from rnnsim.kernels import cached, chunked, folded
+from rnnsim.kernels.blas import numpy_blas_one_thread, transpose_into
+from rnnsim.kernels.modes import Mode
+
+
+def begin_forward(ws, X, params) -> None:
+    """Start a pass (the same for every recurrent cell)."""
+    ws.X = X
+    ws.params = params
+    if ws.mode is Mode.FOLDED:
+        folded.begin_forward(ws, X, params)
+    elif ws.mode is Mode.CACHED:
+        cached.input_projection(ws, X, params)
+    else:
+        transpose_into(ws.W_hhT, params["weight_hh"])
+        ws.fw_chunk = -1
+
+
+def forward_range(ws, t0, t1, loop, args, gates, h0, Hs, W_hhT, tmp) -> None:
+    """Steps [t0, t1): ``loop(t0, t1, *args)`` (the cell's Numba loop), or with per-step BLAS: for each t,
+    tmp = h_{t-1} W_hh^T (h_{-1} = ``h0``, else ``Hs[t - 1]``) in NumPy, then ``gates(t)`` (the cell's gate kernel)."""
+    if not ws.step_blas:
+        loop(t0, t1, *args)
+        return
+    with numpy_blas_one_thread():
+        for t in range(t0, t1):
+            np.matmul(h0 if t == 0 else Hs[t - 1], W_hhT, out=tmp)
+            gates(t)
+
+
+def backward_range(ws, t_hi, t_lo, loop, args, gates, product) -> None:
+    """BPTT steps t_hi down to t_lo: ``loop(t_hi, t_lo, *args)``, or with per-step BLAS: for each t,
+    ``gates(t)`` then ``product(t)`` (the carry's recurrent product, in NumPy)."""
+    if not ws.step_blas:
+        loop(t_hi, t_lo, *args)
+        return
+    with numpy_blas_one_thread():
+        for t in range(t_hi, t_lo - 1, -1):
+            gates(t)
+            product(t)
+
+
+def begin_backward(ws) -> None:
+    if ws.mode is Mode.CHUNKED:
+        chunked.begin_backward(ws)
+
+
+def finish_backward(ws, X, params, grads, dgi, dgh) -> None:
+    """dW_ih, dW_hh, db_ih, db_hh and dL/dx_t once BPTT is done. ``dgi`` = dL/d(W_ih x + b_ih) per step, ``dgh``
+    the same for W_hh h + b_hh (the same array but for the GRU)."""
+    if ws.mode is Mode.FOLDED:
+        folded.weight_grads(ws, params, grads, dgi)
+    elif ws.mode is Mode.CACHED:
+        cached.weight_grads(ws, X, ws.h0, params["weight_ih"], grads, dgi, dgh)
+    else:
+        chunked.finish(ws, grads)
