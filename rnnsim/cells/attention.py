@@ -35,6 +35,7 @@ from rnnsim.kernels.modes import Workspace
 
 G = 0  # no gate blocks, no weight_ih / weight_hh
 GATES = ()
+GATE_SYMBOLS = ""
 GATE_STATS = ()
 FORGET_BLOCK = None
 CANDIDATE_BLOCK = None

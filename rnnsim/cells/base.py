@@ -23,6 +23,7 @@ class Cell(Protocol):
 
     G: int                        #: gate blocks, as in PyTorch (weight_ih is (G·H, D)); 0: no recurrence
     GATES: tuple[str, ...]        #: the gate blocks' names, in weight order
+    GATE_SYMBOLS: str             #: their symbols in the equations (LSTM "ifgo", GRU "rzn")
     GATE_STATS: tuple[str, ...]   #: the gates whose mean activation per step ``gate_means`` reports
     FORGET_BLOCK: int | None      #: the gate block ``model.forget_bias`` sets (LSTM f, GRU z), or None
     CANDIDATE_BLOCK: int | None   #: the block of W_hh the spectrum reads (LSTM g, GRU n); None: all of it
@@ -99,6 +100,20 @@ def recurrent_param_count(G, D, H) -> int:
 def block(k: int, H: int) -> slice:
     """Rows of gate block k in a (G·H, ·) weight."""
     return slice(k * H, (k + 1) * H)
+
+
+def candidate_label(cell) -> str:
+    """What ``candidate_matrix`` is, in words (the spectrum view's title)."""
+    if cell.CANDIDATE_BLOCK is None:
+        return "W_hh"
+    k = cell.CANDIDATE_BLOCK
+    return (f"the candidate block {cell.GATE_SYMBOLS[k]} of W_hh (rows {k}H..{k + 1}H), not the whole gated "
+            f"Jacobian")
+
+
+def forget_gate(cell) -> str | None:
+    """The name (in ``gate_means``) of the gate in the forget role (LSTM forget, GRU update), or None."""
+    return None if cell.FORGET_BLOCK is None else cell.GATES[cell.FORGET_BLOCK]
 
 
 def candidate_matrix(cell, W_hh: np.ndarray) -> np.ndarray:

@@ -25,6 +25,7 @@ from rnnsim.kernels.vmath import sigmoid, sigmoid_np, tanh
 
 G = 3
 GATES = ("reset", "update", "new")
+GATE_SYMBOLS = "rzn"
 GATE_STATS = ("reset", "update")
 FORGET_BLOCK = 1         # z, the update gate (the forget gate's role)
 CANDIDATE_BLOCK = 2      # n

@@ -25,6 +25,7 @@ from rnnsim.kernels.vmath import sigmoid, sigmoid_np, tanh
 
 G = 4
 GATES = ("input", "forget", "cell", "output")
+GATE_SYMBOLS = "ifgo"
 GATE_STATS = ("input", "forget", "output")
 FORGET_BLOCK = 1         # f
 CANDIDATE_BLOCK = 2      # g

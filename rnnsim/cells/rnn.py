@@ -27,6 +27,7 @@ from rnnsim.kernels.vmath import tanh
 
 G = 1
 GATES = ("",)
+GATE_SYMBOLS = "a"
 GATE_STATS = ()
 FORGET_BLOCK = None
 CANDIDATE_BLOCK = None    # the spectrum reads all of W_hh
