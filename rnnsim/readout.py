@@ -106,7 +106,7 @@ class Readout:
         """The part of dL/dh_t that comes through the readout at step t (BPTT adds the recurrent part), and the
         readout's weight gradients."""
         sim = self.sim
-        ws, Wo, grads = sim._ws, sim.params["readout.weight"], sim.grads
+        Wo, grads = sim.params["readout.weight"], sim.grads
         if self.small:
             small_pass.readout_backward(self._dout2, Wo, self._h2, self._dh2, grads["readout.weight"],
                                         grads["readout.bias"])

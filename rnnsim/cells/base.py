@@ -97,6 +97,12 @@ def recurrent_param_count(G, D, H) -> int:
     return G * H * (D + H) + 2 * G * H
 
 
+def recurrent_cell_params(G, forget_block):
+    """A gated cell's ``init_params(model, D, rng)`` and ``param_count(model, D, H)`` (``recurrent_params``)."""
+    return (lambda model, D, rng: recurrent_params(model, D, rng, G, forget_block),
+            lambda model, D, H: recurrent_param_count(G, D, H))
+
+
 def block(k: int, H: int) -> slice:
     """Rows of gate block k in a (G·H, ·) weight."""
     return slice(k * H, (k + 1) * H)
@@ -159,6 +165,11 @@ def gate_block_means(ws, t_done, names, stats):
         return {name: ws.gate_mean[:t_done, k].copy() for k, name in enumerate(names) if name in stats}
     return {name: ws.gates[:t_done, :, k * H:(k + 1) * H].mean(axis=(1, 2))
             for k, name in enumerate(names) if name in stats}
+
+
+def block_gate_means(names, stats):
+    """A gated cell's ``gate_means(ws, t_done)``: the mean of each gate block in ``stats`` per step."""
+    return lambda ws, t_done: gate_block_means(ws, t_done, names, stats)
 
 
 def state_pair(ws, arr, t, batch):

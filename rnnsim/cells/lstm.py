@@ -14,13 +14,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from rnnsim.cells.base import (block, chunk_bytes, folded_bytes, gate_block_means, recurrent_param_count,
-                               recurrent_params, state_pair)
+from rnnsim.cells.base import (block, block_gate_means, chunk_bytes, folded_bytes, recurrent_cell_params, state_pair)
 from rnnsim.kernels import chunked, folded, steps
 from rnnsim.kernels.chunked import StepCache, prev_state, project_chunk
 from rnnsim.kernels.loader import jit
 from rnnsim.kernels.modes import Mode, Workspace
-from rnnsim.kernels.steps import begin_forward  # noqa: F401  (part of the cell protocol, shared)
+from rnnsim.kernels.steps import begin_forward, finish_backward  # noqa: F401  (the cell protocol's, shared)
 from rnnsim.kernels.vmath import sigmoid, sigmoid_np, tanh
 
 G = 4
@@ -133,12 +132,7 @@ def backward_range(ws, t_hi, t_lo, c0, W_hh, Cs, GT, DH, DA):
 
 
 # ------------------------------------------------------------------------------------ parameters and buffers
-def init_params(model, D, rng):
-    return recurrent_params(model, D, rng, G, FORGET_BLOCK)
-
-
-def param_count(model, D, H):
-    return recurrent_param_count(G, D, H)
+init_params, param_count = recurrent_cell_params(G, FORGET_BLOCK)
 
 
 def cached_bytes(T, B, H, itemsize, model):
@@ -177,7 +171,7 @@ def allocate(T, B, D, H, dtype, model, plan) -> Workspace:
         ws.gate_mean = np.zeros((T, 4))
         ws.gates = StepCache(lambda t: _step_gates(ws, t), (T, B, 4 * H))
     # The input projection XW[t] is dead once step t has run forward, so BPTT writes dL/da_t over it.
-    ws.da = ws.XW
+    ws.da = ws.dgi = ws.dgh = ws.XW
     return ws
 
 
@@ -237,13 +231,8 @@ def run_backward(ws, params, model, t_hi, t_lo):
     chunked.run_backward(ws, params, t_hi, t_lo, recompute, chunk_steps, ws.XW)
 
 
-def finish_backward(ws, X, params, grads, model):
-    steps.finish_backward(ws, X, params, grads, ws.da, ws.da)
-
-
 # ------------------------------------------------------------------------------------ what the views show
-def gate_means(ws, t_done):
-    return gate_block_means(ws, t_done, GATES, GATE_STATS)
+gate_means = block_gate_means(GATES, GATE_STATS)
 
 
 def step_jacobian(ws, params, model, t, batch):

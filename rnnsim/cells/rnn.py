@@ -186,7 +186,7 @@ def allocate(T, B, D, H, dtype, model, plan) -> Workspace:
     else:
         ws.XW = z(T, B, H)
     # The input projection XW[t] is dead once step t has run forward, so BPTT writes dL/da_t over it.
-    ws.da = ws.XW
+    ws.da = ws.dgi = ws.dgh = ws.XW
     return ws
 
 
@@ -236,7 +236,7 @@ def run_backward(ws, params, model, t_hi, t_lo):
 
 
 def finish_backward(ws, X, params, grads, model):
-    steps.finish_backward(ws, X, params, grads, ws.da, ws.da)
+    steps.finish_backward(ws, X, params, grads)
     if model.layernorm:
         grads["ln.weight"][:] = ws.dln_w
         grads["ln.bias"][:] = ws.dln_b

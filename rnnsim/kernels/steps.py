@@ -58,9 +58,10 @@ def begin_backward(ws) -> None:
         chunked.begin_backward(ws)
 
 
-def finish_backward(ws, X, params, grads, dgi, dgh) -> None:
-    """dW_ih, dW_hh, db_ih, db_hh and dL/dx_t once BPTT is done. ``dgi`` = dL/d(W_ih x + b_ih) per step, ``dgh``
-    the same for W_hh h + b_hh (the same array but for the GRU)."""
+def finish_backward(ws, X, params, grads, model=None) -> None:
+    """dW_ih, dW_hh, db_ih, db_hh and dL/dx_t once BPTT is done, from ``ws.dgi`` = dL/d(W_ih x + b_ih) per step
+    and ``ws.dgh``, the same for W_hh h + b_hh (the same array but for the GRU)."""
+    dgi, dgh = ws.dgi, ws.dgh
     if ws.mode is Mode.FOLDED:
         folded.weight_grads(ws, params, grads, dgi)
     elif ws.mode is Mode.CACHED:
