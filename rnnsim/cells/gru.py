@@ -122,19 +122,26 @@ def backward_loop(t_hi, t_lo, h0, W_hh, Hs, GT, GHN, DH, DGI, DGH, carry, tmp_h)
 
 
 def forward_range(ws, t0, t1, XW, h0, b_hh, Hs, GT, GHN):
-    steps.forward_range(ws, t0, t1, forward_loop, (XW, h0, ws.W_hhT, b_hh, Hs, GT, GHN, ws.tmp),
-                        lambda t: forward_gates(t, XW, h0, b_hh, Hs, GT, GHN, ws.tmp), h0, Hs, ws.W_hhT, ws.tmp)
+    """Steps [t0, t1): the Numba loop, or with per-step BLAS the same steps from Python (kernels/steps.py)."""
+    W_hhT, tmp = ws.W_hhT, ws.tmp
+    if not ws.step_blas:
+        forward_loop(t0, t1, XW, h0, W_hhT, b_hh, Hs, GT, GHN, tmp)
+    else:
+        steps.forward_blas(t0, t1, h0, Hs, W_hhT, tmp, lambda t: forward_gates(t, XW, h0, b_hh, Hs, GT, GHN, tmp))
 
 
 def backward_range(ws, t_hi, t_lo, h0, W_hh, Hs, GT, GHN, DH, DGI, DGH):
+    """BPTT steps t_hi down to t_lo, like forward_range (the carry: dh ⊙ z + DGH[t] W_hh)."""
     carry, tmp_h = ws.carry, ws.tmp_h
+    if not ws.step_blas:
+        backward_loop(t_hi, t_lo, h0, W_hh, Hs, GT, GHN, DH, DGI, DGH, carry, tmp_h)
+        return
 
     def product(t):
         np.matmul(DGH[t], W_hh, out=tmp_h)
         np.add(carry, tmp_h, out=carry)
 
-    steps.backward_range(ws, t_hi, t_lo, backward_loop, (h0, W_hh, Hs, GT, GHN, DH, DGI, DGH, carry, tmp_h),
-                         lambda t: backward_gates(t, h0, Hs, GT, GHN, DH, DGI, DGH, carry), product)
+    steps.backward_blas(t_hi, t_lo, lambda t: backward_gates(t, h0, Hs, GT, GHN, DH, DGI, DGH, carry), product)
 
 
 # ------------------------------------------------------------------------------------ parameters and buffers

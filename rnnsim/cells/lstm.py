@@ -120,15 +120,22 @@ def backward_loop(t_hi, t_lo, c0, W_hh, Cs, GT, DH, DA, carry_h, carry_c):
 
 
 def forward_range(ws, t0, t1, XW, h0, c0, b_hh, Hs, Cs, GT):
-    steps.forward_range(ws, t0, t1, forward_loop, (XW, h0, c0, ws.W_hhT, b_hh, Hs, Cs, GT, ws.tmp),
-                        lambda t: forward_gates(t, XW[t], c0, b_hh, Hs, Cs, GT, ws.tmp), h0, Hs, ws.W_hhT, ws.tmp)
+    """Steps [t0, t1): the Numba loop, or with per-step BLAS the same steps from Python (kernels/steps.py)."""
+    W_hhT, tmp = ws.W_hhT, ws.tmp
+    if not ws.step_blas:
+        forward_loop(t0, t1, XW, h0, c0, W_hhT, b_hh, Hs, Cs, GT, tmp)
+    else:
+        steps.forward_blas(t0, t1, h0, Hs, W_hhT, tmp, lambda t: forward_gates(t, XW[t], c0, b_hh, Hs, Cs, GT, tmp))
 
 
 def backward_range(ws, t_hi, t_lo, c0, W_hh, Cs, GT, DH, DA):
+    """BPTT steps t_hi down to t_lo, like forward_range."""
     carry_h, carry_c = ws.carry, ws.carry_c
-    steps.backward_range(ws, t_hi, t_lo, backward_loop, (c0, W_hh, Cs, GT, DH, DA, carry_h, carry_c),
-                         lambda t: backward_gates(t, c0, Cs, GT, DH, DA, carry_h, carry_c),
-                         lambda t: np.matmul(DA[t], W_hh, out=carry_h))
+    if not ws.step_blas:
+        backward_loop(t_hi, t_lo, c0, W_hh, Cs, GT, DH, DA, carry_h, carry_c)
+    else:
+        steps.backward_blas(t_hi, t_lo, lambda t: backward_gates(t, c0, Cs, GT, DH, DA, carry_h, carry_c),
+                            lambda t: np.matmul(DA[t], W_hh, out=carry_h))
 
 
 # ------------------------------------------------------------------------------------ parameters and buffers

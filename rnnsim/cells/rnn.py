@@ -130,18 +130,26 @@ def backward_loop(t_hi, t_lo, Hs, W_hh, relu, use_ln, ln_w, AHAT, RSTD, DH, DA, 
 
 
 def forward_range(ws, t0, t1, h0, b_hh, flags, ln_w, ln_b, Hs, AHAT, RSTD):
+    """Steps [t0, t1): the Numba loop, or with per-step BLAS the same steps from Python (kernels/steps.py)."""
     relu, ln = flags
-    steps.forward_range(ws, t0, t1, forward_loop, (ws.XW, h0, ws.W_hhT, b_hh, relu, ln, ln_w, ln_b, Hs, AHAT,
-                                                   RSTD, ws.tmp),
-                        lambda t: forward_act(t, ws.XW, b_hh, relu, ln, ln_w, ln_b, Hs, AHAT, RSTD, ws.tmp),
-                        h0, Hs, ws.W_hhT, ws.tmp)
+    XW, W_hhT, tmp = ws.XW, ws.W_hhT, ws.tmp
+    if not ws.step_blas:
+        forward_loop(t0, t1, XW, h0, W_hhT, b_hh, relu, ln, ln_w, ln_b, Hs, AHAT, RSTD, tmp)
+    else:
+        steps.forward_blas(t0, t1, h0, Hs, W_hhT, tmp,
+                           lambda t: forward_act(t, XW, b_hh, relu, ln, ln_w, ln_b, Hs, AHAT, RSTD, tmp))
 
 
 def backward_range(ws, t_hi, t_lo, Hs, W_hh, flags, ln_w, AHAT, RSTD, DH, DA):
+    """BPTT steps t_hi down to t_lo, like forward_range."""
     relu, ln = flags
-    args = (Hs, relu, ln, ln_w, AHAT, RSTD, DH, DA, ws.carry, ws.dln_w, ws.dln_b)
-    steps.backward_range(ws, t_hi, t_lo, backward_loop, (Hs, W_hh, *args[1:]), lambda t: backward_act(t, *args),
-                         lambda t: np.matmul(DA[t], W_hh, out=ws.carry))
+    carry, dln_w, dln_b = ws.carry, ws.dln_w, ws.dln_b
+    if not ws.step_blas:
+        backward_loop(t_hi, t_lo, Hs, W_hh, relu, ln, ln_w, AHAT, RSTD, DH, DA, carry, dln_w, dln_b)
+    else:
+        steps.backward_blas(t_hi, t_lo,
+                            lambda t: backward_act(t, Hs, relu, ln, ln_w, AHAT, RSTD, DH, DA, carry, dln_w, dln_b),
+                            lambda t: np.matmul(DA[t], W_hh, out=carry))
 
 
 # ------------------------------------------------------------------------------------ parameters and buffers

@@ -2,8 +2,8 @@
 
 - ``begin_forward``: the whole input projection (cached), its buffers (projection-folded), or only W_hh^T
   (chunked: the projection is then made chunk by chunk);
-- ``forward_range`` / ``backward_range``: a range of steps as the cell's one Numba loop, or, with
-  ``plan.step_blas``, as a Python loop whose recurrent products go to NumPy's BLAS on one thread;
+- ``forward_blas`` / ``backward_blas``: a range of steps, with ``plan.step_blas``, as a Python loop whose
+  recurrent products go to NumPy's BLAS on one thread (otherwise the cell calls its own Numba loop);
 - ``finish_backward``: the weight gradients and dL/dx_t of the mode.
 """
 
@@ -29,24 +29,18 @@ def begin_forward(ws, X, params) -> None:
         ws.fw_chunk = -1
 
 
-def forward_range(ws, t0, t1, loop, args, gates, h0, Hs, W_hhT, tmp) -> None:
-    """Steps [t0, t1): ``loop(t0, t1, *args)`` (the cell's Numba loop), or with per-step BLAS: for each t,
-    tmp = h_{t-1} W_hh^T (h_{-1} = ``h0``, else ``Hs[t - 1]``) in NumPy, then ``gates(t)`` (the cell's gate kernel)."""
-    if not ws.step_blas:
-        loop(t0, t1, *args)
-        return
+def forward_blas(t0, t1, h0, Hs, W_hhT, tmp, gates) -> None:
+    """Steps [t0, t1) with per-step BLAS: for each t, tmp = h_{t-1} W_hh^T (h_{-1} = ``h0``, else ``Hs[t - 1]``) in
+    NumPy, then ``gates(t)`` (the cell's gate kernel)."""
     with numpy_blas_one_thread():
         for t in range(t0, t1):
             np.matmul(h0 if t == 0 else Hs[t - 1], W_hhT, out=tmp)
             gates(t)
 
 
-def backward_range(ws, t_hi, t_lo, loop, args, gates, product) -> None:
-    """BPTT steps t_hi down to t_lo: ``loop(t_hi, t_lo, *args)``, or with per-step BLAS: for each t,
-    ``gates(t)`` then ``product(t)`` (the carry's recurrent product, in NumPy)."""
-    if not ws.step_blas:
-        loop(t_hi, t_lo, *args)
-        return
+def backward_blas(t_hi, t_lo, gates, product) -> None:
+    """BPTT steps t_hi down to t_lo with per-step BLAS: for each t, ``gates(t)`` (the cell's gate kernel) then
+    ``product(t)`` (the carry's recurrent product, in NumPy)."""
     with numpy_blas_one_thread():
         for t in range(t_hi, t_lo - 1, -1):
             gates(t)
