@@ -95,7 +95,7 @@ class Simulation:
         self._out = np.zeros((T, B, O), dtype=self.dtype)
         self._dout = np.zeros((T, B, O), dtype=self.dtype)
 
-        self._readout_ = Readout(self)
+        self._ro = Readout(self)
 
         self._data_rng = np.random.default_rng([self.seed, 1])
         self._draw_batch()
@@ -163,7 +163,7 @@ class Simulation:
         check = self.sentinel is None
         with self._quiet():
             self._cell.run_forward(self._ws, self.params, self.scenario.model, t0, t1)
-            code, t, loss = self._readout_.forward(t0, t1, check)
+            code, t, loss = self._ro.forward(t0, t1, check)
         self.t = t1
         if check and code != checks.OK:
             self.sentinel = Sentinel(self.iteration, "forward", t, checks.FORWARD_ARRAYS[code])
@@ -180,12 +180,12 @@ class Simulation:
     def _readout(self, t0: int, t1: int) -> None:
         """outputs for steps [t0, t1) from h_0..h_{t1-1} (NumPy; see rnnsim/readout.py)."""
         with self._quiet():
-            self._readout_.outputs(t0, t1)
+            self._ro.outputs(t0, t1)
 
     def _compute_loss(self) -> float:
         """The loss and, into ``_dout``, its gradient with respect to every output (NumPy)."""
         with _errstate():
-            return self._readout_.loss()
+            return self._ro.loss()
 
     def step_forward(self) -> bool:
         """Run one time step forward. Returns False once t == T (then ``loss`` is set)."""
@@ -207,7 +207,7 @@ class Simulation:
     # -------------------------------------------------------------------------------------------- backward
     def _begin_backward(self) -> None:
         with self._quiet():
-            self._readout_.backward()
+            self._ro.backward()
             self._cell.begin_backward(self._ws)
         self.bt = 0
         self.phase = "backward"
@@ -224,7 +224,7 @@ class Simulation:
                 self.phase = "backward_done"
         if self.sentinel is not None:
             return
-        code, t = self._readout_.backward_checks(t_lo, t_hi, done)
+        code, t = self._ro.backward_checks(t_lo, t_hi, done)
         if code == checks.GRADS:
             self.sentinel = Sentinel(self.iteration, "backward", None, f"grads[{list(self.grads)[t]}]")
         elif code != checks.OK:
@@ -267,7 +267,7 @@ class Simulation:
             norm = global_norm(self.grads)
             info = UpdateInfo(self.iteration + 1, self.loss, norm, norm, False, False)
             if self.sentinel is None:
-                i = checks.first_nonfinite(self._readout_.flat(self.grads))
+                i = checks.first_nonfinite(self._ro.flat(self.grads))
                 name = f"grads[{list(self.grads)[i]}]" if i >= 0 else "grad_norm"
                 self.sentinel = Sentinel(self.iteration, "update", None, name)
         else:

@@ -305,6 +305,18 @@ def gate_means(ws, t_done):
     return {}
 
 
+def describe(model):
+    return "attention"
+
+
+def bounded_state(model):
+    return True     # z_t = e_t + W_o a_t + b_o: O(1) terms; the heatmap keeps its fixed scale, as before
+
+
+def candidate_activation(model):
+    return "tanh"   # not used: no recurrent matrix (spectrum says so)
+
+
 def step_jacobian(ws, params, model, t, batch):
     raise ValueError("step Jacobians need a recurrent state; the attention cell has none (z_t depends on "
                      "the inputs only)")

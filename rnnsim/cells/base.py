@@ -44,6 +44,9 @@ class Cell(Protocol):
     def run_backward(self, ws, params, model, t_hi: int, t_lo: int) -> None: ...
     def finish_backward(self, ws, X, params, grads, model) -> None: ...
     # what the views show
+    def describe(self, model) -> str: ...                  #: e.g. "rnn tanh+LN", "lstm" (the status line)
+    def bounded_state(self, model) -> bool: ...            #: whether h_t stays in [−1, 1] (the heatmap's scale)
+    def candidate_activation(self, model) -> str: ...      #: φ of the candidate (γ = max|φ′| in the spectrum)
     def gate_means(self, ws, t_done: int) -> dict[str, np.ndarray]: ...
     def step_jacobian(self, ws, params, model, t: int, batch) -> np.ndarray: ...
     # the readable maths
@@ -165,6 +168,11 @@ def gate_block_means(ws, t_done, names, stats):
         return {name: ws.gate_mean[:t_done, k].copy() for k, name in enumerate(names) if name in stats}
     return {name: ws.gates[:t_done, :, k * H:(k + 1) * H].mean(axis=(1, 2))
             for k, name in enumerate(names) if name in stats}
+
+
+def named(name):
+    """A cell's ``describe``: its name alone."""
+    return lambda model: name
 
 
 def block_gate_means(names, stats):

@@ -255,6 +255,18 @@ def gate_means(ws, t_done):
     return {}
 
 
+def describe(model):
+    return f"rnn {model.activation}" + ("+LN" if model.layernorm else "")
+
+
+def bounded_state(model):
+    return model.activation != "relu"
+
+
+def candidate_activation(model):
+    return model.activation
+
+
 def step_jacobian(ws, params, model, t, batch):
     """∂h_t/∂h_{t-1} = diag(φ'(z_t)) (∂LN/∂a) W_hh per sample, (b, H, H), float64."""
     H = ws.h.shape[2]

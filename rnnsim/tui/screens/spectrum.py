@@ -55,7 +55,7 @@ def spectrum_text(frame, no_color: bool) -> Text:
     if spec is None:
         t.append(" spectrum: waiting for the first frame…")
         return t
-    if m.cell == "attention":
+    if CELLS[m.cell].G == 0:
         t.append(" Spectrum: attention cell\n", style="bold")
         t.append(f" {spec.verdict}.\n")
         t.append(" Press m for a recurrent cell.", style="dim")
@@ -64,7 +64,7 @@ def spectrum_text(frame, no_color: bool) -> Text:
     t.append(f" · H={frame.H} · it {frame.iteration}\n")
     t.append(f" ρ (largest |λ|)  {spec.radius:.4g}\n")
     t.append(f" σ_max            {spec.sigma_max:.4g}\n")
-    act = m.activation if m.cell == "rnn" else "tanh"
+    act = CELLS[m.cell].candidate_activation(m)
     t.append(f" γ = max|φ′|      {spec.gamma:g} ({act}) → 1/γ = {spec.bound:g}\n")
     bad = "exploding" in spec.verdict
     t.append(f" {spec.verdict}\n", style=("bold" if no_color else ("bold #ff875f" if bad else "bold #87d75f")))

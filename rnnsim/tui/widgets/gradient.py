@@ -91,7 +91,7 @@ class GradientPanel(CachedLines, Widget):
         jv = aggregate(jac, cols, "mean")
         ji = np.where(np.isnan(jv), -1, np.clip(np.ceil(np.nan_to_num(jv, posinf=2.0) * 4), 1, 8)).astype(int)
         jstyles = [JAC_HIGH if (x >= 1) else JAC_LOW for x in np.nan_to_num(jv)]
-        if self.cell == "attention":
+        if self.cell in CELLS and not CELLS[self.cell].STATE:
             # no ∂h_t/∂h_(t-1): say so instead of an empty row
             lines.append(Strip([Segment(f"{'‖J_t‖':>{GUTTER - 1}} ", LABEL),
                                 Segment("no recurrence: attention's h_t depends on the inputs only", DIM)]
