@@ -175,6 +175,17 @@ def named(name):
     return lambda model: name
 
 
+def bounded(model) -> bool:
+    """``bounded_state`` of a cell whose h_t stays in [−1, 1] whatever the model's settings (LSTM: o ⊙ tanh(c_t);
+    GRU: a convex mix of tanh values and h_{t-1})."""
+    return True
+
+
+def tanh_candidate(model) -> str:
+    """``candidate_activation`` of the gated cells: their candidate (LSTM g, GRU n) is a tanh."""
+    return "tanh"
+
+
 def block_gate_means(names, stats):
     """A gated cell's ``gate_means(ws, t_done)``: the mean of each gate block in ``stats`` per step."""
     return lambda ws, t_done: gate_block_means(ws, t_done, names, stats)

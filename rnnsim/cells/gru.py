@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from rnnsim.cells.base import (block, block_gate_means, chunk_bytes, named, recurrent_cell_params, state_pair)
+from rnnsim.cells.base import (block, block_gate_means, bounded, chunk_bytes, named, recurrent_cell_params,
+                               state_pair, tanh_candidate)
 from rnnsim.kernels import chunked, steps
 from rnnsim.kernels.chunked import StepCache, prev_state, project_chunk
 from rnnsim.kernels.loader import jit
@@ -237,14 +238,7 @@ def run_backward(ws, params, model, t_hi, t_lo):
 # ------------------------------------------------------------------------------------ what the views show
 gate_means = block_gate_means(GATES, GATE_STATS)
 describe = named("gru")
-
-
-def bounded_state(model):
-    return True     # h_t = o ⊙ tanh(c_t) (LSTM), a convex mix of tanh values and h_{t-1} (GRU)
-
-
-def candidate_activation(model):
-    return "tanh"
+bounded_state, candidate_activation = bounded, tanh_candidate
 
 
 def step_jacobian(ws, params, model, t, batch):
