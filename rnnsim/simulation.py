@@ -25,6 +25,7 @@ PHASES = ("idle", "forward", "forward_done", "backward", "backward_done")
 #: overflow and NaN are expected in the lessons on exploding gradients: the sentinel reports them, not warnings.
 #: (The small pass runs no NumPy ufunc, so it needs no errstate: see ``_quiet`` in Simulation._build.)
 _errstate = functools.partial(np.errstate, over="ignore", invalid="ignore", divide="ignore")
+_null = contextlib.nullcontext()   # reusable (np.errstate is not): the small pass's ``_quiet()``
 
 
 @dataclass(frozen=True)
@@ -87,7 +88,7 @@ class Simulation:
         plan = modes.choose(self._cell, T, B, D, self.H, O, self.dtype.itemsize, m)
         self._ws = self._cell.allocate(T, B, D, self.H, self.dtype, m, plan)
         self.attention_readout = m.readout == "attention"
-        self._quiet = contextlib.nullcontext if plan.small_pass else _errstate
+        self._quiet = (lambda: _null) if plan.small_pass else _errstate
 
         self._X = np.zeros((T, B, D), dtype=self.dtype)
         self._Y = np.zeros((T, B), dtype=np.int64) if self.classification else np.zeros((T, B, O), dtype=self.dtype)
