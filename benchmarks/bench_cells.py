@@ -371,7 +371,7 @@ scenario = lambda cell, H, B, T, dtype: Scenario.from_dict({"scenario": {"name":
     "task": {"kind": "random", "length": T, "batch_size": B, "input_size": 16}})
 res = {"import": t_import}
 t0 = time.perf_counter()
-from rnnsim.cells._common import load_kernels
+from rnnsim.kernels import load_kernels
 load_kernels()  # import numba (+ llvmlite, SciPy's BLAS) and make the dispatchers: machine code comes per call
 res["numba"] = time.perf_counter() - t0
 for dtype in ("float64", "float32"):

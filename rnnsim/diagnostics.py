@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from rnnsim.cells import CELLS
+from rnnsim.cells.base import candidate_matrix
 
 
 def _batch_mean_norm(a):
@@ -50,52 +51,10 @@ def step_jacobians(sim, t: int, batch=slice(None)) -> np.ndarray:
     """The Jacobians of the recurrent state at step t with respect to the state at t − 1, per sample: (b, S, S).
 
     The state is h_t (S = H) for the RNN and GRU, and (h_t, c_t) for the LSTM (S = 2H), since the gradient flows
-    back through both. With h_{-1} = c_{-1} = 0 at t = 0. Needs step t done forward.
-    The attention cell has no recurrent state: a ValueError.
+    back through both (the cell's ``STATE``). With h_{-1} = c_{-1} = 0 at t = 0. Needs step t done forward.
+    The attention cell has no recurrent state: a ValueError. (Each cell's ``step_jacobian``.)
     """
-    ws, p, m = sim.workspace, sim.params, sim.scenario.model
-    if m.cell == "attention":
-        raise ValueError("step Jacobians need a recurrent state; the attention cell has none (z_t depends on "
-                         "the inputs only)")
-    H = sim.H
-    W = p["weight_hh"].astype(np.float64)
-    h = ws.h[t, batch].astype(np.float64)
-    h_prev = ws.h[t - 1, batch].astype(np.float64) if t > 0 else np.zeros_like(h)
-    if m.cell == "rnn":
-        dphi = (h > 0).astype(float) if m.activation == "relu" else 1.0 - h * h
-        if m.layernorm:
-            ahat = ws.ahat[t, batch].astype(np.float64)
-            rstd = ws.rstd[t, batch].astype(np.float64)
-            eye = np.eye(H)
-            # ∂LN(a)/∂a = rstd (I − 11ᵀ/H − â âᵀ/H), then the affine weight γ
-            dln = rstd[:, None, None] * (eye - 1.0 / H - ahat[:, :, None] * ahat[:, None, :] / H)
-            dln = p["ln.weight"][None, :, None] * dln
-            return dphi[:, :, None] * (dln @ W)
-        return dphi[:, :, None] * W[None]
-    if m.cell == "lstm":
-        gates = ws.gates[t, batch].astype(np.float64)
-        i, f, g, o = (gates[:, k * H:(k + 1) * H] for k in range(4))
-        c = ws.c[t, batch].astype(np.float64)
-        c_prev = ws.c[t - 1, batch].astype(np.float64) if t > 0 else np.zeros_like(c)
-        Wi, Wf, Wg, Wo = (W[k * H:(k + 1) * H] for k in range(4))
-        tc = np.tanh(c)
-        dc_dh = ((g * i * (1 - i))[:, :, None] * Wi + (c_prev * f * (1 - f))[:, :, None] * Wf
-                 + (i * (1 - g * g))[:, :, None] * Wg)
-        dc_dc = np.einsum("bi,ij->bij", f, np.eye(H))
-        dh_dh = (tc * o * (1 - o))[:, :, None] * Wo + (o * (1 - tc * tc))[:, :, None] * dc_dh
-        dh_dc = (o * (1 - tc * tc))[:, :, None] * dc_dc
-        top = np.concatenate([dh_dh, dh_dc], axis=2)
-        bottom = np.concatenate([dc_dh, dc_dc], axis=2)
-        return np.concatenate([top, bottom], axis=1)
-    # GRU
-    gates = ws.gates[t, batch].astype(np.float64)
-    r, z, n = (gates[:, k * H:(k + 1) * H] for k in range(3))
-    ghn = ws.ghn[t, batch].astype(np.float64)
-    Wr, Wz, Wn = (W[k * H:(k + 1) * H] for k in range(3))
-    dr = (r * (1 - r))[:, :, None] * Wr
-    dz = (z * (1 - z))[:, :, None] * Wz
-    dn = (1 - n * n)[:, :, None] * (r[:, :, None] * Wn + ghn[:, :, None] * dr)
-    return np.einsum("bi,ij->bij", z, np.eye(H)) + (h_prev - n)[:, :, None] * dz + (1 - z)[:, :, None] * dn
+    return CELLS[sim.cell_name].step_jacobian(sim.workspace, sim.params, sim.scenario.model, t, batch)
 
 
 def jacobian_norms(sim, max_batch: int = 8) -> np.ndarray:
@@ -103,7 +62,7 @@ def jacobian_norms(sim, max_batch: int = 8) -> np.ndarray:
     forward pass has not reached. Below 1 step after step, the gradient must shrink (vanishing).
     All NaN for the attention cell (no recurrence)."""
     out = np.full(sim.T, np.nan)
-    if sim.scenario.model.cell == "attention":
+    if not CELLS[sim.cell_name].STATE:
         return out
     b = slice(0, min(sim.B, max_batch))
     for t in range(sim.t):
@@ -127,21 +86,17 @@ def spectrum(sim) -> Spectrum:
     """Eigenvalues and σ_max of the recurrent weights, and the Pascanu, Mikolov & Bengio (2013) condition:
     σ_max < 1/γ is sufficient for vanishing gradients; σ_max > 1/γ is necessary for exploding ones."""
     m = sim.scenario.model
-    H = sim.H
-    if m.cell == "attention":
+    cell = CELLS[m.cell]
+    if cell.G == 0:
         return Spectrum(np.zeros(0, dtype=complex), math.nan, math.nan, 1.0, 1.0,
                         "does not apply: the attention cell has no recurrent matrix (no W_hh; nothing is "
                         "multiplied step after step)")
-    W = sim.params["weight_hh"].astype(np.float64)
-    if m.cell == "lstm":
-        W = W[2 * H:3 * H]   # the g (candidate) block
-    elif m.cell == "gru":
-        W = W[2 * H:3 * H]   # the n (candidate) block
+    W = candidate_matrix(cell, sim.params["weight_hh"].astype(np.float64))
     eig = np.linalg.eigvals(W)
     smax = float(np.linalg.svd(W, compute_uv=False)[0])
     gamma = 1.0
     bound = 1.0 / gamma
-    if m.cell != "rnn":
+    if cell.CANDIDATE_BLOCK is not None:
         verdict = (f"gated cell: the condition is for plain RNNs; the gates scale the Jacobian "
                    f"(see the per-step norms); candidate block σ_max = {smax:.3g}")
     elif m.layernorm:
@@ -156,7 +111,7 @@ def spectrum(sim) -> Spectrum:
 
 def gate_means(sim) -> dict[str, np.ndarray]:
     """Mean gate activations per step over the batch and units, for the steps done forward:
-    LSTM "input", "forget", "output"; GRU "reset", "update"; RNN none."""
+    LSTM "input", "forget", "output"; GRU "reset", "update"; RNN none (each cell's GATE_STATS)."""
     t_done = sim.t
     out = {}
     for name, v in CELLS[sim.cell_name].gate_means(sim.workspace, t_done).items():

@@ -14,7 +14,6 @@ from __future__ import annotations
 import difflib
 import os
 import re
-import sys
 import tomllib
 from importlib import resources
 from pathlib import Path
@@ -329,51 +328,15 @@ def task_dims(task: TaskSection) -> tuple[int, int, bool]:
     raise ValueError(f"unknown task kind {kind!r}")
 
 
-_GATES = {"rnn": 1, "lstm": 4, "gru": 3}
-
-
 def estimate_bytes(sc: Scenario) -> int:
-    """Rough upper estimate of the memory a Simulation of ``sc`` allocates, in bytes.
+    """Rough upper estimate of the memory a Simulation of ``sc`` allocates, in bytes: asks the cell
+    (rnnsim/cells/base.py's ``estimate_bytes``: the inputs, targets and outputs, the cell's buffers in the mode it
+    would run in, the attention readout's, and four copies of the weights)."""
+    from rnnsim.cells import CELLS, estimate_bytes as cell_bytes
 
-    ``itemsize * T * B * (2*D + 3*O + H*w)`` for the per-step arrays (w = 3 for rnn, +2 with layernorm, 11
-    for lstm (and H + D more for its fused-input mode's [h_{t-1}, x_t] at large sizes), 12 for gru, 12 for attention:
-    see each cell's ``allocate``) plus four copies of the weights (parameters, gradients, two optimiser moments).
-    Attention stores the weights α (T, B, T): the attention cell and the attention readout each add
-    ``itemsize * T * (B*T + 1)`` (the readout also 5 more (T, B, H) arrays and its weights); the attention cell
-    adds its (T, H) positional encoding.
-    """
-    itemsize = 8 if sc.model.dtype == "float64" else 4
     d, o, _ = task_dims(sc.task)
-    h = sc.model.hidden_size
-    cell = sc.model.cell
-    T, B = sc.task.length, sc.task.batch_size
-    if cell == "attention":
-        # e, q, k, v, a, z, dz, dq, dk, dv, da (T, B, H) + a little slack; α (T, B, T); P (T, H); scratch
-        per_step = itemsize * T * B * (2 * d + 3 * o + h * 12) + itemsize * T * (B * T + h + 1)
-        n_params = h * d + 4 * h * h + 2 * h + o * h + o
-        return per_step + 4 * itemsize * n_params + 2 * itemsize * h * h
-    w = {"rnn": 3 + (2 if sc.model.layernorm else 0), "lstm": 11, "gru": 12}[cell]
-    g = _GATES[cell]
-    n_params = g * h * (d + h) + 2 * g * h + o * h + o + (2 * h if cell == "rnn" and sc.model.layernorm else 0)
-    # Above the cells' cache limit (rnnsim/cells/_common.py; the defaults here when it is not imported yet) they run
-    # chunked: no per-step caches beyond what BPTT cannot recompute, (K, B, ·) chunk buffers, three more weight-sized
-    # arrays (gradient accumulators and scratch).
-    common = sys.modules.get("rnnsim.cells._common")
-    limit = getattr(common, "CACHE_LIMIT", 256 << 20)
-    cached = itemsize * T * B * h * {"rnn": 1, "lstm": 8, "gru": 10}[cell]
-    chunk = 0
-    if cached > limit:
-        K = max(1, min(int(getattr(common, "CHUNK_STEPS", 64)), T))
-        w = {"rnn": 2 + (2 if sc.model.layernorm else 0), "lstm": 3, "gru": 2}[cell]
-        chunk = itemsize * K * B * h * {"rnn": 1, "lstm": 10, "gru": 11}[cell] + 3 * itemsize * n_params + 8 * T * g
-    per_step = itemsize * T * B * (2 * d + 3 * o + h * w) + chunk
-    if cell == "lstm" and not chunk:   # the fused-input mode (when it applies): [h_{t-1}, x_t] for every step,
-        per_step += itemsize * (T * B * (h + d) + 2 * g * h * (h + d) + B * g * h)   # [W_hh^T; W_ih^T], its grad, b_ih rows
-    if sc.model.readout == "attention":
-        # q, c, dq, dc (T, B, H) + slack; α (T, B, T); scratch (T); W_q (H, H) and the readout's second half (O, H)
-        per_step += itemsize * T * B * (5 * h + T) + itemsize * T
-        n_params += h * h + o * h
-    return per_step + 4 * itemsize * n_params
+    itemsize = 8 if sc.model.dtype == "float64" else 4
+    return cell_bytes(CELLS[sc.model.cell], sc.model, sc.task.length, sc.task.batch_size, d, o, itemsize)
 
 
 def max_bytes() -> int:

@@ -6,40 +6,26 @@ attributes of the public API (DESIGN.md §2) are (B, T, ...) views of them. Noth
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 from dataclasses import dataclass
 
 import numpy as np
 
-from rnnsim import _fused, tasks
+from rnnsim import tasks
 from rnnsim.cells import CELLS, init_params
-from rnnsim.cells._common import gemm, small_gemms, step_gemm_in_numpy
-from rnnsim.cells.attention import attend, attend_grad
+from rnnsim.kernels import checks, modes
 from rnnsim.optim import clip_, global_norm, make_optimizer
+from rnnsim.readout import Readout
 from rnnsim.scenario import Scenario, task_dims
 
 PHASES = ("idle", "forward", "forward_done", "backward", "backward_done")
 
-#: the sentinel's array names for the codes of rnnsim._fused
-_FORWARD_ARRAYS = {_fused.HIDDEN: "hidden", _fused.CELL_STATE: "cell_state", _fused.OUTPUTS: "outputs"}
-_BACKWARD_ARRAYS = {_fused.GRAD_HIDDEN: "grad_hidden", _fused.GRAD_INPUTS: "grad_inputs"}
-
-#: overflow and NaN are expected in the lessons on exploding gradients: the sentinel reports them, not warnings
-_quiet = np.errstate(over="ignore", invalid="ignore", divide="ignore")
-
-
-def _quiet_unless_fused(method):
-    """``method`` under _quiet, except on the fused path (Simulation._fused), where no NumPy ufunc runs."""
-    quiet = _quiet(method)
-
-    @functools.wraps(method)
-    def run(self, *args):
-        return (method if self._fused else quiet)(self, *args)
-    return run
-
-#: the finiteness checks run over blocks of at most this many elements (a boolean temporary of that many bytes)
-_CHECK_BLOCK = 16 << 20
+#: overflow and NaN are expected in the lessons on exploding gradients: the sentinel reports them, not warnings.
+#: (The small pass runs no NumPy ufunc, so it needs no errstate: see ``_quiet`` in Simulation._build.)
+_errstate = functools.partial(np.errstate, over="ignore", invalid="ignore", divide="ignore")
+_null = contextlib.nullcontext()   # reusable (np.errstate is not): the small pass's ``_quiet()``
 
 
 @dataclass(frozen=True)
@@ -98,14 +84,11 @@ class Simulation:
         self.params = init_params(m, D, O, self.seed, self.dtype)
         self.grads = {k: np.zeros_like(v) for k, v in self.params.items()}
         self._optimizer = make_optimizer(sc.training, self.params)
-        self._ws = self._cell.allocate(T, B, D, self.H, self.dtype, m)
+        # every size question answered once: the execution mode and the rest of the plan (rnnsim/kernels/modes.py)
+        plan = modes.choose(self._cell, T, B, D, self.H, O, self.dtype.itemsize, m)
+        self._ws = self._cell.allocate(T, B, D, self.H, self.dtype, m, plan)
         self.attention_readout = m.readout == "attention"
-        if self.attention_readout:
-            # the attention readout's arrays live in the same workspace (counted by nbytes, read by diagnostics)
-            z = lambda *shape: np.zeros(shape, dtype=self.dtype)  # noqa: E731
-            H = self.H
-            self._ws.__dict__.update(ro_q=z(T, B, H), ro_ctx=z(T, B, H), ro_alpha=z(T, B, T), ro_dq=z(T, B, H),
-                                     ro_dc=z(T, B, H), ro_dalpha=z(T))
+        self._quiet = (lambda: _null) if plan.small_pass else _errstate
 
         self._X = np.zeros((T, B, D), dtype=self.dtype)
         self._Y = np.zeros((T, B), dtype=np.int64) if self.classification else np.zeros((T, B, O), dtype=self.dtype)
@@ -113,14 +96,7 @@ class Simulation:
         self._out = np.zeros((T, B, O), dtype=self.dtype)
         self._dout = np.zeros((T, B, O), dtype=self.dtype)
 
-        self._fused = self._can_fuse()
-        if self._fused:   # (T·B, ·) views for the kernels of rnnsim._fused
-            self._h2 = self._ws.h.reshape(T * B, self.H)
-            self._dh2 = self._ws.dh.reshape(T * B, self.H)
-            self._out2 = self._out.reshape(T * B, O)
-            self._dout2 = self._dout.reshape(T * B, O)
-            self._cs_checked = self._ws.c if self.cell_name == "lstm" else self._ws.h
-            self._grads_ids = self._grads_flat = None
+        self._ro = Readout(self)
 
         self._data_rng = np.random.default_rng([self.seed, 1])
         self._draw_batch()
@@ -139,17 +115,6 @@ class Simulation:
         self._X[:] = x.transpose(1, 0, 2)
         self._Y[:] = y.transpose(1, 0) if self.classification else y.transpose(1, 0, 2)
         self._M[:] = mask.T
-
-    def _can_fuse(self) -> bool:
-        """Whether a pass runs in Numba only: a recurrent cell in cached mode whose per-step products stay in its
-        Numba loop and whole-sequence products are small (see _common.gemm), and the linear readout. Then the
-        readout, the loss and the sentinel's checks run as single calls of rnnsim._fused, and no NumPy ufunc
-        (nor errstate) is needed: at small sizes those NumPy calls cost more than the time loop."""
-        if self.attention_readout or self._cell.G == 0 or self._ws.K:
-            return False
-        GH = self._cell.G * self.H
-        return not step_gemm_in_numpy(self.B, self.H, GH) and small_gemms(self.T * self.B, GH, self.D, self.H,
-                                                                           self.O)
 
     # ----------------------------------------------------------------------------------- public array views
     inputs = property(lambda self: self._X.transpose(1, 0, 2), doc="(B, T, D) task inputs")
@@ -182,34 +147,29 @@ class Simulation:
         return self.T - 1
 
     # --------------------------------------------------------------------------------------------- forward
-    @_quiet_unless_fused
     def _begin_forward(self) -> None:
         if self._new_batch_due:
             self._draw_batch()
             self._new_batch_due = False
-        self._cell.begin_forward(self._ws, self._X, self.params)
+        with self._quiet():
+            self._cell.begin_forward(self._ws, self._X, self.params)
         self.t = 0
         self.bt = 0
         self.loss = None
         self.phase = "forward"
 
-    @_quiet_unless_fused
     def _forward_to(self, t1: int) -> None:
+        """Steps [t, t1) of the cell, their outputs and checks, and at t1 = T the loss."""
         t0 = self.t
-        self._cell.run_forward(self._ws, self.params, self.scenario.model, t0, t1)
-        if self._fused:
-            self._forward_tail_fused(t0, t1)
-            return
-        self._readout(t0, t1)
+        check = self.sentinel is None
+        with self._quiet():
+            self._cell.run_forward(self._ws, self.params, self.scenario.model, t0, t1)
+            code, t, loss = self._ro.forward(t0, t1, check)
         self.t = t1
-        if self.sentinel is None:
-            arrays = [("hidden", self._ws.h)]
-            if self.cell_name == "lstm":
-                arrays.append(("cell_state", self._ws.c))
-            arrays.append(("outputs", self._out))
-            self._check_steps("forward", arrays, t0, t1)
+        if check and code != checks.OK:
+            self.sentinel = Sentinel(self.iteration, "forward", t, checks.FORWARD_ARRAYS[code])
         if t1 == self.T:
-            self._finish_forward(self._compute_loss())
+            self._finish_forward(loss)
 
     def _finish_forward(self, loss: float) -> None:
         """The pass reached t = T: keep the loss, and name it in the sentinel if it is not finite."""
@@ -218,43 +178,15 @@ class Simulation:
         if self.sentinel is None and not math.isfinite(self.loss):
             self.sentinel = Sentinel(self.iteration, "forward", None, "loss")
 
-    def _forward_tail_fused(self, t0: int, t1: int) -> None:
-        """The rest of _forward_to in one Numba call: readout, checks, and at t1 = T the loss."""
-        p, ws = self.params, self._ws
-        check = self.sentinel is None
-        # counted per pass, not per batch: loss_mask is a writable view of _M
-        n = int(self._M.sum()) if t1 == self.T else 0
-        scale = self.dtype.type(2.0 / max(1, n * self.O))  # the MSE's 2/count in the arrays' dtype, as NumPy rounds it
-        code, t, loss = _fused.forward_tail(
-            t0, t1, self.B, self._h2, p["readout.weight"].T, p["readout.bias"], self._out2, ws.h, self._cs_checked,
-            self.cell_name == "lstm", check, self._out, None if self.classification else self._Y,
-            self._Y if self.classification else None, self._M, self._dout, scale, n)
-        self.t = t1
-        if check and code != _fused.OK:
-            self.sentinel = Sentinel(self.iteration, "forward", t, _FORWARD_ARRAYS[code])
-        if t1 == self.T:
-            self._finish_forward(loss)
-
     def _readout(self, t0: int, t1: int) -> None:
-        """outputs for steps [t0, t1) from h_0..h_{t1-1}: linear, or the attention readout."""
-        if self.attention_readout:
-            self._attention_readout_forward(t0, t1)
-        else:
-            gemm(self._ws.h[t0:t1].reshape(-1, self.H), self.params["readout.weight"].T,
-                 self._out[t0:t1].reshape(-1, self.O))
-        self._out[t0:t1] += self.params["readout.bias"]
+        """outputs for steps [t0, t1) from h_0..h_{t1-1} (NumPy; see rnnsim/readout.py)."""
+        with self._quiet():
+            self._ro.outputs(t0, t1)
 
-    def _attention_readout_forward(self, t0: int, t1: int) -> None:
-        """out_t = W_o [h_t; c_t] (bias added by the caller), c_t = Σ_{j≤t} α_tj h_j, α_t = softmax_j(q_t·h_j/√H),
-        q_t = W_q h_t, for t in [t0, t1): each step needs only h_0..h_t, so stepping works."""
-        ws, p, H = self._ws, self.params, self.H
-        h = ws.h[t0:t1].reshape(-1, H)
-        np.matmul(h, p["attn.query.weight"].T, out=ws.ro_q[t0:t1].reshape(-1, H))
-        attend(t0, t1, ws.ro_q, ws.h, ws.h, 1.0 / math.sqrt(H), ws.ro_alpha, ws.ro_ctx)
-        W = p["readout.weight"]
-        out = self._out[t0:t1].reshape(-1, self.O)
-        np.matmul(h, W[:, :H].T, out=out)
-        out += ws.ro_ctx[t0:t1].reshape(-1, H) @ W[:, H:].T
+    def _compute_loss(self) -> float:
+        """The loss and, into ``_dout``, its gradient with respect to every output (NumPy)."""
+        with _errstate():
+            return self._ro.loss()
 
     def step_forward(self) -> bool:
         """Run one time step forward. Returns False once t == T (then ``loss`` is set)."""
@@ -273,124 +205,31 @@ class Simulation:
         self._forward_to(self.T)
         return self.loss
 
-    def _compute_loss(self) -> float:
-        """The loss and, into ``_dout``, its gradient with respect to every output."""
-        out, M = self._out, self._M
-        n = int(M.sum())
-        self._dout[:] = 0
-        if n == 0:
-            return 0.0
-        if self.classification:
-            logits = out[M]                                   # (n, O)
-            shifted = logits - logits.max(axis=1, keepdims=True)
-            logp = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
-            y = self._Y[M]
-            loss = -logp[np.arange(n), y].mean()
-            d = np.exp(logp)
-            d[np.arange(n), y] -= 1.0
-            self._dout[M] = d / n
-        else:
-            diff = (out - self._Y) * M[:, :, None]
-            count = n * self.O
-            loss = float(np.vdot(diff, diff)) / count
-            self._dout[:] = diff * (2.0 / count)
-        return float(loss)
-
     # -------------------------------------------------------------------------------------------- backward
-    @_quiet_unless_fused
     def _begin_backward(self) -> None:
-        ws = self._ws
-        Wo = self.params["readout.weight"]
-        # the part of dL/dh_t that comes through the readout at step t; BPTT adds the recurrent part
-        if self._fused:
-            _fused.readout_backward(self._dout2, Wo, self._h2, self._dh2, self.grads["readout.weight"],
-                                    self.grads["readout.bias"])
-        else:
-            if self.attention_readout:
-                self._attention_readout_backward()
-            else:
-                gemm(self._dout.reshape(-1, self.O), Wo, ws.dh.reshape(-1, self.H))
-                gemm(self._dout.reshape(-1, self.O).T, ws.h.reshape(-1, self.H), self.grads["readout.weight"])
-            np.sum(self._dout, axis=(0, 1), out=self.grads["readout.bias"])
-        self._cell.begin_backward(ws)
+        with self._quiet():
+            self._ro.backward()
+            self._cell.begin_backward(self._ws)
         self.bt = 0
         self.phase = "backward"
 
-    def _attention_readout_backward(self) -> None:
-        """The attention readout's whole gradient with respect to every h_j, into ws.dh (before BPTT: the readout
-        does not feed the recurrence), and the gradients of readout.weight and attn.query.weight:
-            dh_t  = dout_t W_o[:, :H]                       (direct)
-            dc_t  = dout_t W_o[:, H:];  dα_tj = dc_t·h_j;  ds_tj = α_tj (dα_tj − Σ α_t dα_t)/√H
-            dh_j += α_tj dc_t + ds_tj q_t   (j ≤ t: h_j as value and as key);  dq_t = Σ_j ds_tj h_j
-            dh_t += dq_t W_q                                (h_t as the query)
-        """
-        ws, p, H, O = self._ws, self.params, self.H, self.O
-        dout = self._dout.reshape(-1, O)
-        h = ws.h.reshape(-1, H)
-        W = p["readout.weight"]
-        dh = ws.dh.reshape(-1, H)
-        np.matmul(dout, W[:, :H], out=dh)
-        gW = self.grads["readout.weight"]
-        gW[:, :H] = dout.T @ h
-        gW[:, H:] = dout.T @ ws.ro_ctx.reshape(-1, H)
-        np.matmul(dout, W[:, H:], out=ws.ro_dc.reshape(-1, H))
-        attend_grad(self.T - 1, 0, ws.ro_q, ws.h, ws.h, ws.ro_alpha, ws.ro_dc, 1.0 / math.sqrt(H),
-                        ws.ro_dq, ws.dh, ws.dh, ws.ro_dalpha)
-        dq = ws.ro_dq.reshape(-1, H)
-        dh += dq @ p["attn.query.weight"]
-        np.matmul(dq.T, h, out=self.grads["attn.query.weight"])
-
-    @_quiet_unless_fused
     def _backward_to(self, bt1: int) -> None:
         t_hi = self.T - 1 - self.bt
         t_lo = self.T - bt1
-        self._cell.run_backward(self._ws, self.params, self.scenario.model, t_hi, t_lo)
-        self.bt = bt1
-        if self._fused:
-            self._backward_checks_fused(t_hi, t_lo)
-            return
-        if self.sentinel is None:
-            self._check_steps("backward", [("grad_hidden", self._ws.dh)], t_lo, t_hi + 1, reverse=True)
-        if bt1 == self.T:
-            self._cell.finish_backward(self._ws, self._X, self.params, self.grads, self.scenario.model)
-            self.phase = "backward_done"
-            if self.sentinel is None:
-                if not np.isfinite(self._ws.dx).all():
-                    t = int(np.nonzero(~np.isfinite(self._ws.dx).all(axis=(1, 2)))[0][-1])
-                    self.sentinel = Sentinel(self.iteration, "backward", t, "grad_inputs")
-                else:
-                    for name, g in self.grads.items():
-                        if not np.isfinite(g).all():
-                            self.sentinel = Sentinel(self.iteration, "backward", None, f"grads[{name}]")
-                            break
-
-    def _backward_checks_fused(self, t_hi: int, t_lo: int) -> None:
-        """The rest of _backward_to with the checks as single Numba calls (same order, same sentinel)."""
-        ws = self._ws
-        done = self.bt == self.T
-        if done:
-            self._cell.finish_backward(ws, self._X, self.params, self.grads, self.scenario.model)
-            self.phase = "backward_done"
+        with self._quiet():
+            self._cell.run_backward(self._ws, self.params, self.scenario.model, t_hi, t_lo)
+            self.bt = bt1
+            done = bt1 == self.T
+            if done:
+                self._cell.finish_backward(self._ws, self._X, self.params, self.grads, self.scenario.model)
+                self.phase = "backward_done"
         if self.sentinel is not None:
             return
-        if not done:
-            t = _fused.first_nonfinite_step(ws.dh, t_lo, t_hi + 1, True)
-            code = _fused.GRAD_HIDDEN if t >= 0 else _fused.OK
-        else:
-            code, t = _fused.backward_checks(ws.dh, t_lo, t_hi, ws.dx, self._flat_grads())
-        if code == _fused.GRADS:
+        code, t = self._ro.backward_checks(t_lo, t_hi, done)
+        if code == checks.GRADS:
             self.sentinel = Sentinel(self.iteration, "backward", None, f"grads[{list(self.grads)[t]}]")
-        elif code != _fused.OK:
-            self.sentinel = Sentinel(self.iteration, "backward", t, _BACKWARD_ARRAYS[code])
-
-    def _flat_grads(self) -> tuple:
-        """1-D views of the gradient arrays, in order (cached; rebuilt if an entry of ``grads`` was replaced: the
-        views keep the arrays they were made from alive, so their ids cannot be reused meanwhile)."""
-        ids = tuple(map(id, self.grads.values()))
-        if ids != self._grads_ids:
-            self._grads_flat = tuple([g.reshape(-1) for g in self.grads.values()])
-            self._grads_ids = ids
-        return self._grads_flat
+        elif code != checks.OK:
+            self.sentinel = Sentinel(self.iteration, "backward", t, checks.BACKWARD_ARRAYS[code])
 
     def _require_forward(self) -> None:
         if self.phase not in ("forward_done", "backward", "backward_done"):
@@ -415,7 +254,7 @@ class Simulation:
         self._backward_to(self.T)
 
     # ---------------------------------------------------------------------------------------------- update
-    @_quiet
+    @_errstate()
     def apply_update(self) -> UpdateInfo:
         """Clip the gradients per the scenario (in place), then take one optimizer step."""
         if self.phase != "backward_done":
@@ -429,18 +268,18 @@ class Simulation:
             norm = global_norm(self.grads)
             info = UpdateInfo(self.iteration + 1, self.loss, norm, norm, False, False)
             if self.sentinel is None:
-                name = next((f"grads[{k}]" for k, g in self.grads.items() if not np.isfinite(g).all()), "grad_norm")
+                i = checks.first_nonfinite(self._ro.flat(self.grads))
+                name = f"grads[{list(self.grads)[i]}]" if i >= 0 else "grad_norm"
                 self.sentinel = Sentinel(self.iteration, "update", None, name)
         else:
             self._optimizer.step(self.params, self.grads)
             info = UpdateInfo(self.iteration + 1, self.loss, res.norm, res.clipped_norm, res.clipped, True,
                               res.cosine)
-            for name, p in self.params.items():
-                if not np.isfinite(p).all():
-                    self.sentinel = Sentinel(self.iteration, "update", None, f"params[{name}]")
-                    info = UpdateInfo(info.iteration, info.loss, info.grad_norm, info.clipped_norm, info.clipped,
-                                      False, info.cosine)
-                    break
+            i = checks.first_nonfinite(tuple([p.reshape(-1) for p in self.params.values()]))
+            if i >= 0:
+                self.sentinel = Sentinel(self.iteration, "update", None, f"params[{list(self.params)[i]}]")
+                info = UpdateInfo(info.iteration, info.loss, info.grad_norm, info.clipped_norm, info.clipped,
+                                  False, info.cosine)
         self.iteration += 1
         self.history.append(info)
         self.phase = "idle"
@@ -514,26 +353,6 @@ class Simulation:
     def workspace(self):
         """The cell's preallocated time-major arrays (for diagnostics)."""
         return self._ws
-
-    def _check_steps(self, phase, arrays, t0, t1, reverse=False) -> None:
-        """Set the sentinel at the first time step in [t0, t1) (in pass order) where an array is non-finite."""
-        for name, a in arrays:
-            if t1 - t0 == 1:  # the step API: one step, checked without the block bookkeeping
-                if not np.isfinite(a[t0]).all():
-                    self.sentinel = Sentinel(self.iteration, phase, t0, name)
-                    return
-                continue
-            # in blocks of steps, so the boolean temporary stays small however long the sequence
-            step = max(1, _CHECK_BLOCK // max(1, a[0].size))
-            blocks = range(t0, t1, step)
-            for lo in (reversed(blocks) if reverse else blocks):
-                hi = min(lo + step, t1)
-                ok = np.isfinite(a[lo:hi]).reshape(hi - lo, -1).all(axis=1)
-                if not ok.all():
-                    bad = np.nonzero(~ok)[0]
-                    t = lo + int(bad[-1] if reverse else bad[0])
-                    self.sentinel = Sentinel(self.iteration, phase, t, name)
-                    return
 
     def __repr__(self) -> str:
         return (f"Simulation({self.scenario.scenario.name!r}, cell={self.cell_name}, T={self.T}, B={self.B}, "

@@ -30,10 +30,17 @@ import math
 
 import numpy as np
 
-from rnnsim.cells._common import Workspace, jit
+from rnnsim.kernels.loader import jit
+from rnnsim.kernels.modes import Workspace
 
 G = 0  # no gate blocks, no weight_ih / weight_hh
 GATES = ()
+GATE_SYMBOLS = ""
+GATE_STATS = ()
+FORGET_BLOCK = None
+CANDIDATE_BLOCK = None
+FOLDS_PROJECTION = False
+STATE = ""   # no recurrent state: no step Jacobian
 
 PARAM_NAMES = ("attn.embed.weight", "attn.embed.bias", "attn.query.weight", "attn.key.weight",
                "attn.value.weight", "attn.out.weight", "attn.out.bias")
@@ -50,8 +57,10 @@ def positional_encoding(T, H, dtype=np.float64):
     return P.astype(dtype)
 
 
-def init_params(H, D, rng):
-    """Every attn.* weight U(−1/√H, 1/√H), drawn in PARAM_NAMES order from ``rng`` (the cell's stream)."""
+def init_params(model, D, rng):
+    """Every attn.* weight U(−1/√H, 1/√H), drawn in PARAM_NAMES order from ``rng`` (the cell's stream); init,
+    recurrent_scale, forget_bias, activation and layernorm do not apply."""
+    H = model.hidden_size
     k = 1.0 / math.sqrt(H)
     shapes = {"attn.embed.weight": (H, D), "attn.embed.bias": (H,), "attn.query.weight": (H, H),
               "attn.key.weight": (H, H), "attn.value.weight": (H, H), "attn.out.weight": (H, H),
@@ -174,39 +183,45 @@ def attend_grad(t_hi, t_lo, Q, K, V, A, DOUT, scale, dQ, dK, dV, dalpha):
 
 
 @jit
-def forward_step(t, E, Q, K, V, scale, W_oT, b_o, A, ATT, Z):
-    """Position t: the causal attention over 0..t, then Z[t] = E[t] + ATT[t] W_o^T + b_o."""
-    attend_forward(t, t + 1, Q, K, V, scale, A, ATT)
-    B, H = E.shape[1], E.shape[2]
-    np.dot(ATT[t], W_oT, Z[t])
-    for b in range(B):
-        for k in range(H):
-            Z[t, b, k] += E[t, b, k] + b_o[k]
-
-
-@jit
 def forward_range(t0, t1, E, Q, K, V, scale, W_oT, b_o, A, ATT, Z):
+    """Positions t0..t1−1 one by one: the causal attention over 0..t, then Z[t] = E[t] + ATT[t] W_o^T + b_o."""
+    B, H = E.shape[1], E.shape[2]
     for t in range(t0, t1):
-        forward_step(t, E, Q, K, V, scale, W_oT, b_o, A, ATT, Z)
-
-
-@jit
-def backward_step(t, Q, K, V, A, DZ, W_o, scale, DATT, dQ, dK, dV, dalpha):
-    """Query position t: DATT[t] = DZ[t] W_o, then the attention backward for t (dQ[t], dK/dV for j ≤ t)."""
-    np.dot(DZ[t], W_o, DATT[t])
-    attend_backward(t, t, Q, K, V, A, DATT, scale, dQ, dK, dV, dalpha)
+        attend_forward(t, t + 1, Q, K, V, scale, A, ATT)
+        np.dot(ATT[t], W_oT, Z[t])
+        for b in range(B):
+            for k in range(H):
+                Z[t, b, k] += E[t, b, k] + b_o[k]
 
 
 @jit
 def backward_range(t_hi, t_lo, Q, K, V, A, DZ, W_o, scale, DATT, dQ, dK, dV, dalpha):
+    """Query positions t_hi down to t_lo one by one: DATT[t] = DZ[t] W_o, then the attention backward for t (dQ[t],
+    dK/dV for j ≤ t)."""
     for t in range(t_hi, t_lo - 1, -1):
-        backward_step(t, Q, K, V, A, DZ, W_o, scale, DATT, dQ, dK, dV, dalpha)
+        np.dot(DZ[t], W_o, DATT[t])
+        attend_backward(t, t, Q, K, V, A, DATT, scale, dQ, dK, dV, dalpha)
 
 
-# ------------------------------------------------------------------------------------ driver used by Simulation
-def allocate(T, B, D, H, dtype, model) -> Workspace:
+# ------------------------------------------------------------------------------------ parameters and buffers
+def param_count(model, D, H):
+    return H * D + 4 * H * H + 2 * H
+
+
+def cached_bytes(T, B, H, itemsize, model):
+    return 0   # no memory modes
+
+
+def buffer_bytes(model, T, B, D, H, itemsize, K, n_params):
+    """e, q, k, v, a, z, dz, dq, dk, dv, da (T, B, H) + a little slack; α (T, B, T); P (T, H); scratch; W_o^T and
+    slack (2 H²)."""
+    return itemsize * T * B * H * 12 + itemsize * T * (B * T + H + 1) + 2 * itemsize * H * H
+
+
+def allocate(T, B, D, H, dtype, model, plan) -> Workspace:
     z = lambda *shape: np.zeros(shape, dtype=dtype)  # noqa: E731
     ws = Workspace(
+        plan,
         E=z(T, B, H), q=z(T, B, H), k=z(T, B, H), v=z(T, B, H), alpha=z(T, B, T), att=z(T, B, H),
         h=z(T, B, H), dh=z(T, B, H), dx=z(T, B, D),
         dq=z(T, B, H), dk=z(T, B, H), dv=z(T, B, H), datt=z(T, B, H),
@@ -230,6 +245,7 @@ def begin_forward(ws, X, params):
     np.copyto(ws.W_oT, params["attn.out.weight"].T)
 
 
+# ------------------------------------------------------------------------------------ drivers used by Simulation
 def _scale(ws):
     return 1.0 / math.sqrt(ws.h.shape[2])
 
@@ -284,8 +300,26 @@ def finish_backward(ws, X, params, grads, model):
     np.matmul(de, params["attn.embed.weight"], out=r(ws.dx))
 
 
+# ------------------------------------------------------------------------------------ what the views show
 def gate_means(ws, t_done):
     return {}
+
+
+def describe(model):
+    return "attention"
+
+
+def bounded_state(model):
+    return True     # z_t = e_t + W_o a_t + b_o: O(1) terms; the heatmap keeps its fixed scale, as before
+
+
+def candidate_activation(model):
+    return "tanh"   # not used: no recurrent matrix (spectrum says so)
+
+
+def step_jacobian(ws, params, model, t, batch):
+    raise ValueError("step Jacobians need a recurrent state; the attention cell has none (z_t depends on "
+                     "the inputs only)")
 
 
 # ------------------------------------------------------------------------------------ plain NumPy reference

@@ -14,25 +14,26 @@ from __future__ import annotations
 
 import numpy as np
 
-from rnnsim.cells._common import (StepCache, Workspace, begin_chunked_backward, begin_forward, chunk_buffers,
-                                  chunk_steps, finish_chunked, gate_block_means, jit, numpy_blas_one_thread, prev_state,
-                                  project_chunk, run_chunked_backward, run_chunked_forward, sigmoid, sigmoid_np,
-                                  step_gemm_in_numpy, tanh, weight_grads)
-
-# begin_forward, shared by the recurrent cells, is part of this module's driver interface (see cells/__init__)
+from rnnsim.cells.base import (block, block_gate_means, bounded, chunk_bytes, named, recurrent_cell_params,
+                               state_pair, tanh_candidate)
+from rnnsim.kernels import chunked, steps
+from rnnsim.kernels.chunked import StepCache, prev_state, project_chunk
+from rnnsim.kernels.loader import jit
+from rnnsim.kernels.modes import Mode, Workspace
+from rnnsim.kernels.steps import begin_forward, finish_backward  # noqa: F401  (the cell protocol's, shared)
+from rnnsim.kernels.vmath import sigmoid, sigmoid_np, tanh
 
 G = 3
 GATES = ("reset", "update", "new")
+GATE_SYMBOLS = "rzn"
+GATE_STATS = ("reset", "update")
+FORGET_BLOCK = 1         # z, the update gate (the forget gate's role)
+CANDIDATE_BLOCK = 2      # n
+FOLDS_PROJECTION = False  # dL/d(W_in x + b_in) differs from dL/d(W_hn h + b_hn)
+STATE = "h"
 
 
 # Loops split so that each touches few arrays and LLVM vectorises it (see the note in lstm.py).
-@jit
-def forward_step(t, XW, h0, W_hhT, b_hh, Hs, GT, GHN, tmp):
-    """Writes Hs[t], GT[t] = [r, z, n] and GHN[t] = W_hn h_{t-1} + b_hn. XW[t] = W_ih x_t + b_ih."""
-    np.dot(h0 if t == 0 else Hs[t - 1], W_hhT, tmp)
-    forward_gates(t, XW, h0, b_hh, Hs, GT, GHN, tmp)
-
-
 @jit
 def forward_gates(t, XW, h0, b_hh, Hs, GT, GHN, tmp):
     """forward_step after its recurrent product: tmp = h_{t-1} W_hh^T on entry (its n block is overwritten)."""
@@ -63,15 +64,11 @@ def forward_gates(t, XW, h0, b_hh, Hs, GT, GHN, tmp):
 
 
 @jit
-def backward_step(t, h0, W_hh, Hs, GT, GHN, DH, DGI, DGH, carry, tmp_h):
-    """DH[t] += carry (total dL/dh_t); DGI[t], DGH[t] = dL/d(W_ih x + b_ih), dL/d(W_hh h + b_hh);
-    carry ← dL/dh_{t-1} = dh ⊙ z + DGH[t] W_hh."""
-    backward_gates(t, h0, Hs, GT, GHN, DH, DGI, DGH, carry)
-    np.dot(DGH[t], W_hh, tmp_h)
-    B, H = carry.shape
-    for b in range(B):
-        for j in range(H):
-            carry[b, j] += tmp_h[b, j]
+def forward_loop(t0, t1, XW, h0, W_hhT, b_hh, Hs, GT, GHN, tmp):
+    """Steps [t0, t1): writes Hs[t], GT[t] = [r, z, n] and GHN[t] = W_hn h_{t-1} + b_hn. XW[t] = W_ih x_t + b_ih."""
+    for t in range(t0, t1):
+        np.dot(h0 if t == 0 else Hs[t - 1], W_hhT, tmp)
+        forward_gates(t, XW, h0, b_hh, Hs, GT, GHN, tmp)
 
 
 @jit
@@ -113,56 +110,69 @@ def backward_gates(t, h0, Hs, GT, GHN, DH, DGI, DGH, carry):
 
 
 @jit
-def _forward_range(t0, t1, XW, h0, W_hhT, b_hh, Hs, GT, GHN, tmp):
-    for t in range(t0, t1):
-        forward_step(t, XW, h0, W_hhT, b_hh, Hs, GT, GHN, tmp)
-
-
-@jit
-def _backward_range(t_hi, t_lo, h0, W_hh, Hs, GT, GHN, DH, DGI, DGH, carry, tmp_h):
+def backward_loop(t_hi, t_lo, h0, W_hh, Hs, GT, GHN, DH, DGI, DGH, carry, tmp_h):
+    """BPTT steps t_hi down to t_lo: DH[t] += carry (total dL/dh_t); DGI[t], DGH[t] = dL/d(W_ih x + b_ih),
+    dL/d(W_hh h + b_hh); carry ← dL/dh_{t-1} = dh ⊙ z + DGH[t] W_hh."""
     for t in range(t_hi, t_lo - 1, -1):
-        backward_step(t, h0, W_hh, Hs, GT, GHN, DH, DGI, DGH, carry, tmp_h)
+        backward_gates(t, h0, Hs, GT, GHN, DH, DGI, DGH, carry)
+        np.dot(DGH[t], W_hh, tmp_h)
+        B, H = carry.shape
+        for b in range(B):
+            for j in range(H):
+                carry[b, j] += tmp_h[b, j]
 
 
-def forward_range(t0, t1, XW, h0, W_hhT, b_hh, Hs, GT, GHN, tmp):
-    """Steps [t0, t1): one Numba call, or (per-step products of at least STEP_GEMM_FLOPS) a Python loop whose
-    recurrent products go to NumPy's BLAS (see _common.step_gemm_in_numpy)."""
-    if not step_gemm_in_numpy(tmp.shape[0], W_hhT.shape[0], W_hhT.shape[1]):
-        _forward_range(t0, t1, XW, h0, W_hhT, b_hh, Hs, GT, GHN, tmp)
+def forward_range(ws, t0, t1, XW, h0, b_hh, Hs, GT, GHN):
+    """Steps [t0, t1): the Numba loop, or with per-step BLAS the same steps from Python (kernels/steps.py)."""
+    W_hhT, tmp = ws.W_hhT, ws.tmp
+    if not ws.step_blas:
+        forward_loop(t0, t1, XW, h0, W_hhT, b_hh, Hs, GT, GHN, tmp)
+    else:
+        steps.forward_blas(t0, t1, h0, Hs, W_hhT, tmp, lambda t: forward_gates(t, XW, h0, b_hh, Hs, GT, GHN, tmp))
+
+
+def backward_range(ws, t_hi, t_lo, h0, W_hh, Hs, GT, GHN, DH, DGI, DGH):
+    """BPTT steps t_hi down to t_lo, like forward_range (the carry: dh ⊙ z + DGH[t] W_hh)."""
+    carry, tmp_h = ws.carry, ws.tmp_h
+    if not ws.step_blas:
+        backward_loop(t_hi, t_lo, h0, W_hh, Hs, GT, GHN, DH, DGI, DGH, carry, tmp_h)
         return
-    with numpy_blas_one_thread():
-        for t in range(t0, t1):
-            np.matmul(h0 if t == 0 else Hs[t - 1], W_hhT, out=tmp)
-            forward_gates(t, XW, h0, b_hh, Hs, GT, GHN, tmp)
+
+    def product(t):
+        np.matmul(DGH[t], W_hh, out=tmp_h)
+        np.add(carry, tmp_h, out=carry)
+
+    steps.backward_blas(t_hi, t_lo, lambda t: backward_gates(t, h0, Hs, GT, GHN, DH, DGI, DGH, carry), product)
 
 
-def backward_range(t_hi, t_lo, h0, W_hh, Hs, GT, GHN, DH, DGI, DGH, carry, tmp_h):
-    """BPTT steps t_hi down to t_lo, like forward_range."""
-    if not step_gemm_in_numpy(carry.shape[0], W_hh.shape[1], W_hh.shape[0]):
-        _backward_range(t_hi, t_lo, h0, W_hh, Hs, GT, GHN, DH, DGI, DGH, carry, tmp_h)
-        return
-    with numpy_blas_one_thread():
-        for t in range(t_hi, t_lo - 1, -1):
-            backward_gates(t, h0, Hs, GT, GHN, DH, DGI, DGH, carry)
-            np.matmul(DGH[t], W_hh, out=tmp_h)
-            carry += tmp_h
+# ------------------------------------------------------------------------------------ parameters and buffers
+init_params, param_count = recurrent_cell_params(G, FORGET_BLOCK)
 
 
-# ------------------------------------------------------------------------------------ driver used by Simulation
-# Two modes (see CACHE_LIMIT in _common): cached (ws.K == 0) keeps XW, gates, ghn and dgh for every step; chunked
-# (ws.K > 0) keeps (K, B, ·) buffers, recomputes a chunk's gates in BPTT, and ws.gates, ws.ghn are StepCaches.
-def allocate(T, B, D, H, dtype, model) -> Workspace:
+def cached_bytes(T, B, H, itemsize, model):
+    """The per-step caches whose size decides chunked mode: XW, gates, dgh (3H each), ghn (10H per row)."""
+    return T * B * 10 * H * itemsize
+
+
+def buffer_bytes(model, T, B, D, H, itemsize, K, n_params):
+    if K:   # h, dh for every step; (K, B, 11H) chunk buffers
+        return itemsize * T * B * H * 2 + chunk_bytes(K, B, H, itemsize, 11, n_params, T, G)
+    return itemsize * T * B * H * 12
+
+
+# Two modes (see rnnsim/kernels/modes.py): cached keeps XW, gates, ghn and dgh for every step; chunked keeps
+# (K, B, ·) buffers, recomputes a chunk's gates in BPTT, and ws.gates, ws.ghn are StepCaches.
+def allocate(T, B, D, H, dtype, model, plan) -> Workspace:
     z = lambda *shape: np.zeros(shape, dtype=dtype)  # noqa: E731
-    K = chunk_steps(T * B * 10 * H * np.dtype(dtype).itemsize, T)
     ws = Workspace(
-        h=z(T, B, H), dh=z(T, B, H), dx=z(T, B, D),
+        plan, h=z(T, B, H), dh=z(T, B, H), dx=z(T, B, D),
         carry=z(B, H), tmp_h=z(B, H), tmp=z(B, 3 * H), h0=z(B, H), W_hhT=z(H, 3 * H),
     )
-    if K == 0:
-        ws.K = 0
+    if plan.mode is not Mode.CHUNKED:
         ws.__dict__.update(XW=z(T, B, 3 * H), gates=z(T, B, 3 * H), ghn=z(T, B, H), dgh=z(T, B, 3 * H))
     else:
-        chunk_buffers(ws, K, B, D, H, 3, dtype)
+        K = plan.K
+        chunked.buffers(ws, K, B, D, H, 3, dtype)
         ws.__dict__.update(gates_k=z(K, B, 3 * H), ghn_k=z(K, B, H), dgh=z(K, B, 3 * H), hs_k=z(K, B, H),
                            gate_mean=np.zeros((T, 3)))
         ws.gates = StepCache(lambda t: _step_gates(ws, t)[0], (T, B, 3 * H))
@@ -186,53 +196,64 @@ def _step_gates(ws, t):
     return out, ghn
 
 
+# ------------------------------------------------------------------------------------ drivers used by Simulation
 def run_forward(ws, params, model, t0, t1):
-    if ws.K == 0:
-        forward_range(t0, t1, ws.XW, ws.h0, ws.W_hhT, params["bias_hh"], ws.h, ws.gates, ws.ghn, ws.tmp)
+    b_hh = params["bias_hh"]
+    if ws.mode is not Mode.CHUNKED:
+        forward_range(ws, t0, t1, ws.XW, ws.h0, b_hh, ws.h, ws.gates, ws.ghn)
         return
     B, H = ws.h0.shape
 
-    def steps(lo, hi, a, b):
-        forward_range(a - lo, b - lo, ws.XW, prev_state(ws, ws.h, lo, ws.h0), ws.W_hhT, params["bias_hh"],
-                      ws.h[lo:hi], ws.gates_k, ws.ghn_k, ws.tmp)
+    def chunk_steps(lo, hi, a, b):
+        forward_range(ws, a - lo, b - lo, ws.XW, prev_state(ws, ws.h, lo, ws.h0), b_hh, ws.h[lo:hi], ws.gates_k,
+                      ws.ghn_k)
         ws.gate_mean[a:b] = ws.gates_k[a - lo:b - lo].reshape(b - a, B, 3, H).mean(axis=(1, 3))
 
-    run_chunked_forward(ws, params, t0, t1, steps)
+    chunked.run_forward(ws, params, t0, t1, chunk_steps)
 
 
 def begin_backward(ws):
     ws.carry[:] = 0
-    if ws.K:
-        begin_chunked_backward(ws)
+    steps.begin_backward(ws)
 
 
 def run_backward(ws, params, model, t_hi, t_lo):
-    if ws.K == 0:
-        backward_range(t_hi, t_lo, ws.h0, params["weight_hh"], ws.h, ws.gates, ws.ghn, ws.dh, ws.dgi, ws.dgh,
-                       ws.carry, ws.tmp_h)
+    W_hh = params["weight_hh"]
+    if ws.mode is not Mode.CHUNKED:
+        backward_range(ws, t_hi, t_lo, ws.h0, W_hh, ws.h, ws.gates, ws.ghn, ws.dh, ws.dgi, ws.dgh)
         return
 
     def recompute(lo, hi):   # the chunk's gates and ghn, one forward step each into scratch h (same values)
         project_chunk(ws, lo, hi, params)
-        forward_range(0, hi - lo, ws.XW, prev_state(ws, ws.h, lo, ws.h0), ws.W_hhT, params["bias_hh"], ws.hs_k,
-                      ws.gates_k, ws.ghn_k, ws.tmp)
+        forward_range(ws, 0, hi - lo, ws.XW, prev_state(ws, ws.h, lo, ws.h0), params["bias_hh"], ws.hs_k,
+                      ws.gates_k, ws.ghn_k)
 
-    def steps(lo, hi, a, b):
-        backward_range(a - lo, b - lo, prev_state(ws, ws.h, lo, ws.h0), params["weight_hh"], ws.h[lo:hi],
-                       ws.gates_k, ws.ghn_k, ws.dh[lo:hi], ws.XW, ws.dgh, ws.carry, ws.tmp_h)
+    def chunk_steps(lo, hi, a, b):
+        backward_range(ws, a - lo, b - lo, prev_state(ws, ws.h, lo, ws.h0), W_hh, ws.h[lo:hi], ws.gates_k,
+                       ws.ghn_k, ws.dh[lo:hi], ws.XW, ws.dgh)
 
-    run_chunked_backward(ws, params, t_hi, t_lo, recompute, steps, ws.dgh)
-
-
-def finish_backward(ws, X, params, grads, model):
-    if ws.K == 0:
-        weight_grads(ws, X, ws.h0, params["weight_ih"], grads, ws.dgi, ws.dgh)
-    else:
-        finish_chunked(ws, grads)
+    chunked.run_backward(ws, params, t_hi, t_lo, recompute, chunk_steps, ws.dgh)
 
 
-def gate_means(ws, t_done):
-    return gate_block_means(ws, t_done, GATES, skip="new")
+# ------------------------------------------------------------------------------------ what the views show
+gate_means = block_gate_means(GATES, GATE_STATS)
+describe = named("gru")
+bounded_state, candidate_activation = bounded, tanh_candidate
+
+
+def step_jacobian(ws, params, model, t, batch):
+    """∂h_t/∂h_{t-1} per sample, (b, H, H), float64."""
+    H = ws.h.shape[2]
+    W = params["weight_hh"].astype(np.float64)
+    _, h_prev = state_pair(ws, ws.h, t, batch)
+    gates = ws.gates[t, batch].astype(np.float64)
+    r, z, n = (gates[:, block(k, H)] for k in range(3))
+    ghn = ws.ghn[t, batch].astype(np.float64)
+    Wr, Wz, Wn = (W[block(k, H)] for k in range(3))
+    dr = (r * (1 - r))[:, :, None] * Wr
+    dz = (z * (1 - z))[:, :, None] * Wz
+    dn = (1 - n * n)[:, :, None] * (r[:, :, None] * Wn + ghn[:, :, None] * dr)
+    return np.einsum("bi,ij->bij", z, np.eye(H)) + (h_prev - n)[:, :, None] * dz + (1 - z)[:, :, None] * dn
 
 
 # ------------------------------------------------------------------------------------ plain NumPy reference

@@ -14,29 +14,28 @@ from __future__ import annotations
 
 import numpy as np
 
-from rnnsim.cells._common import (StepCache, Workspace, begin_chunked_backward, begin_forward, chunk_buffers,
-                                  chunk_steps, finish_chunked, fused_forward_range, fused_input, fused_input_buffers,
-                                  fused_weight_grads, gate_block_means, jit, numpy_blas_one_thread, prev_state,
-                                  project_chunk, run_chunked_backward, run_chunked_forward, sigmoid, sigmoid_np,
-                                  step_gemm_in_numpy, tanh, weight_grads)
-
-# begin_forward, shared by the recurrent cells, is part of this module's driver interface (see cells/__init__)
+from rnnsim.cells.base import (block, block_gate_means, bounded, chunk_bytes, folded_bytes, named,
+                               recurrent_cell_params, state_pair, tanh_candidate)
+from rnnsim.kernels import chunked, folded, steps
+from rnnsim.kernels.chunked import StepCache, prev_state, project_chunk
+from rnnsim.kernels.loader import jit
+from rnnsim.kernels.modes import Mode, Workspace
+from rnnsim.kernels.steps import begin_forward, finish_backward  # noqa: F401  (the cell protocol's, shared)
+from rnnsim.kernels.vmath import sigmoid, sigmoid_np, tanh
 
 G = 4
 GATES = ("input", "forget", "cell", "output")
+GATE_SYMBOLS = "ifgo"
+GATE_STATS = ("input", "forget", "output")
+FORGET_BLOCK = 1         # f
+CANDIDATE_BLOCK = 2      # g
+FOLDS_PROJECTION = True
+STATE = "h, c"
 
 
 # The loops below are split so that each touches few arrays: LLVM vectorises a loop only when it can prove, with at
 # most 8 run-time overlap checks, that its arrays do not overlap (numba does not mark arrays noalias). One loop
 # per gate block, each over contiguous j, runs the branch-free sigmoid/tanh 4 doubles at a time.
-@jit
-def forward_step(t, XW, h0, c0, W_hhT, b_hh, Hs, Cs, GT, tmp):
-    """Writes Hs[t], Cs[t] and the activated gates GT[t] = [i, f, g, o]. XW[t] = W_ih x_t + b_ih."""
-    h_prev = h0 if t == 0 else Hs[t - 1]
-    np.dot(h_prev, W_hhT, tmp)
-    forward_gates(t, XW[t], c0, b_hh, Hs, Cs, GT, tmp)
-
-
 @jit
 def forward_gates(t, xw_t, c0, b_hh, Hs, Cs, GT, tmp):
     """forward_step after its recurrent product: tmp = h_{t-1} W_hh^T on entry; xw_t = XW[t] (B, 4H)."""
@@ -67,11 +66,11 @@ def forward_gates(t, xw_t, c0, b_hh, Hs, Cs, GT, tmp):
 
 
 @jit
-def backward_step(t, c0, W_hh, Cs, GT, DH, DA, carry_h, carry_c):
-    """One BPTT step: DH[t] += carry_h (total dL/dh_t); DA[t] = dL/d(gate pre-activations);
-    carry_h ← DA[t] W_hh, carry_c ← dL/dc_{t-1}."""
-    backward_gates(t, c0, Cs, GT, DH, DA, carry_h, carry_c)
-    np.dot(DA[t], W_hh, carry_h)
+def forward_loop(t0, t1, XW, h0, c0, W_hhT, b_hh, Hs, Cs, GT, tmp):
+    """Steps [t0, t1): tmp = h_{t-1} W_hh^T, then the gates; writes Hs[t], Cs[t], GT[t] = [i, f, g, o]."""
+    for t in range(t0, t1):
+        np.dot(h0 if t == 0 else Hs[t - 1], W_hhT, tmp)
+        forward_gates(t, XW[t], c0, b_hh, Hs, Cs, GT, tmp)
 
 
 @jit
@@ -113,68 +112,74 @@ def backward_gates(t, c0, Cs, GT, DH, DA, carry_h, carry_c):
 
 
 @jit
-def _forward_range(t0, t1, XW, h0, c0, W_hhT, b_hh, Hs, Cs, GT, tmp):
-    for t in range(t0, t1):
-        forward_step(t, XW, h0, c0, W_hhT, b_hh, Hs, Cs, GT, tmp)
-
-
-@jit
-def _backward_range(t_hi, t_lo, c0, W_hh, Cs, GT, DH, DA, carry_h, carry_c):
+def backward_loop(t_hi, t_lo, c0, W_hh, Cs, GT, DH, DA, carry_h, carry_c):
+    """BPTT steps t_hi down to t_lo: DH[t] += carry_h (total dL/dh_t); DA[t] = dL/d(gate pre-activations);
+    carry_h ← DA[t] W_hh, carry_c ← dL/dc_{t-1}."""
     for t in range(t_hi, t_lo - 1, -1):
-        backward_step(t, c0, W_hh, Cs, GT, DH, DA, carry_h, carry_c)
+        backward_gates(t, c0, Cs, GT, DH, DA, carry_h, carry_c)
+        np.dot(DA[t], W_hh, carry_h)
 
 
-def forward_range(t0, t1, XW, h0, c0, W_hhT, b_hh, Hs, Cs, GT, tmp):
-    """Steps [t0, t1): one Numba call, or (per-step products of at least STEP_GEMM_FLOPS) a Python loop whose
-    recurrent products go to NumPy's BLAS (see _common.step_gemm_in_numpy)."""
-    if not step_gemm_in_numpy(tmp.shape[0], W_hhT.shape[0], W_hhT.shape[1]):
-        _forward_range(t0, t1, XW, h0, c0, W_hhT, b_hh, Hs, Cs, GT, tmp)
-        return
-    with numpy_blas_one_thread():
-        for t in range(t0, t1):
-            np.matmul(h0 if t == 0 else Hs[t - 1], W_hhT, out=tmp)
-            forward_gates(t, XW[t], c0, b_hh, Hs, Cs, GT, tmp)
+def forward_range(ws, t0, t1, XW, h0, c0, b_hh, Hs, Cs, GT):
+    """Steps [t0, t1): the Numba loop, or with per-step BLAS the same steps from Python (kernels/steps.py)."""
+    W_hhT, tmp = ws.W_hhT, ws.tmp
+    if not ws.step_blas:
+        forward_loop(t0, t1, XW, h0, c0, W_hhT, b_hh, Hs, Cs, GT, tmp)
+    else:
+        steps.forward_blas(t0, t1, h0, Hs, W_hhT, tmp, lambda t: forward_gates(t, XW[t], c0, b_hh, Hs, Cs, GT, tmp))
 
 
-def backward_range(t_hi, t_lo, c0, W_hh, Cs, GT, DH, DA, carry_h, carry_c):
+def backward_range(ws, t_hi, t_lo, c0, W_hh, Cs, GT, DH, DA):
     """BPTT steps t_hi down to t_lo, like forward_range."""
-    if not step_gemm_in_numpy(carry_h.shape[0], W_hh.shape[1], W_hh.shape[0]):
-        _backward_range(t_hi, t_lo, c0, W_hh, Cs, GT, DH, DA, carry_h, carry_c)
-        return
-    with numpy_blas_one_thread():
-        for t in range(t_hi, t_lo - 1, -1):
-            backward_gates(t, c0, Cs, GT, DH, DA, carry_h, carry_c)
-            np.matmul(DA[t], W_hh, out=carry_h)
+    carry_h, carry_c = ws.carry, ws.carry_c
+    if not ws.step_blas:
+        backward_loop(t_hi, t_lo, c0, W_hh, Cs, GT, DH, DA, carry_h, carry_c)
+    else:
+        steps.backward_blas(t_hi, t_lo, lambda t: backward_gates(t, c0, Cs, GT, DH, DA, carry_h, carry_c),
+                            lambda t: np.matmul(DA[t], W_hh, out=carry_h))
 
 
-# ------------------------------------------------------------------------------------ driver used by Simulation
-# Two modes (see CACHE_LIMIT in _common): cached (ws.K == 0) keeps XW and the gates for every step; chunked
-# (ws.K > 0) keeps (K, B, 4H) buffers, recomputes a chunk's gates in BPTT, and ws.gates is a StepCache. At large
-# sizes the cached mode is fused-input (see _common.fused_input): no input projection, XW is only dL/da.
-def allocate(T, B, D, H, dtype, model) -> Workspace:
+# ------------------------------------------------------------------------------------ parameters and buffers
+init_params, param_count = recurrent_cell_params(G, FORGET_BLOCK)
+
+
+def cached_bytes(T, B, H, itemsize, model):
+    """The per-step caches whose size decides chunked mode: XW, gates (4H each), h, c, dh... (8H per row)."""
+    return T * B * 8 * H * itemsize
+
+
+def buffer_bytes(model, T, B, D, H, itemsize, K, n_params):
+    if K:   # h, c, dh for every step; (K, B, 10H) chunk buffers
+        return itemsize * T * B * H * 3 + chunk_bytes(K, B, H, itemsize, 10, n_params, T, G)
+    return itemsize * T * B * H * 11 + folded_bytes(T, B, D, H, G, itemsize)
+
+
+# Three modes (see rnnsim/kernels/modes.py): cached keeps XW and the gates for every step; chunked keeps (K, B, 4H)
+# buffers, recomputes a chunk's gates in BPTT, and ws.gates is a StepCache; projection-folded is cached without
+# the input projection (XW is only dL/da).
+def allocate(T, B, D, H, dtype, model, plan) -> Workspace:
     z = lambda *shape: np.zeros(shape, dtype=dtype)  # noqa: E731
-    K = chunk_steps(T * B * 8 * H * np.dtype(dtype).itemsize, T)
     ws = Workspace(
-        h=z(T, B, H), c=z(T, B, H), dh=z(T, B, H), dx=z(T, B, D),
+        plan, h=z(T, B, H), c=z(T, B, H), dh=z(T, B, H), dx=z(T, B, D),
         carry=z(B, H), carry_c=z(B, H), tmp=z(B, 4 * H), h0=z(B, H), c0=z(B, H),
     )
-    if fused_input(K, B, D, H, 4):
-        fused_input_buffers(ws, T, B, D, H, 4, dtype)
+    if plan.mode is Mode.FOLDED:
+        folded.buffers(ws, T, B, D, H, 4, dtype)
     else:
         ws.W_hhT = z(H, 4 * H)
-    if K == 0:
-        ws.K = 0
+    if plan.mode is not Mode.CHUNKED:
         ws.XW = z(T, B, 4 * H)
         ws.gates = z(T, B, 4 * H)
     else:
-        chunk_buffers(ws, K, B, D, H, 4, dtype)
+        K = plan.K
+        chunked.buffers(ws, K, B, D, H, 4, dtype)
         ws.gates_k = z(K, B, 4 * H)
         ws.hs_k = z(K, B, H)
         ws.cs_k = z(K, B, H)
         ws.gate_mean = np.zeros((T, 4))
         ws.gates = StepCache(lambda t: _step_gates(ws, t), (T, B, 4 * H))
     # The input projection XW[t] is dead once step t has run forward, so BPTT writes dL/da_t over it.
-    ws.da = ws.XW
+    ws.da = ws.dgi = ws.dgh = ws.XW
     return ws
 
 
@@ -191,59 +196,72 @@ def _step_gates(ws, t):
     return out
 
 
+# ------------------------------------------------------------------------------------ drivers used by Simulation
 def run_forward(ws, params, model, t0, t1):
-    if ws.fused:
-        fused_forward_range(t0, t1, ws, lambda t: forward_gates(t, ws.xb, ws.c0, params["bias_hh"], ws.h, ws.c,
-                                                                ws.gates, ws.tmp))
-        return
-    if ws.K == 0:
-        forward_range(t0, t1, ws.XW, ws.h0, ws.c0, ws.W_hhT, params["bias_hh"], ws.h, ws.c, ws.gates, ws.tmp)
-        return
-    B, H = ws.h0.shape
+    b_hh = params["bias_hh"]
+    if ws.mode is Mode.FOLDED:
+        folded.forward_range(t0, t1, ws, lambda t: forward_gates(t, ws.xb, ws.c0, b_hh, ws.h, ws.c, ws.gates,
+                                                                 ws.tmp))
+    elif ws.mode is Mode.CACHED:
+        forward_range(ws, t0, t1, ws.XW, ws.h0, ws.c0, b_hh, ws.h, ws.c, ws.gates)
+    else:
+        B, H = ws.h0.shape
 
-    def steps(lo, hi, a, b):
-        forward_range(a - lo, b - lo, ws.XW, prev_state(ws, ws.h, lo, ws.h0), prev_state(ws, ws.c, lo, ws.c0),
-                      ws.W_hhT, params["bias_hh"], ws.h[lo:hi], ws.c[lo:hi], ws.gates_k, ws.tmp)
-        ws.gate_mean[a:b] = ws.gates_k[a - lo:b - lo].reshape(b - a, B, 4, H).mean(axis=(1, 3))
+        def chunk_steps(lo, hi, a, b):
+            forward_range(ws, a - lo, b - lo, ws.XW, prev_state(ws, ws.h, lo, ws.h0), prev_state(ws, ws.c, lo, ws.c0),
+                          b_hh, ws.h[lo:hi], ws.c[lo:hi], ws.gates_k)
+            ws.gate_mean[a:b] = ws.gates_k[a - lo:b - lo].reshape(b - a, B, 4, H).mean(axis=(1, 3))
 
-    run_chunked_forward(ws, params, t0, t1, steps)
+        chunked.run_forward(ws, params, t0, t1, chunk_steps)
 
 
 def begin_backward(ws):
     ws.carry[:] = 0
     ws.carry_c[:] = 0
-    if ws.K:
-        begin_chunked_backward(ws)
+    steps.begin_backward(ws)
 
 
 def run_backward(ws, params, model, t_hi, t_lo):
-    if ws.K == 0:
-        backward_range(t_hi, t_lo, ws.c0, params["weight_hh"], ws.c, ws.gates, ws.dh, ws.da, ws.carry, ws.carry_c)
+    W_hh = params["weight_hh"]
+    if ws.mode is not Mode.CHUNKED:
+        backward_range(ws, t_hi, t_lo, ws.c0, W_hh, ws.c, ws.gates, ws.dh, ws.da)
         return
 
     def recompute(lo, hi):   # the chunk's gates, one forward step each into scratch h, c (same values as forward)
         project_chunk(ws, lo, hi, params)
-        forward_range(0, hi - lo, ws.XW, prev_state(ws, ws.h, lo, ws.h0), prev_state(ws, ws.c, lo, ws.c0),
-                      ws.W_hhT, params["bias_hh"], ws.hs_k, ws.cs_k, ws.gates_k, ws.tmp)
+        forward_range(ws, 0, hi - lo, ws.XW, prev_state(ws, ws.h, lo, ws.h0), prev_state(ws, ws.c, lo, ws.c0),
+                      params["bias_hh"], ws.hs_k, ws.cs_k, ws.gates_k)
 
-    def steps(lo, hi, a, b):
-        backward_range(a - lo, b - lo, prev_state(ws, ws.c, lo, ws.c0), params["weight_hh"], ws.c[lo:hi],
-                       ws.gates_k, ws.dh[lo:hi], ws.XW, ws.carry, ws.carry_c)
+    def chunk_steps(lo, hi, a, b):
+        backward_range(ws, a - lo, b - lo, prev_state(ws, ws.c, lo, ws.c0), W_hh, ws.c[lo:hi], ws.gates_k,
+                       ws.dh[lo:hi], ws.XW)
 
-    run_chunked_backward(ws, params, t_hi, t_lo, recompute, steps, ws.XW)
-
-
-def finish_backward(ws, X, params, grads, model):
-    if ws.fused:
-        fused_weight_grads(ws, params, grads, ws.da)
-    elif ws.K == 0:
-        weight_grads(ws, X, ws.h0, params["weight_ih"], grads, ws.da, ws.da)
-    else:
-        finish_chunked(ws, grads)
+    chunked.run_backward(ws, params, t_hi, t_lo, recompute, chunk_steps, ws.XW)
 
 
-def gate_means(ws, t_done):
-    return gate_block_means(ws, t_done, GATES, skip="cell")
+# ------------------------------------------------------------------------------------ what the views show
+gate_means = block_gate_means(GATES, GATE_STATS)
+describe = named("lstm")
+bounded_state, candidate_activation = bounded, tanh_candidate
+
+
+def step_jacobian(ws, params, model, t, batch):
+    """∂(h_t, c_t)/∂(h_{t-1}, c_{t-1}) per sample, (b, 2H, 2H), float64."""
+    H = ws.h.shape[2]
+    W = params["weight_hh"].astype(np.float64)
+    gates = ws.gates[t, batch].astype(np.float64)
+    i, f, g, o = (gates[:, block(k, H)] for k in range(4))
+    c, c_prev = state_pair(ws, ws.c, t, batch)
+    Wi, Wf, Wg, Wo = (W[block(k, H)] for k in range(4))
+    tc = np.tanh(c)
+    dc_dh = ((g * i * (1 - i))[:, :, None] * Wi + (c_prev * f * (1 - f))[:, :, None] * Wf
+             + (i * (1 - g * g))[:, :, None] * Wg)
+    dc_dc = np.einsum("bi,ij->bij", f, np.eye(H))
+    dh_dh = (tc * o * (1 - o))[:, :, None] * Wo + (o * (1 - tc * tc))[:, :, None] * dc_dh
+    dh_dc = (o * (1 - tc * tc))[:, :, None] * dc_dc
+    top = np.concatenate([dh_dh, dh_dc], axis=2)
+    bottom = np.concatenate([dc_dh, dc_dc], axis=2)
+    return np.concatenate([top, bottom], axis=1)
 
 
 # ------------------------------------------------------------------------------------ plain NumPy reference

@@ -16,24 +16,27 @@ import math
 
 import numpy as np
 
-from rnnsim.cells._common import (LN_EPS, Workspace, begin_chunked_backward, begin_forward, chunk_buffers, chunk_steps,
-                                  finish_chunked, jit, numpy_blas_one_thread, prev_state, run_chunked_backward,
-                                  run_chunked_forward, step_dot, step_gemm_in_numpy, tanh, weight_grads)
-
-# begin_forward, shared by the recurrent cells, is part of this module's driver interface (see cells/__init__)
+from rnnsim.cells.base import chunk_bytes, recurrent_param_count, recurrent_params, state_pair
+from rnnsim.kernels import chunked, steps
+from rnnsim.kernels.blas import step_dot
+from rnnsim.kernels.chunked import prev_state
+from rnnsim.kernels.loader import jit
+from rnnsim.kernels.modes import Mode, Workspace
+from rnnsim.kernels.steps import begin_forward  # noqa: F401  (part of the cell protocol, shared)
+from rnnsim.kernels.vmath import tanh
 
 G = 1
 GATES = ("",)
+GATE_SYMBOLS = "a"
+GATE_STATS = ()
+FORGET_BLOCK = None
+CANDIDATE_BLOCK = None    # the spectrum reads all of W_hh
+FOLDS_PROJECTION = False
+STATE = "h"
+LN_EPS = 1e-5
 
 
 # ----------------------------------------------------------------------------------------------- Numba kernels
-@jit
-def forward_step(t, XW, h0, W_hhT, b_hh, relu, use_ln, ln_w, ln_b, Hs, AHAT, RSTD, tmp):
-    """h_t from h_{t-1}: writes Hs[t] (and AHAT[t], RSTD[t] with LayerNorm). XW[t] = W_ih x_t + b_ih."""
-    step_dot(h0 if t == 0 else Hs[t - 1], W_hhT, tmp)
-    forward_act(t, XW, b_hh, relu, use_ln, ln_w, ln_b, Hs, AHAT, RSTD, tmp)
-
-
 @jit
 def forward_act(t, XW, b_hh, relu, use_ln, ln_w, ln_b, Hs, AHAT, RSTD, tmp):
     """forward_step after its recurrent product: tmp = h_{t-1} W_hh^T on entry."""
@@ -70,14 +73,11 @@ def forward_act(t, XW, b_hh, relu, use_ln, ln_w, ln_b, Hs, AHAT, RSTD, tmp):
 
 
 @jit
-def backward_step(t, Hs, W_hh, relu, use_ln, ln_w, AHAT, RSTD, DH, DA, carry, dln_w, dln_b):
-    """One BPTT step at time t.
-
-    On entry DH[t] holds ∂ℓ/∂h_t through the readout and ``carry`` holds (∂h_{t+1}/∂h_t)^T dL/dh_{t+1}.
-    On exit DH[t] is the total dL/dh_t, DA[t] = dL/da_t, and ``carry`` = (∂h_t/∂h_{t-1})^T dL/dh_t.
-    """
-    backward_act(t, Hs, relu, use_ln, ln_w, AHAT, RSTD, DH, DA, carry, dln_w, dln_b)
-    step_dot(DA[t], W_hh, carry)
+def forward_loop(t0, t1, XW, h0, W_hhT, b_hh, relu, use_ln, ln_w, ln_b, Hs, AHAT, RSTD, tmp):
+    """Steps [t0, t1): h_t from h_{t-1}, writes Hs[t] (and AHAT[t], RSTD[t] with LayerNorm). XW[t] = W_ih x_t + b_ih."""
+    for t in range(t0, t1):
+        step_dot(h0 if t == 0 else Hs[t - 1], W_hhT, tmp)
+        forward_act(t, XW, b_hh, relu, use_ln, ln_w, ln_b, Hs, AHAT, RSTD, tmp)
 
 
 @jit
@@ -120,121 +120,167 @@ def backward_act(t, Hs, relu, use_ln, ln_w, AHAT, RSTD, DH, DA, carry, dln_w, dl
 
 
 @jit
-def _forward_range(t0, t1, XW, h0, W_hhT, b_hh, relu, use_ln, ln_w, ln_b, Hs, AHAT, RSTD, tmp):
-    for t in range(t0, t1):
-        forward_step(t, XW, h0, W_hhT, b_hh, relu, use_ln, ln_w, ln_b, Hs, AHAT, RSTD, tmp)
-
-
-@jit
-def _backward_range(t_hi, t_lo, Hs, W_hh, relu, use_ln, ln_w, AHAT, RSTD, DH, DA, carry, dln_w, dln_b):
+def backward_loop(t_hi, t_lo, Hs, W_hh, relu, use_ln, ln_w, AHAT, RSTD, DH, DA, carry, dln_w, dln_b):
+    """BPTT steps t_hi down to t_lo. At step t, on entry DH[t] holds ∂ℓ/∂h_t through the readout and ``carry``
+    holds (∂h_{t+1}/∂h_t)^T dL/dh_{t+1}; on exit DH[t] is the total dL/dh_t, DA[t] = dL/da_t, and
+    ``carry`` = (∂h_t/∂h_{t-1})^T dL/dh_t."""
     for t in range(t_hi, t_lo - 1, -1):
-        backward_step(t, Hs, W_hh, relu, use_ln, ln_w, AHAT, RSTD, DH, DA, carry, dln_w, dln_b)
+        backward_act(t, Hs, relu, use_ln, ln_w, AHAT, RSTD, DH, DA, carry, dln_w, dln_b)
+        step_dot(DA[t], W_hh, carry)
 
 
-def forward_range(t0, t1, XW, h0, W_hhT, b_hh, relu, use_ln, ln_w, ln_b, Hs, AHAT, RSTD, tmp):
-    """Steps [t0, t1): one Numba call, or (per-step products of at least STEP_GEMM_FLOPS) a Python loop whose
-    recurrent products go to NumPy's BLAS (see _common.step_gemm_in_numpy)."""
-    if not step_gemm_in_numpy(tmp.shape[0], W_hhT.shape[0], W_hhT.shape[1]):
-        _forward_range(t0, t1, XW, h0, W_hhT, b_hh, relu, use_ln, ln_w, ln_b, Hs, AHAT, RSTD, tmp)
-        return
-    with numpy_blas_one_thread():
-        for t in range(t0, t1):
-            np.matmul(h0 if t == 0 else Hs[t - 1], W_hhT, out=tmp)
-            forward_act(t, XW, b_hh, relu, use_ln, ln_w, ln_b, Hs, AHAT, RSTD, tmp)
+def forward_range(ws, t0, t1, h0, b_hh, flags, ln_w, ln_b, Hs, AHAT, RSTD):
+    """Steps [t0, t1): the Numba loop, or with per-step BLAS the same steps from Python (kernels/steps.py)."""
+    relu, ln = flags
+    XW, W_hhT, tmp = ws.XW, ws.W_hhT, ws.tmp
+    if not ws.step_blas:
+        forward_loop(t0, t1, XW, h0, W_hhT, b_hh, relu, ln, ln_w, ln_b, Hs, AHAT, RSTD, tmp)
+    else:
+        steps.forward_blas(t0, t1, h0, Hs, W_hhT, tmp,
+                           lambda t: forward_act(t, XW, b_hh, relu, ln, ln_w, ln_b, Hs, AHAT, RSTD, tmp))
 
 
-def backward_range(t_hi, t_lo, Hs, W_hh, relu, use_ln, ln_w, AHAT, RSTD, DH, DA, carry, dln_w, dln_b):
-    """BPTT steps t = t_hi, t_hi − 1, ..., t_lo, like forward_range."""
-    if not step_gemm_in_numpy(carry.shape[0], W_hh.shape[1], W_hh.shape[0]):
-        _backward_range(t_hi, t_lo, Hs, W_hh, relu, use_ln, ln_w, AHAT, RSTD, DH, DA, carry, dln_w, dln_b)
-        return
-    with numpy_blas_one_thread():
-        for t in range(t_hi, t_lo - 1, -1):
-            backward_act(t, Hs, relu, use_ln, ln_w, AHAT, RSTD, DH, DA, carry, dln_w, dln_b)
-            np.matmul(DA[t], W_hh, out=carry)
+def backward_range(ws, t_hi, t_lo, Hs, W_hh, flags, ln_w, AHAT, RSTD, DH, DA):
+    """BPTT steps t_hi down to t_lo, like forward_range."""
+    relu, ln = flags
+    carry, dln_w, dln_b = ws.carry, ws.dln_w, ws.dln_b
+    if not ws.step_blas:
+        backward_loop(t_hi, t_lo, Hs, W_hh, relu, ln, ln_w, AHAT, RSTD, DH, DA, carry, dln_w, dln_b)
+    else:
+        steps.backward_blas(t_hi, t_lo,
+                            lambda t: backward_act(t, Hs, relu, ln, ln_w, AHAT, RSTD, DH, DA, carry, dln_w, dln_b),
+                            lambda t: np.matmul(DA[t], W_hh, out=carry))
 
 
-# ------------------------------------------------------------------------------------ driver used by Simulation
-# Two modes (see CACHE_LIMIT in _common): cached (ws.K == 0) keeps the input projection XW for every step (reused
-# as dL/da); chunked (ws.K > 0) keeps a (K, B, H) buffer. BPTT needs only h_t (and, with LayerNorm, â_t and rstd,
-# which both modes keep for every step: the diagnostics read them), so chunked mode recomputes nothing.
-def allocate(T, B, D, H, dtype, model) -> Workspace:
+# ------------------------------------------------------------------------------------ parameters and buffers
+def init_params(model, D, rng):
+    p = recurrent_params(model, D, rng, G, FORGET_BLOCK)
+    if model.layernorm:
+        p["ln.weight"] = np.ones(model.hidden_size)
+        p["ln.bias"] = np.zeros(model.hidden_size)
+    return p
+
+
+def param_count(model, D, H):
+    return recurrent_param_count(G, D, H) + (2 * H if model.layernorm else 0)
+
+
+def cached_bytes(T, B, H, itemsize, model):
+    """The per-step cache whose size decides chunked mode: the input projection XW (H per row)."""
+    return T * B * H * itemsize
+
+
+def buffer_bytes(model, T, B, D, H, itemsize, K, n_params):
+    ln = 2 if model.layernorm else 0   # â_t and rstd, kept in both modes
+    if K:   # h, dh for every step; a (K, B, H) chunk buffer
+        return itemsize * T * B * H * (2 + ln) + chunk_bytes(K, B, H, itemsize, 1, n_params, T, G)
+    return itemsize * T * B * H * (3 + ln)
+
+
+# Two modes (see rnnsim/kernels/modes.py): cached keeps the input projection XW for every step (reused as dL/da);
+# chunked keeps a (K, B, H) buffer. BPTT needs only h_t (and, with LayerNorm, â_t and rstd, which both modes keep
+# for every step: the diagnostics read them), so chunked mode recomputes nothing.
+def allocate(T, B, D, H, dtype, model, plan) -> Workspace:
     ln = bool(model.layernorm)
     z = lambda *shape: np.zeros(shape, dtype=dtype)  # noqa: E731
-    K = chunk_steps(T * B * H * np.dtype(dtype).itemsize, T)
     ws = Workspace(
-        h=z(T, B, H), dh=z(T, B, H), dx=z(T, B, D),
+        plan, h=z(T, B, H), dh=z(T, B, H), dx=z(T, B, D),
         ahat=z(T, B, H) if ln else z(1, 1, 1), rstd=z(T, B) if ln else z(1, 1),
         carry=z(B, H), tmp=z(B, H), h0=z(B, H), W_hhT=z(H, H),
         dln_w=z(H), dln_b=z(H), dummy=z(H),
     )
-    if K == 0:
-        ws.K = 0
-        ws.XW = z(T, B, H)
+    if plan.mode is Mode.CHUNKED:
+        chunked.buffers(ws, plan.K, B, D, H, 1, dtype)
     else:
-        chunk_buffers(ws, K, B, D, H, 1, dtype)
+        ws.XW = z(T, B, H)
     # The input projection XW[t] is dead once step t has run forward, so BPTT writes dL/da_t over it.
-    ws.da = ws.XW
+    ws.da = ws.dgi = ws.dgh = ws.XW
     return ws
 
 
+# ------------------------------------------------------------------------------------ drivers used by Simulation
 def _flags(model):
     return model.activation == "relu", bool(model.layernorm)
 
 
 def run_forward(ws, params, model, t0, t1):
-    relu, ln = _flags(model)
+    flags = _flags(model)
+    ln = flags[1]
     ln_w = params["ln.weight"] if ln else ws.dummy
     ln_b = params["ln.bias"] if ln else ws.dummy
-    if ws.K == 0:
-        forward_range(t0, t1, ws.XW, ws.h0, ws.W_hhT, params["bias_hh"], relu, ln, ln_w, ln_b,
-                      ws.h, ws.ahat, ws.rstd, ws.tmp)
+    b_hh = params["bias_hh"]
+    if ws.mode is not Mode.CHUNKED:
+        forward_range(ws, t0, t1, ws.h0, b_hh, flags, ln_w, ln_b, ws.h, ws.ahat, ws.rstd)
         return
 
-    def steps(lo, hi, a, b):
-        forward_range(a - lo, b - lo, ws.XW, prev_state(ws, ws.h, lo, ws.h0), ws.W_hhT, params["bias_hh"], relu, ln,
-                      ln_w, ln_b, ws.h[lo:hi], ws.ahat[lo:hi] if ln else ws.ahat, ws.rstd[lo:hi] if ln else ws.rstd,
-                      ws.tmp)
+    def chunk_steps(lo, hi, a, b):
+        forward_range(ws, a - lo, b - lo, prev_state(ws, ws.h, lo, ws.h0), b_hh, flags, ln_w, ln_b, ws.h[lo:hi],
+                      ws.ahat[lo:hi] if ln else ws.ahat, ws.rstd[lo:hi] if ln else ws.rstd)
 
-    run_chunked_forward(ws, params, t0, t1, steps)
+    chunked.run_forward(ws, params, t0, t1, chunk_steps)
 
 
 def begin_backward(ws):
     ws.carry[:] = 0
     ws.dln_w[:] = 0
     ws.dln_b[:] = 0
-    if ws.K:
-        begin_chunked_backward(ws)
+    steps.begin_backward(ws)
 
 
 def run_backward(ws, params, model, t_hi, t_lo):
-    relu, ln = _flags(model)
+    flags = _flags(model)
+    ln = flags[1]
     ln_w = params["ln.weight"] if ln else ws.dummy
-    if ws.K == 0:
-        backward_range(t_hi, t_lo, ws.h, params["weight_hh"], relu, ln, ln_w, ws.ahat, ws.rstd,
-                       ws.dh, ws.da, ws.carry, ws.dln_w, ws.dln_b)
+    W_hh = params["weight_hh"]
+    if ws.mode is not Mode.CHUNKED:
+        backward_range(ws, t_hi, t_lo, ws.h, W_hh, flags, ln_w, ws.ahat, ws.rstd, ws.dh, ws.da)
         return
 
-    def steps(lo, hi, a, b):
-        backward_range(a - lo, b - lo, ws.h[lo:hi], params["weight_hh"], relu, ln, ln_w,
-                       ws.ahat[lo:hi] if ln else ws.ahat, ws.rstd[lo:hi] if ln else ws.rstd,
-                       ws.dh[lo:hi], ws.XW, ws.carry, ws.dln_w, ws.dln_b)
+    def chunk_steps(lo, hi, a, b):
+        backward_range(ws, a - lo, b - lo, ws.h[lo:hi], W_hh, flags, ln_w, ws.ahat[lo:hi] if ln else ws.ahat,
+                       ws.rstd[lo:hi] if ln else ws.rstd, ws.dh[lo:hi], ws.XW)
 
-    run_chunked_backward(ws, params, t_hi, t_lo, lambda lo, hi: None, steps, ws.XW)
+    chunked.run_backward(ws, params, t_hi, t_lo, lambda lo, hi: None, chunk_steps, ws.XW)
 
 
 def finish_backward(ws, X, params, grads, model):
-    if ws.K == 0:
-        weight_grads(ws, X, ws.h0, params["weight_ih"], grads, ws.da, ws.da)
-    else:
-        finish_chunked(ws, grads)
+    steps.finish_backward(ws, X, params, grads)
     if model.layernorm:
         grads["ln.weight"][:] = ws.dln_w
         grads["ln.bias"][:] = ws.dln_b
 
 
+# ------------------------------------------------------------------------------------ what the views show
 def gate_means(ws, t_done):
     return {}
+
+
+def describe(model):
+    return f"rnn {model.activation}" + ("+LN" if model.layernorm else "")
+
+
+def bounded_state(model):
+    return model.activation != "relu"
+
+
+def candidate_activation(model):
+    return model.activation
+
+
+def step_jacobian(ws, params, model, t, batch):
+    """∂h_t/∂h_{t-1} = diag(φ'(z_t)) (∂LN/∂a) W_hh per sample, (b, H, H), float64."""
+    H = ws.h.shape[2]
+    W = params["weight_hh"].astype(np.float64)
+    h, _ = state_pair(ws, ws.h, t, batch)
+    dphi = (h > 0).astype(float) if model.activation == "relu" else 1.0 - h * h
+    if not model.layernorm:
+        return dphi[:, :, None] * W[None]
+    ahat = ws.ahat[t, batch].astype(np.float64)
+    rstd = ws.rstd[t, batch].astype(np.float64)
+    # ∂LN(a)/∂a = rstd (I − 11ᵀ/H − â âᵀ/H), then the affine weight γ
+    dln = rstd[:, None, None] * (np.eye(H) - 1.0 / H - ahat[:, :, None] * ahat[:, None, :] / H)
+    dln = params["ln.weight"][None, :, None] * dln
+    return dphi[:, :, None] * (dln @ W)
 
 
 # ------------------------------------------------------------------------------------ plain NumPy reference

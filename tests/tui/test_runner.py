@@ -112,7 +112,7 @@ def test_first_frame_is_drawn_before_the_kernels_load():
     run_fresh_python(
         "import sys, time\n"
         "import rnnsim\n"
-        "from rnnsim.cells import _common\n"
+        "from rnnsim import kernels as _common\n"
         "from rnnsim.tui import runner as rm\n"
         "rm.UI_WAIT = 60.0\n"
         "r = rm.Runner(rnnsim.load_scenario('vanishing'), wait_for_ui=True).start()\n"

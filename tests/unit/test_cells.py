@@ -161,9 +161,9 @@ def test_configs_cover_every_cell():
 @pytest.mark.parametrize("threshold", [0.0, float("inf")], ids=["numpy-threaded-gemm", "numba-single-thread-gemm"])
 def test_both_gemm_paths_match_reference(config, threshold, monkeypatch):
     """Whole-sequence products go to NumPy's threaded BLAS above MT_GEMM_FLOPS and to Numba's np.dot below it."""
-    from rnnsim.cells import _common
+    from rnnsim.kernels import config as tunables
 
-    monkeypatch.setattr(_common, "MT_GEMM_FLOPS", threshold)
+    monkeypatch.setattr(tunables, "MT_GEMM_FLOPS", threshold)
     name, changes = config
     for dtype in ("float64", "float32"):
         sim = Simulation(small_scenario(**changes).with_changes({"model.dtype": dtype}))

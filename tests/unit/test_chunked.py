@@ -1,12 +1,12 @@
 """Chunked mode (large sizes: per-chunk input projection, gates recomputed in BPTT, weight gradients accumulated per
-chunk; see CACHE_LIMIT in rnnsim/cells/_common.py), forced at tiny sizes, against the NumPy reference, finite
+chunk; see CACHE_LIMIT in rnnsim/kernels/config.py), forced at tiny sizes, against the NumPy reference, finite
 differences, the cached mode and the diagnostics that read the workspace."""
 
 import numpy as np
 import pytest
 
 from rnnsim import Simulation, diagnostics
-from rnnsim.cells import _common
+from rnnsim.kernels import config as tunables
 from tests.unit import test_cells as tc
 from tests.unit.conftest import small_scenario
 
@@ -14,16 +14,16 @@ from tests.unit.conftest import small_scenario
 @pytest.fixture(params=[1, 3, 64], ids=["K1", "K3", "K64"])
 def chunked(request, monkeypatch):
     """Every Simulation built inside the test runs chunked, with K steps per chunk (T = 7: 3 does not divide it)."""
-    monkeypatch.setattr(_common, "CACHE_LIMIT", -1)
-    monkeypatch.setattr(_common, "CHUNK_STEPS", request.param)
+    monkeypatch.setattr(tunables, "CACHE_LIMIT", -1)
+    monkeypatch.setattr(tunables, "CHUNK_STEPS", request.param)
     return request.param
 
 
 def test_threshold_picks_the_mode(config, monkeypatch):
     _, changes = config
     assert Simulation(small_scenario(**changes)).workspace.K == 0
-    monkeypatch.setattr(_common, "CACHE_LIMIT", -1)
-    monkeypatch.setattr(_common, "CHUNK_STEPS", 3)
+    monkeypatch.setattr(tunables, "CACHE_LIMIT", -1)
+    monkeypatch.setattr(tunables, "CHUNK_STEPS", 3)
     assert Simulation(small_scenario(**changes)).workspace.K == 3
 
 
@@ -61,8 +61,8 @@ def test_chunked_equals_cached_mode_and_diagnostics_agree(config, monkeypatch):
     a = Simulation(sc)
     a.forward()
     a.backward()
-    monkeypatch.setattr(_common, "CACHE_LIMIT", -1)
-    monkeypatch.setattr(_common, "CHUNK_STEPS", 3)
+    monkeypatch.setattr(tunables, "CACHE_LIMIT", -1)
+    monkeypatch.setattr(tunables, "CHUNK_STEPS", 3)
     b = Simulation(sc)
     assert b.workspace.nbytes() < a.workspace.nbytes() or a.cell_name == "rnn"
     while b.step_forward():
@@ -94,22 +94,23 @@ def test_chunked_equals_cached_mode_and_diagnostics_agree(config, monkeypatch):
         np.testing.assert_allclose(b.grads[k], a.grads[k], rtol=1e-12, atol=1e-15, err_msg=k)
 
 
-@pytest.mark.parametrize("block", [1, 16, 10**9], ids=["element", "steps", "whole"])
-def test_sentinel_checks_in_blocks_find_the_same_step(block, monkeypatch):
-    """The finiteness checks run in blocks of steps (small temporaries at large T): same first step either way."""
-    from rnnsim import simulation
+def test_sentinel_checks_find_the_first_step_in_pass_order():
+    """The finiteness checks (rnnsim/kernels/checks.py: no temporary, however long the sequence) find the first
+    step in pass order: forward from t = 0, backward from t = T − 1; the sentinel names it."""
+    from rnnsim.kernels import checks
 
-    monkeypatch.setattr(simulation, "_CHECK_BLOCK", block)
     sim = Simulation(small_scenario(**{"task.length": 20}))
     sim.forward()
-    sim._check_steps("forward", [("hidden", sim._ws.h)], 0, sim.T)
     assert sim.sentinel is None
+    assert checks.first_nonfinite_step(sim._ws.h, 0, sim.T, False) == -1
     sim._ws.h[[5, 11], 1, 2] = np.nan
-    sim._check_steps("forward", [("hidden", sim._ws.h)], 0, sim.T)
-    assert sim.sentinel.t == 5
-    sim.sentinel = None
-    sim._check_steps("backward", [("grad_hidden", sim._ws.h)], 0, sim.T, reverse=True)
-    assert sim.sentinel.t == 11 and sim.sentinel.array == "grad_hidden"
+    assert checks.first_nonfinite_step(sim._ws.h, 0, sim.T, False) == 5
+    assert checks.first_nonfinite_step(sim._ws.h, 0, sim.T, True) == 11
+    sim.phase = "idle"
+    sim._X[5, 1, :] = np.nan   # a NaN input: hidden goes NaN from t = 5 on
+    sim._new_batch_due = False
+    sim.forward()
+    assert (sim.sentinel.t, sim.sentinel.array) == (5, "hidden")
 
 
 @pytest.mark.parametrize("changes", [
@@ -121,8 +122,8 @@ def test_estimate_bytes_bounds_a_chunked_simulation(changes, K, monkeypatch):
     """The same bound as tests/unit/test_scenario.py's, with the cells forced into chunked mode."""
     from rnnsim.scenario import Scenario, estimate_bytes
 
-    monkeypatch.setattr(_common, "CACHE_LIMIT", -1)
-    monkeypatch.setattr(_common, "CHUNK_STEPS", K)
+    monkeypatch.setattr(tunables, "CACHE_LIMIT", -1)
+    monkeypatch.setattr(tunables, "CHUNK_STEPS", K)
     sc = Scenario().with_changes({"task.length": 40, "task.batch_size": 8, **changes})
     sim = Simulation(sc)
     assert sim.workspace.K == min(K, sc.task.length)

@@ -95,16 +95,17 @@ def test_numba_is_imported_by_the_first_kernel_call_not_by_building_a_simulation
     proc = run_python(
         "import sys\n"
         "import rnnsim\n"
-        "from rnnsim.cells import _common, rnn\n"
+        "from rnnsim.cells import rnn\n"
+        "from rnnsim.kernels import loader, vmath\n"
         "sim = rnnsim.Simulation(rnnsim.load_scenario('vanishing'))\n"
-        "assert 'numba' not in sys.modules and not _common.kernels_loaded()\n"
-        "assert isinstance(rnn._forward_range, _common.LazyKernel), rnn._forward_range\n"
+        "assert 'numba' not in sys.modules and not loader.kernels_loaded()\n"
+        "assert isinstance(rnn.forward_loop, loader.LazyKernel), rnn.forward_loop\n"
         "sim.forward()\n"
-        "assert 'numba' in sys.modules and _common.kernels_loaded()\n"
+        "assert 'numba' in sys.modules and loader.kernels_loaded()\n"
         "from numba.core.dispatcher import Dispatcher\n"
-        "assert isinstance(rnn._forward_range, Dispatcher), rnn._forward_range  # rebound: no wrapper per call\n"
-        "assert isinstance(_common.exp, Dispatcher)\n"
-        "assert isinstance(_common.jit(_common.sigmoid_np), Dispatcher)  # kernels defined later: made at once\n"
+        "assert isinstance(rnn.forward_loop, Dispatcher), rnn.forward_loop  # rebound: no wrapper per call\n"
+        "assert isinstance(vmath.exp, Dispatcher)\n"
+        "assert isinstance(loader.jit(vmath.sigmoid_np), Dispatcher)  # kernels defined later: made at once\n"
     )
     assert proc.returncode == 0, proc.stderr
 
@@ -117,7 +118,7 @@ def test_scipy_blas_is_loaded_without_the_scipy_linalg_package():
         "sim = rnnsim.Simulation(rnnsim.load_scenario('vanishing'))\n"
         "sim.forward(); sim.backward()\n"
         "assert 'scipy.linalg.cython_blas' in sys.modules and 'scipy.linalg' not in sys.modules\n"
-        "from rnnsim.cells._common import gemm, _dot\n"
+        "from rnnsim.kernels.blas import gemm, _dot\n"
         "a = np.arange(12.0).reshape(3, 4); out = np.empty((3, 3))\n"
         "_dot(a, a.T, out)\n"
         "assert np.allclose(out, a @ a.T)\n"
@@ -129,8 +130,8 @@ def test_scipy_blas_falls_back_to_the_plain_import():
     proc = run_python(
         "import sys, importlib.machinery\n"
         "importlib.machinery.EXTENSION_SUFFIXES[:] = ['.no-such-suffix']  # the direct load finds no file\n"
-        "from rnnsim.cells import _common\n"
-        "_common._load_scipy_blas()\n"
+        "from rnnsim.kernels import blas\n"
+        "blas._load_scipy_blas()\n"
         "assert 'scipy.linalg' in sys.modules and sys.modules['scipy.linalg.cython_blas'].__pyx_capi__\n"
     )
     assert proc.returncode == 0, proc.stderr
@@ -138,19 +139,20 @@ def test_scipy_blas_falls_back_to_the_plain_import():
 
 def test_kernel_cache_folder_follows_the_kernel_sources(tmp_path):
     # numba keys a cached kernel on its own file only; a folder per version of the sources keeps a kernel from
-    # loading machine code with a stale inlined callee from another file (an activation in _common.py, say)
-    from rnnsim.cells import _common
+    # loading machine code with a stale inlined callee from another file (an activation in vmath.py, say)
+    from rnnsim.kernels import loader
 
     a, b = tmp_path / "a.py", tmp_path / "b.py"
     a.write_text("x = 1\n")
     b.write_text("y = 2\n")
-    first = _common.kernel_cache_dir("/cache", [str(a), str(b)])
-    assert first.startswith("/cache/src-") and first == _common.kernel_cache_dir("/cache", [str(a), str(b)])
+    first = loader.kernel_cache_dir("/cache", [str(a), str(b)])
+    assert first.startswith("/cache/src-") and first == loader.kernel_cache_dir("/cache", [str(a), str(b)])
     b.write_text("y = 3\n")
-    assert _common.kernel_cache_dir("/cache", [str(a), str(b)]) != first
-    assert _common.kernel_cache_dir("", [str(a)]) == ""  # no NUMBA_CACHE_DIR: numba's default place
-    sources = _common._kernel_sources()
-    assert _common.__file__ in sources and all("rnnsim" in s for s in sources)
+    assert loader.kernel_cache_dir("/cache", [str(a), str(b)]) != first
+    assert loader.kernel_cache_dir("", [str(a)]) == ""  # no NUMBA_CACHE_DIR: numba's default place
+    sources = loader._kernel_sources()
+    from rnnsim.kernels import config, vmath
+    assert vmath.__file__ in sources and config.__file__ in sources and all("rnnsim" in s for s in sources)
 
 
 def test_kernels_are_cached_in_the_source_keyed_folder(tmp_path):

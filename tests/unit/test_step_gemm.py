@@ -1,11 +1,13 @@
 """The per-step products in NumPy's BLAS from a Python loop over steps (large sizes; see STEP_GEMM_FLOPS in
-rnnsim/cells/_common.py), forced at tiny sizes, in both the cached and the chunked mode."""
+rnnsim/kernels/config.py), forced at tiny sizes, in both the cached and the chunked mode."""
 
 import numpy as np
 import pytest
 
 from rnnsim import Simulation
-from rnnsim.cells import _common
+from rnnsim.kernels import blas
+from rnnsim.kernels import config as tunables
+from rnnsim.kernels.modes import Mode
 from tests.unit import test_cells as tc
 from tests.unit import test_diagnostics as td
 from tests.unit.conftest import small_scenario
@@ -13,28 +15,28 @@ from tests.unit.conftest import small_scenario
 
 @pytest.fixture(params=["cached", "chunked"])
 def numpy_steps(request, monkeypatch):
-    monkeypatch.setattr(_common, "STEP_GEMM_FLOPS", 0.0)
+    monkeypatch.setattr(tunables, "STEP_GEMM_FLOPS", 0.0)
     if request.param == "chunked":
-        monkeypatch.setattr(_common, "CACHE_LIMIT", -1)
-        monkeypatch.setattr(_common, "CHUNK_STEPS", 3)
+        monkeypatch.setattr(tunables, "CACHE_LIMIT", -1)
+        monkeypatch.setattr(tunables, "CHUNK_STEPS", 3)
     return request.param
 
 
 def test_threshold():
-    assert _common.step_gemm_in_numpy(32, 512, 2048) and not _common.step_gemm_in_numpy(32, 64, 256)
+    assert blas.step_gemm_in_numpy(32, 512, 2048) and not blas.step_gemm_in_numpy(32, 64, 256)
 
 
-def test_lstm_runs_fused_input_in_cached_mode_only(numpy_steps):
-    """The LSTM folds its input projection into the per-step product (fused-input mode) when cached; the tests of
-    this module then cover that mode."""
+def test_lstm_runs_projection_folded_in_cached_mode_only(numpy_steps):
+    """The LSTM folds its input projection into the per-step product (projection-folded mode) when cached; the
+    tests of this module then cover that mode."""
     sim = Simulation(small_scenario(**{"model.cell": "lstm"}))
-    assert sim.workspace.fused == (numpy_steps == "cached")
-    assert not Simulation(small_scenario(**{"model.cell": "gru"})).workspace.fused
+    assert (sim.workspace.mode is Mode.FOLDED) == (numpy_steps == "cached")
+    assert Simulation(small_scenario(**{"model.cell": "gru"})).workspace.mode is not Mode.FOLDED
 
 
 def test_numpy_steps_step_jacobians_match_finite_differences(config, monkeypatch):
-    """The step Jacobians (diagnostics) through the NumPy-steps kernels (the LSTM's fused-input mode), cached mode."""
-    monkeypatch.setattr(_common, "STEP_GEMM_FLOPS", 0.0)
+    """The step Jacobians (diagnostics) through the NumPy-steps kernels (the LSTM's projection-folded mode), cached mode."""
+    monkeypatch.setattr(tunables, "STEP_GEMM_FLOPS", 0.0)
     td.test_step_jacobians_match_finite_differences(config)
 
 
@@ -61,7 +63,7 @@ def test_numpy_steps_equal_numba_steps(config, monkeypatch):
     a = Simulation(sc)
     a.forward()
     a.backward()
-    monkeypatch.setattr(_common, "STEP_GEMM_FLOPS", 0.0)
+    monkeypatch.setattr(tunables, "STEP_GEMM_FLOPS", 0.0)
     b = Simulation(sc)
     b.forward()
     b.backward()
@@ -72,10 +74,10 @@ def test_numpy_steps_equal_numba_steps(config, monkeypatch):
 
 
 @pytest.mark.parametrize("changes", [{"model.cell": "lstm"}, {"model.cell": "lstm", "model.dtype": "float32"}])
-def test_estimate_bytes_bounds_the_fused_input_mode(changes, monkeypatch):
+def test_estimate_bytes_bounds_the_projection_folded_mode(changes, monkeypatch):
     from tests.unit.test_scenario import test_estimate_bytes_bounds_what_a_simulation_allocates as bytes_bound
 
-    monkeypatch.setattr(_common, "STEP_GEMM_FLOPS", 0.0)
+    monkeypatch.setattr(tunables, "STEP_GEMM_FLOPS", 0.0)
     bytes_bound(changes)
 
 
@@ -88,10 +90,10 @@ def test_step_dot_matches_matmul_in_both_branches(shape, dtype):
     rng = np.random.default_rng(0)
     a, b = rng.standard_normal((B, K)).astype(dtype), rng.standard_normal((K, N)).astype(dtype)
     out = np.full((B, N), 7.0, dtype=dtype)   # overwritten, not accumulated into
-    _common.step_dot(a, b, out)
+    blas.step_dot(a, b, out)
     np.testing.assert_allclose(out, a @ b, rtol=1e-5 if dtype == np.float32 else 1e-13, atol=1e-5)
     a[0, 1], b[2, 3] = np.nan, np.inf
     a[0, 2] = 0.0
-    _common.step_dot(a, b, out)
+    blas.step_dot(a, b, out)
     with np.errstate(invalid="ignore"):
         np.testing.assert_array_equal(np.isfinite(out), np.isfinite(a @ b))

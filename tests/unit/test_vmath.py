@@ -4,7 +4,8 @@ float64 and in float32 (float32 arguments run the float32 versions)."""
 import numpy as np
 import pytest
 
-from rnnsim.cells._common import exp, jit, sigmoid, sigmoid_np, tanh
+from rnnsim.kernels.loader import jit
+from rnnsim.kernels.vmath import exp, sigmoid, sigmoid_np, tanh
 
 #: the largest |x| for which exp is not clamped, per dtype (the clamps keep e^x and 1/(1 + e^x) normal)
 EXP_RANGE = {np.float64: 708.0, np.float32: 87.0}

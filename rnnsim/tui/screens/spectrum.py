@@ -13,6 +13,9 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.widgets import Static
 
+from rnnsim.cells import CELLS
+from rnnsim.cells.base import candidate_label
+
 from ..widgets.braille import complex_plane
 from ..widgets.plot import StripView, text_strip
 from .views import _set
@@ -22,11 +25,6 @@ UNIT = Style(color=Color.from_rgb(175, 175, 175))
 SMAX = Style(color=Color.from_rgb(95, 135, 255))
 AXIS = Style(color=Color.from_rgb(78, 78, 78))
 
-MATRIX = {
-    "rnn": "W_hh",
-    "lstm": "the candidate block g of W_hh (rows 2H..3H), not the whole gated Jacobian",
-    "gru": "the candidate block n of W_hh (rows 2H..3H), not the whole gated Jacobian",
-}
 
 
 def spectrum_lines(spec, no_color: bool, width: int, height: int):
@@ -57,16 +55,16 @@ def spectrum_text(frame, no_color: bool) -> Text:
     if spec is None:
         t.append(" spectrum: waiting for the first frame…")
         return t
-    if m.cell == "attention":
+    if CELLS[m.cell].G == 0:
         t.append(" Spectrum: attention cell\n", style="bold")
         t.append(f" {spec.verdict}.\n")
         t.append(" Press m for a recurrent cell.", style="dim")
         return t
-    t.append(f" Eigenvalues of {MATRIX.get(m.cell, 'W_hh')}", style="bold")
+    t.append(f" Eigenvalues of {candidate_label(CELLS[m.cell])}", style="bold")
     t.append(f" · H={frame.H} · it {frame.iteration}\n")
     t.append(f" ρ (largest |λ|)  {spec.radius:.4g}\n")
     t.append(f" σ_max            {spec.sigma_max:.4g}\n")
-    act = m.activation if m.cell == "rnn" else "tanh"
+    act = CELLS[m.cell].candidate_activation(m)
     t.append(f" γ = max|φ′|      {spec.gamma:g} ({act}) → 1/γ = {spec.bound:g}\n")
     bad = "exploding" in spec.verdict
     t.append(f" {spec.verdict}\n", style=("bold" if no_color else ("bold #ff875f" if bad else "bold #87d75f")))

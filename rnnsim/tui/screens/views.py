@@ -10,6 +10,8 @@ from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widgets import Static
 
+from rnnsim.cells import CELLS
+
 from ..widgets.gradient import GradientPanel, cursor_text
 from ..widgets.heatmap import Heatmap, rows_needed
 
@@ -57,7 +59,7 @@ class DynamicsView(Vertical):
             return
         sc = frame.scenario
         self._fit_heatmap(frame.H)
-        bounded = not (sc.model.cell == "rnn" and sc.model.activation == "relu")
+        bounded = CELLS[sc.model.cell].bounded_state(sc.model)
         self.query_one(Heatmap).set_data(
             frame.hidden, frame.hidden_filled, bounded, cursor, frame.stale, (frame.data_version, id(frame.hidden))
         )

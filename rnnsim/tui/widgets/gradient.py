@@ -13,6 +13,9 @@ from rich.segment import Segment
 from textual.strip import Strip
 from textual.widget import Widget
 
+from rnnsim.cells import CELLS
+from rnnsim.cells.base import forget_gate
+
 from .common import (
     CachedLines,
     NULL,
@@ -29,9 +32,6 @@ from .common import (
     glyph_row,
     log_bars,
 )
-
-GATE_ROW = {"lstm": ("forget", "forget"), "gru": ("update", "update")}
-
 
 class GradientPanel(CachedLines, Widget):
     DEFAULT_CSS = """
@@ -73,8 +73,8 @@ class GradientPanel(CachedLines, Widget):
             return [Strip([Segment(" ‖dL/dh_t‖: waiting for the first frame…", DIM)])]
         T = len(prof)
         cols, col_label = column_ranges(T, width - GUTTER)
-        gate_name = GATE_ROW.get(self.cell)
-        gate = self.gates.get(gate_name[0]) if gate_name else None
+        gate_name = forget_gate(CELLS[self.cell]) if self.cell in CELLS else None   # the cell says which gate
+        gate = self.gates.get(gate_name) if gate_name else None
         extra = 2 + (1 if gate is not None else 0)  # jacobian row, axis row, gate row
         rows = max(height - 1 - extra, 1)
         vals = aggregate(np.asarray(prof, float), cols, "max")
@@ -91,7 +91,7 @@ class GradientPanel(CachedLines, Widget):
         jv = aggregate(jac, cols, "mean")
         ji = np.where(np.isnan(jv), -1, np.clip(np.ceil(np.nan_to_num(jv, posinf=2.0) * 4), 1, 8)).astype(int)
         jstyles = [JAC_HIGH if (x >= 1) else JAC_LOW for x in np.nan_to_num(jv)]
-        if self.cell == "attention":
+        if self.cell in CELLS and not CELLS[self.cell].STATE:
             # no ∂h_t/∂h_(t-1): say so instead of an empty row
             lines.append(Strip([Segment(f"{'‖J_t‖':>{GUTTER - 1}} ", LABEL),
                                 Segment("no recurrence: attention's h_t depends on the inputs only", DIM)]
@@ -101,7 +101,7 @@ class GradientPanel(CachedLines, Widget):
         if gate is not None:
             gv = aggregate(np.asarray(gate, float), cols, "mean")
             gi = np.where(np.isnan(gv), -1, np.clip(np.nan_to_num(gv) * 8, 1, 8).round()).astype(int)
-            lines.append(glyph_row(gv, gi, [GATE] * len(gv), gate_name[1][:6], width))
+            lines.append(glyph_row(gv, gi, [GATE] * len(gv), gate_name[:6], width))
         # time axis with the cursor
         data_w = min(len(cols), width - GUTTER)
         axis = [" "] * data_w

@@ -5,6 +5,8 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widgets import Static
 
+from rnnsim.cells import CELLS
+
 from ..runner import speed_label
 from .common import fmt
 
@@ -18,12 +20,7 @@ def clip_text(sc) -> str:
 
 
 def cell_text(sc) -> str:
-    m = sc.model
-    if m.cell == "rnn":
-        s = f"rnn {m.activation}" + ("+LN" if m.layernorm else "")
-    else:
-        s = m.cell
-    return s
+    return CELLS[sc.model.cell].describe(sc.model)   # the cell says what it is
 
 
 PHASES = {

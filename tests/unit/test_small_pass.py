@@ -1,11 +1,13 @@
-"""The fused small-size path (rnnsim._fused, Simulation._fused; one Numba call each for the input projection and the
-weight gradients) against the NumPy path it replaces: the same loss, arrays, gradients and sentinel."""
+"""The single-call small pass (rnnsim/kernels/small_pass.py, ``plan.small_pass``; and one Numba call each for the
+input projection and the weight gradients) against the NumPy path it replaces: the same loss, arrays, gradients and
+sentinel; and the sentinel's check kernels (rnnsim/kernels/checks.py) that both paths use."""
 
 import numpy as np
 import pytest
 
-from rnnsim import Simulation, _fused
-from rnnsim.cells import _common
+from rnnsim import Simulation
+from rnnsim.kernels import checks
+from rnnsim.kernels import config as tunables
 from tests.unit.conftest import small_scenario
 
 TASKS = {
@@ -33,14 +35,14 @@ def _snapshot(sim):
 
 
 def both_paths(monkeypatch, sc, prepare=lambda sim: None, stepwise=False, between=lambda sim: None):
-    """Run a pass on the fused path, then on the NumPy path (every product through ``gemm``'s NumPy branch);
+    """Run a pass on the small pass, then on the NumPy path (every product through ``gemm``'s NumPy branch);
     ``prepare`` edits the simulation before the pass, ``between`` after the forward pass. Two snapshots."""
     out = []
     for fused in (True, False):
         if not fused:
-            monkeypatch.setattr(_common, "MT_GEMM_FLOPS", 0.0)
+            monkeypatch.setattr(tunables, "MT_GEMM_FLOPS", 0.0)
         sim = Simulation(sc)
-        assert sim._fused is fused
+        assert sim.workspace.small_pass is fused
         prepare(sim)
         if stepwise:
             while sim.step_forward():
@@ -59,9 +61,9 @@ def both_paths(monkeypatch, sc, prepare=lambda sim: None, stepwise=False, betwee
 
 
 @pytest.mark.parametrize("task", ["sine", "copy"])
-def test_fused_loss_follows_an_edited_loss_mask(task, monkeypatch):
-    """loss_mask is a writable view: a mask edited between batches must change the fused loss as it changes the
-    NumPy path's (the count of masked positions is taken per pass, not cached per batch)."""
+def test_small_pass_loss_follows_an_edited_loss_mask(task, monkeypatch):
+    """loss_mask is a writable view: a mask edited between batches must change the small pass's loss as it
+    changes the NumPy path's (the count of masked positions is taken per pass, not cached per batch)."""
     def keep_last_two(sim):
         sim.loss_mask[:] = False
         sim.loss_mask[:, -2:] = True
@@ -74,18 +76,18 @@ def test_fused_loss_follows_an_edited_loss_mask(task, monkeypatch):
     assert fused["loss"] != unmasked["loss"]
 
 
-def test_fused_path_is_taken_only_where_it_applies(monkeypatch):
-    assert Simulation(small_scenario())._fused
-    assert not Simulation(small_scenario(**{"model.readout": "attention"}))._fused
-    assert not Simulation(small_scenario(**{"model.cell": "attention", "model.readout": "linear"}))._fused
-    monkeypatch.setattr(_common, "CACHE_LIMIT", 0)          # chunked mode
-    assert not Simulation(small_scenario())._fused
+def test_small_pass_path_is_taken_only_where_it_applies(monkeypatch):
+    assert Simulation(small_scenario()).workspace.small_pass
+    assert not Simulation(small_scenario(**{"model.readout": "attention"})).workspace.small_pass
+    assert not Simulation(small_scenario(**{"model.cell": "attention", "model.readout": "linear"})).workspace.small_pass
+    monkeypatch.setattr(tunables, "CACHE_LIMIT", 0)          # chunked mode
+    assert not Simulation(small_scenario()).workspace.small_pass
 
 
 @pytest.mark.parametrize("stepwise", [False, True], ids=["whole", "step-api"])
 @pytest.mark.parametrize("task", sorted(TASKS))
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
-def test_fused_pass_equals_numpy_path(config, task, dtype, stepwise, monkeypatch):
+def test_small_pass_pass_equals_numpy_path(config, task, dtype, stepwise, monkeypatch):
     _, changes = config
     sc = small_scenario(**changes, **{"model.dtype": dtype}).with_changes(TASKS[task])
     fused, ref = both_paths(monkeypatch, sc, stepwise=stepwise)
@@ -120,7 +122,7 @@ SENTINEL_CASES = {
 @pytest.mark.parametrize("stepwise", [False, True], ids=["whole", "step-api"])
 @pytest.mark.parametrize("case", sorted(SENTINEL_CASES))
 @pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
-def test_fused_sentinel_equals_numpy_path(case, cell, stepwise, monkeypatch):
+def test_small_pass_sentinel_equals_numpy_path(case, cell, stepwise, monkeypatch):
     task, prepare, between, expected = SENTINEL_CASES[case]
     sc = small_scenario(**{"model.cell": cell}).with_changes(TASKS[task])
     fused, ref = both_paths(monkeypatch, sc, prepare or (lambda sim: None), stepwise, between or (lambda sim: None))
@@ -134,39 +136,39 @@ def test_fused_sentinel_equals_numpy_path(case, cell, stepwise, monkeypatch):
 def test_first_nonfinite_step_matches_numpy(dtype):
     rng = np.random.default_rng(0)
     a = rng.standard_normal((20, 3, 7)).astype(dtype)
-    assert _fused.first_nonfinite_step(a, 0, 20, False) == -1
+    assert checks.first_nonfinite_step(a, 0, 20, False) == -1
     a[4, 2, 6] = np.inf
     a[11, 0, 0] = np.nan
     a[15, 1, 3] = -np.inf
     for t0, t1, reverse, want in [(0, 20, False, 4), (0, 20, True, 15), (5, 15, False, 11), (5, 15, True, 11),
                                   (12, 15, False, -1), (4, 5, True, 4), (16, 20, True, -1)]:
-        assert _fused.first_nonfinite_step(a, t0, t1, reverse) == want, (t0, t1, reverse)
+        assert checks.first_nonfinite_step(a, t0, t1, reverse) == want, (t0, t1, reverse)
 
 
 def test_backward_checks_order():
     """grad_hidden (steps of this call, last first), then grad_inputs (the last bad step), then grads in order."""
     z = lambda *s: np.zeros(s)  # noqa: E731
     dh, dx, grads = z(6, 2, 3), z(6, 2, 4), (z(5), z(3), z(2))
-    assert _fused.backward_checks(dh, 0, 5, dx, grads) == (_fused.OK, -1)
+    assert checks.backward_checks(dh, 0, 5, dx, grads) == (checks.OK, -1)
     grads[2][1] = np.nan
     grads[1][0] = np.inf
-    assert _fused.backward_checks(dh, 0, 5, dx, grads) == (_fused.GRADS, 1)
+    assert checks.backward_checks(dh, 0, 5, dx, grads) == (checks.GRADS, 1)
     dx[1, 0, 0] = dx[3, 1, 2] = np.nan
-    assert _fused.backward_checks(dh, 0, 5, dx, grads) == (_fused.GRAD_INPUTS, 3)
+    assert checks.backward_checks(dh, 0, 5, dx, grads) == (checks.GRAD_INPUTS, 3)
     dh[2, 0, 0] = dh[4, 1, 1] = np.inf
-    assert _fused.backward_checks(dh, 0, 5, dx, grads) == (_fused.GRAD_HIDDEN, 4)
-    assert _fused.backward_checks(dh, 0, 3, dx, grads) == (_fused.GRAD_HIDDEN, 2)
-    assert _fused.backward_checks(dh, 0, 1, dx, grads) == (_fused.GRAD_INPUTS, 3)
+    assert checks.backward_checks(dh, 0, 5, dx, grads) == (checks.GRAD_HIDDEN, 4)
+    assert checks.backward_checks(dh, 0, 3, dx, grads) == (checks.GRAD_HIDDEN, 2)
+    assert checks.backward_checks(dh, 0, 1, dx, grads) == (checks.GRAD_INPUTS, 3)
 
 
 def test_forward_checks_order():
     """hidden, then cell_state (if checked), then outputs, each at its first bad step."""
     h, c, out = np.zeros((6, 2, 3)), np.zeros((6, 2, 3)), np.zeros((6, 2, 1))
-    assert _fused._forward_checks(0, 6, h, c, True, out) == (_fused.OK, -1)
+    assert checks.forward_checks(0, 6, h, c, True, out) == (checks.OK, -1)
     out[1, 0, 0] = np.nan
     c[3, 1, 2] = np.inf
-    assert _fused._forward_checks(0, 6, h, c, True, out) == (_fused.CELL_STATE, 3)
-    assert _fused._forward_checks(0, 6, h, c, False, out) == (_fused.OUTPUTS, 1)
+    assert checks.forward_checks(0, 6, h, c, True, out) == (checks.CELL_STATE, 3)
+    assert checks.forward_checks(0, 6, h, c, False, out) == (checks.OUTPUTS, 1)
     h[5, 0, 0] = np.nan
-    assert _fused._forward_checks(0, 6, h, c, True, out) == (_fused.HIDDEN, 5)
-    assert _fused._forward_checks(2, 5, h, c, True, out) == (_fused.CELL_STATE, 3)
+    assert checks.forward_checks(0, 6, h, c, True, out) == (checks.HIDDEN, 5)
+    assert checks.forward_checks(2, 5, h, c, True, out) == (checks.CELL_STATE, 3)
