@@ -17,9 +17,10 @@ from rnnsim.cells import CELLS, init_params
 from rnnsim.cells._common import gemm, small_gemms, step_gemm_in_numpy
 from rnnsim.cells.attention import attend, attend_grad
 from rnnsim.optim import clip_, global_norm, make_optimizer
+from rnnsim.play import Phase, finish_pass
 from rnnsim.scenario import Scenario, task_dims
 
-PHASES = ("idle", "forward", "forward_done", "backward", "backward_done")
+PHASES = tuple(Phase)
 
 #: the sentinel's array names for the codes of rnnsim._fused
 _FORWARD_ARRAYS = {_fused.HIDDEN: "hidden", _fused.CELL_STATE: "cell_state", _fused.OUTPUTS: "outputs"}
@@ -128,7 +129,7 @@ class Simulation:
 
         self.t = 0                # forward steps done in this pass
         self.bt = 0               # backward steps done in this pass
-        self.phase = "idle"
+        self.phase = Phase.IDLE
         self.iteration = 0        # updates applied
         self.loss: float | None = None
         self.history: list[UpdateInfo] = []
@@ -191,7 +192,7 @@ class Simulation:
         self.t = 0
         self.bt = 0
         self.loss = None
-        self.phase = "forward"
+        self.phase = Phase.FORWARD
 
     @_quiet_unless_fused
     def _forward_to(self, t1: int) -> None:
@@ -214,7 +215,7 @@ class Simulation:
     def _finish_forward(self, loss: float) -> None:
         """The pass reached t = T: keep the loss, and name it in the sentinel if it is not finite."""
         self.loss = float(loss)
-        self.phase = "forward_done"
+        self.phase = Phase.FORWARD_DONE
         if self.sentinel is None and not math.isfinite(self.loss):
             self.sentinel = Sentinel(self.iteration, "forward", None, "loss")
 
@@ -314,7 +315,7 @@ class Simulation:
             np.sum(self._dout, axis=(0, 1), out=self.grads["readout.bias"])
         self._cell.begin_backward(ws)
         self.bt = 0
-        self.phase = "backward"
+        self.phase = Phase.BACKWARD
 
     def _attention_readout_backward(self) -> None:
         """The attention readout's whole gradient with respect to every h_j, into ws.dh (before BPTT: the readout
@@ -353,7 +354,7 @@ class Simulation:
             self._check_steps("backward", [("grad_hidden", self._ws.dh)], t_lo, t_hi + 1, reverse=True)
         if bt1 == self.T:
             self._cell.finish_backward(self._ws, self._X, self.params, self.grads, self.scenario.model)
-            self.phase = "backward_done"
+            self.phase = Phase.BACKWARD_DONE
             if self.sentinel is None:
                 if not np.isfinite(self._ws.dx).all():
                     t = int(np.nonzero(~np.isfinite(self._ws.dx).all(axis=(1, 2)))[0][-1])
@@ -370,7 +371,7 @@ class Simulation:
         done = self.bt == self.T
         if done:
             self._cell.finish_backward(ws, self._X, self.params, self.grads, self.scenario.model)
-            self.phase = "backward_done"
+            self.phase = Phase.BACKWARD_DONE
         if self.sentinel is not None:
             return
         if not done:
@@ -443,7 +444,7 @@ class Simulation:
                     break
         self.iteration += 1
         self.history.append(info)
-        self.phase = "idle"
+        self.phase = Phase.IDLE
         self._new_batch_due = tr.fresh_data
         return info
 
@@ -455,10 +456,10 @@ class Simulation:
         for _ in range(int(iterations)):
             if self.sentinel is not None:
                 break
-            self.forward()
-            if self.sentinel is None:
-                self.backward()
-            if self.phase == "backward_done":
+            if self.phase not in (Phase.IDLE, Phase.FORWARD):
+                self._begin_forward()  # a new pass: a finished forward pass or a BPTT under way is dropped
+            finish_pass(self)  # forward, then BPTT unless the forward pass went non-finite
+            if self.phase == Phase.BACKWARD_DONE:
                 info = self.apply_update()
             else:  # the forward pass went non-finite: no gradient to apply
                 info = UpdateInfo(self.iteration + 1, self.loss if self.loss is not None else math.nan,
@@ -507,7 +508,7 @@ class Simulation:
             if v.shape != self.params[k].shape:
                 raise ValueError(f"state_dict[{k!r}] has shape {v.shape}, expected {self.params[k].shape}")
             self.params[k][...] = v
-        self.phase = "idle"
+        self.phase = Phase.IDLE
 
     # ------------------------------------------------------------------------------------------- internals
     @property
