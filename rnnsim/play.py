@@ -1,11 +1,12 @@
 """The play loop: the phases of a Simulation and one unit of play at a time.
 
 A pass moves through the phases idle → forward → forward_done → backward → backward_done → (update) → idle.
-`advance(sim)` is one unit of play (a forward step, a BPTT step or the update that ends an iteration);
-`finish_pass(sim)` runs the rest of a pass whole. `Simulation.train` runs its iterations through `finish_pass`;
-the TUI's Runner plays through `Play`, which owns a Simulation and adds what an interactive loop needs: kernel
-warm-up, scenario changes that wait for the next iteration boundary, and the diagnostics caches (the Jacobian
-time budget, the spectrum of the current weights). Nothing here imports Textual.
+`finish_pass(sim)` runs the rest of a pass whole; `Simulation.train` runs its iterations through it. `Play` owns a
+Simulation and plays it: `Play.advance()` is one unit of play (a forward step, a BPTT step or the update that
+ends an iteration), `Play.iterate()` the rest of an iteration whole, and it keeps what an interactive loop needs:
+kernel warm-up, scenario changes that wait for the next iteration boundary, and the diagnostics caches (the
+Jacobian time budget, the spectrum of the current weights). The TUI's Runner only schedules these calls, for its
+simulation and for the compare view's second one. Nothing here imports Textual.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ class Phase(StrEnum):
 
 
 class Unit(StrEnum):
-    """What one `advance` did."""
+    """What one `Play.advance` did."""
 
     FORWARD = "forward"    #: one forward step
     BACKWARD = "backward"  #: one BPTT step
@@ -42,21 +43,6 @@ _FORWARD = (Phase.IDLE, Phase.FORWARD)
 _BACKWARD = (Phase.FORWARD_DONE, Phase.BACKWARD)
 #: phases in which h_t is filled for the whole sequence
 FORWARD_COMPLETE = frozenset((Phase.FORWARD_DONE, Phase.BACKWARD, Phase.BACKWARD_DONE))
-
-
-def advance(sim) -> Unit | None:
-    """One unit of play on ``sim``: a forward step, a BPTT step, or the update. None once a NaN/inf stopped it."""
-    if sim.sentinel is not None:
-        return None
-    phase = sim.phase
-    if phase in _FORWARD:
-        sim.step_forward()
-        return Unit.FORWARD
-    if phase in _BACKWARD:
-        sim.step_backward()
-        return Unit.BACKWARD
-    sim.apply_update()
-    return Unit.UPDATE
 
 
 def finish_pass(sim) -> int:
@@ -120,9 +106,9 @@ JAC_BUDGET = 30  #: Jacobian norms get at most ~1/JAC_BUDGET of the time while p
 class Play:
     """A Simulation played one unit at a time, with scenario changes that wait for the next iteration boundary.
 
-    ``warm`` is the set of cells whose kernels are loaded (share one set between several Plays of a process).
-    ``on_warm_up(cell)`` is called before a warm-up starts (to say so: it may take seconds on a first run);
-    ``on_applied(scenario, restarted)`` after a pending change was applied.
+    ``warm`` is the set of cells whose kernels are loaded (share one set between the Plays of one process).
+    ``on_warm_up(cell)`` is called before a change loads a new cell's kernels (to say so: a first run compiles
+    them for seconds); ``on_applied(scenario, restarted)`` after a pending change was applied.
     """
 
     def __init__(self, scenario, factory: Callable | None = None, *, diagnostics=None, warm: set | None = None,
@@ -174,8 +160,6 @@ class Play:
         cell = self.sim.scenario.model.cell
         if not force and cell in self.warm:
             return False
-        if self.on_warm_up is not None:
-            self.on_warm_up(cell)
         warm_up(self.sim)
         self.warm.add(cell)
         return True
@@ -216,18 +200,26 @@ class Play:
 
     # ----------------------------------------------------------------------------------------- playing
     def advance(self, settle: bool = True) -> Unit | None:
-        """One unit of play (see `advance`); a pending change applies at the boundary before a pass and, unless
-        ``settle`` is False (then call `settle` yourself), right after the update."""
+        """One unit of play: a forward step, a BPTT step, or the update that ends an iteration; None once a NaN or
+        inf stopped the simulation. A pending change applies at the boundary before a pass and, unless ``settle``
+        is False (then call `settle` yourself, e.g. after a second simulation did the same unit), after the update."""
         sim = self.sim
         if sim.sentinel is not None:
             return None
-        if self.pending is not None and sim.phase == Phase.IDLE:
+        phase = sim.phase
+        if phase in _FORWARD:
+            if self.pending is not None and phase == Phase.IDLE:
+                self.apply_pending()
+                sim = self.sim
+            sim.step_forward()
+            return Unit.FORWARD
+        if phase in _BACKWARD:
+            sim.step_backward()
+            return Unit.BACKWARD
+        sim.apply_update()
+        if settle and self.pending is not None:
             self.apply_pending()
-            sim = self.sim
-        unit = advance(sim)
-        if settle and unit is Unit.UPDATE and self.pending is not None:
-            self.apply_pending()
-        return unit
+        return Unit.UPDATE
 
     def iterate(self, settle: bool = True) -> int:
         """The rest of the iteration under way, whole: forward, BPTT, update (no update after a NaN/inf).

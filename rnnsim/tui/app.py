@@ -12,7 +12,8 @@ from textual.containers import Horizontal
 from textual.widgets import ContentSwitcher, Footer, Static
 
 from . import jobs
-from .runner import COMPARE_KNOBS, Frame, Runner
+from .knobs import COMPARE_KNOBS
+from .runner import Frame, Runner
 from .screens.background import InfluenceView, MemoryView, ParallelView
 from .screens.compare import CompareView
 from .screens.modals import HelpScreen, ParamScreen, PickerScreen
