@@ -16,7 +16,12 @@ from rnnsim.play import FORWARD_COMPLETE, Phase
 
 from .knobs import knob_value
 
-DEFAULT_SPEED = 50  # steps per second (the Runner's SPEEDS[DEFAULT_SPEED_INDEX])
+SPEEDS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 0)  # play speeds in steps per second; 0 = as fast as possible
+DEFAULT_SPEED_INDEX = 5  # 50 steps/s
+
+
+def speed_label(speed: int) -> str:
+    return "max" if speed == 0 else f"{speed}/s"
 
 
 @dataclass(frozen=True)
@@ -71,7 +76,7 @@ class Frame:
     message: str = ""
     playing: bool = False
     training: bool = False
-    speed: int = DEFAULT_SPEED
+    speed: int = SPEEDS[DEFAULT_SPEED_INDEX]
     steps_done: int = 0
     # version counters: a widget redraws only when the data it shows changed
     data_version: int = 0

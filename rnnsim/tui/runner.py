@@ -1,15 +1,12 @@
 """The worker thread that plays a Simulation (through rnnsim.play.Play) and publishes immutable frames.
 
-DESIGN §5: the UI never waits on the simulation and the simulation never waits on the UI.
-The app puts commands on a queue (`Runner.send`); the worker executes them, plays while playing or training,
-and writes the newest `Frame` (rnnsim/tui/frames.py) into `Runner.frame` at most every `FRAME_INTERVAL` seconds.
-The app reads `Runner.frame` on a timer (pull model, as memray's live TUI does) and never uses
-`call_from_thread`, so quitting cannot deadlock; the worker loop checks a stop event and exits within a
-fraction of a second.
-
-The Runner only schedules: the phases, the units of play, warm-up, pending changes and the diagnostics caches
-are rnnsim.play's. It owns the compare view's second simulation (B) as a second Play, stepped with the same calls.
-Nothing here imports Textual: the runner is plain threading, testable on its own.
+DESIGN §5: the UI never waits on the simulation and the simulation never waits on the UI. The app puts commands
+on a queue (`Runner.send`); the worker runs them, plays while playing or training, and writes the newest `Frame`
+(tui/frames.py) into `Runner.frame` at most every `FRAME_INTERVAL` s. The app reads it on a timer (pull model, as
+memray's live TUI does) and never uses `call_from_thread`, so quitting cannot deadlock; the worker checks a stop
+event and exits within a fraction of a second. The Runner only schedules: phases, units of play, warm-up, pending
+changes and the diagnostics caches are rnnsim.play's; the compare view's simulation B is a second Play, stepped
+by the same calls. Nothing here imports Textual: plain threading, testable on its own.
 """
 
 from __future__ import annotations
@@ -21,20 +18,14 @@ from typing import Callable
 
 from rnnsim.play import Change, Phase, Play, Unit, changes_model
 
-from .frames import Frame, History, build_frame, compare_frame
+from .frames import DEFAULT_SPEED_INDEX, SPEEDS, Frame, History, build_frame, compare_frame, speed_label
 from .knobs import COMPARE_KNOBS, describe, knob_value, next_value
 
 FRAME_INTERVAL = 0.07  # seconds between published frames while running
-SPEEDS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 0)  # steps per second; 0 = as fast as possible
-DEFAULT_SPEED_INDEX = 5  # 50 steps/s
 BURST = 0.01  # seconds of stepping at max speed between checks of the queue and the frame timer
 #: at start the worker waits up to this long for the UI to draw the first frame before it loads the kernels:
 #: importing numba holds the GIL for most of ~0.8 s and would otherwise delay that first paint
 UI_WAIT = 1.0
-
-
-def speed_label(speed: int) -> str:
-    return "max" if speed == 0 else f"{speed}/s"
 
 
 class Runner:
@@ -86,13 +77,8 @@ class Runner:
         self._history = History()
         self._history_b = History()
 
-    @property
-    def sim(self):
-        return None if self.play is None else self.play.sim
-
-    @property
-    def sim_b(self):
-        return None if self.play_b is None else self.play_b.sim
+    sim = property(lambda self: None if self.play is None else self.play.sim, doc="A's Simulation")
+    sim_b = property(lambda self: None if self.play_b is None else self.play_b.sim, doc="B's (compare view)")
 
     # ----------------------------------------------------------------- UI side
     @property
@@ -225,7 +211,8 @@ class Runner:
             self._playing = self._training = False
             new = base.with_changes({"scenario.seed": int(base.scenario.seed) + 1})
             play.pending = None
-            self._reconfigure(new)
+            play.reconfigure(new)
+            self._compiling = False
             self._after_rebuild(f"new seed {new.scenario.seed}")
         elif name in ("change", "modify"):
             # "modify" carries a pure function of the current scenario (e.g. the next clipping mode), evaluated
@@ -234,18 +221,15 @@ class Runner:
             if self._refuse_locked(play.target, changes):
                 return
             what = play.change(changes)  # ScenarioError propagates to the caller's message
-            self._compiling = False
-            self._error = None
-            if what is Change.CHANGED:
-                # training-only knobs (clipping, optimizer...) act at the next update: applied now
-                self._message = "changed: " + ", ".join(f"{k}={v}" for k, v in changes.items())
+            self._compiling, self._error = False, None
+            listed = ", ".join(f"{k}={v}" for k, v in changes.items())
+            if what is Change.CHANGED:  # training-only knobs (clipping, optimizer...) act at the next update
+                self._message = "changed: " + listed
                 if self.play_b is not None:
                     # B follows A (with its own value of the compared knob); changing that knob restarts both
                     self._sync_b(restart=self._compare_knob in changes)
             elif what is Change.PENDING:
-                self._message = "pending until the next iteration: " + ", ".join(
-                    f"{k}={v}" for k, v in changes.items()
-                )
+                self._message = "pending until the next iteration: " + listed
         elif name == "load":
             self._playing = self._training = False
             self._build(args[0], compile_first=args[0].model.cell not in self._warm)
@@ -282,19 +266,15 @@ class Runner:
         return True
 
     # ------------------------------------------------------------ building and changing
-    def _new_play(self, scenario) -> Play:
-        return Play(scenario, self._sim_factory, diagnostics=self._diag, warm=self._warm,
-                    on_warm_up=self._loading, on_applied=self._applied)
-
     def _build(self, scenario, compile_first: bool) -> None:
         if self.play is None:
-            self.play = self._new_play(scenario)
+            self.play = Play(scenario, self._sim_factory, diagnostics=self._diag, warm=self._warm,
+                             on_warm_up=self._loading, on_applied=self._applied)
         else:
             self.play.load(scenario)
         if compile_first:
-            # Building a Simulation needs no kernels (numba is imported on the first kernel call): draw its first
-            # frame now, then load the kernels (from numba's cache, or compiled on a first run) by running one pass
-            # and starting again from the seed. Commands sent meanwhile wait in the queue.
+            # Building a Simulation needs no kernels (numba loads on the first kernel call): draw its first frame
+            # now, then load the kernels (Play.warm_up). Commands sent meanwhile wait in the queue.
             self._compiling = True
             self._after_rebuild("loading kernels… (a first run compiles them, ~15 s; later runs load them from "
                                 "the cache)")
@@ -308,13 +288,8 @@ class Runner:
 
     def _loading(self, cell: str) -> None:
         """A change loads a new cell's kernels (seconds on a first run): say so before it starts."""
-        self._compiling = True
-        self._message = f"loading {cell} kernels…"
+        self._compiling, self._message = True, f"loading {cell} kernels…"
         self._publish(force=True)
-
-    def _reconfigure(self, scenario) -> None:
-        self.play.reconfigure(scenario)
-        self._compiling = False
 
     def _applied(self, scenario, restarted: bool) -> None:
         """A pending change took effect (Play.apply_pending)."""

@@ -7,7 +7,7 @@ from textual.widgets import Static
 
 from rnnsim.play import scenario_diff
 
-from ..runner import speed_label
+from ..frames import speed_label
 from .common import fmt
 
 #: pending keys the status line shows in place (clipping, cell); the alert row lists every pending key
