@@ -18,9 +18,10 @@ from rnnsim.cells import CELLS, init_params
 from rnnsim.kernels import checks, modes
 from rnnsim.optim import clip_, global_norm, make_optimizer
 from rnnsim.readout import Readout
+from rnnsim.play import Phase, finish_pass
 from rnnsim.scenario import Scenario, task_dims
 
-PHASES = ("idle", "forward", "forward_done", "backward", "backward_done")
+PHASES = tuple(Phase)
 
 #: overflow and NaN are expected in the lessons on exploding gradients: the sentinel reports them, not warnings.
 #: (The small pass runs no NumPy ufunc, so it needs no errstate: see ``_quiet`` in Simulation._build.)
@@ -104,7 +105,7 @@ class Simulation:
 
         self.t = 0                # forward steps done in this pass
         self.bt = 0               # backward steps done in this pass
-        self.phase = "idle"
+        self.phase = Phase.IDLE
         self.iteration = 0        # updates applied
         self.loss: float | None = None
         self.history: list[UpdateInfo] = []
@@ -156,7 +157,7 @@ class Simulation:
         self.t = 0
         self.bt = 0
         self.loss = None
-        self.phase = "forward"
+        self.phase = Phase.FORWARD
 
     def _forward_to(self, t1: int) -> None:
         """Steps [t, t1) of the cell, their outputs and checks, and at t1 = T the loss."""
@@ -174,7 +175,7 @@ class Simulation:
     def _finish_forward(self, loss: float) -> None:
         """The pass reached t = T: keep the loss, and name it in the sentinel if it is not finite."""
         self.loss = float(loss)
-        self.phase = "forward_done"
+        self.phase = Phase.FORWARD_DONE
         if self.sentinel is None and not math.isfinite(self.loss):
             self.sentinel = Sentinel(self.iteration, "forward", None, "loss")
 
@@ -211,7 +212,7 @@ class Simulation:
             self._ro.backward()
             self._cell.begin_backward(self._ws)
         self.bt = 0
-        self.phase = "backward"
+        self.phase = Phase.BACKWARD
 
     def _backward_to(self, bt1: int) -> None:
         t_hi = self.T - 1 - self.bt
@@ -222,7 +223,7 @@ class Simulation:
             done = bt1 == self.T
             if done:
                 self._cell.finish_backward(self._ws, self._X, self.params, self.grads, self.scenario.model)
-                self.phase = "backward_done"
+                self.phase = Phase.BACKWARD_DONE
         if self.sentinel is not None:
             return
         code, t = self._ro.backward_checks(t_lo, t_hi, done)
@@ -282,7 +283,7 @@ class Simulation:
                                   False, info.cosine)
         self.iteration += 1
         self.history.append(info)
-        self.phase = "idle"
+        self.phase = Phase.IDLE
         self._new_batch_due = tr.fresh_data
         return info
 
@@ -294,10 +295,10 @@ class Simulation:
         for _ in range(int(iterations)):
             if self.sentinel is not None:
                 break
-            self.forward()
-            if self.sentinel is None:
-                self.backward()
-            if self.phase == "backward_done":
+            if self.phase not in (Phase.IDLE, Phase.FORWARD):
+                self._begin_forward()  # a new pass: a finished forward pass or a BPTT under way is dropped
+            finish_pass(self)  # forward, then BPTT unless the forward pass went non-finite
+            if self.phase == Phase.BACKWARD_DONE:
                 info = self.apply_update()
             else:  # the forward pass went non-finite: no gradient to apply
                 info = UpdateInfo(self.iteration + 1, self.loss if self.loss is not None else math.nan,
@@ -346,7 +347,7 @@ class Simulation:
             if v.shape != self.params[k].shape:
                 raise ValueError(f"state_dict[{k!r}] has shape {v.shape}, expected {self.params[k].shape}")
             self.params[k][...] = v
-        self.phase = "idle"
+        self.phase = Phase.IDLE
 
     # ------------------------------------------------------------------------------------------- internals
     @property

@@ -7,12 +7,12 @@ pulls the newest Frame on a 10 fps timer, redrawing only the widgets whose data 
 from __future__ import annotations
 
 from textual.app import App, ComposeResult
-from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.widgets import ContentSwitcher, Footer, Static
 
-from . import jobs
-from .runner import COMPARE_KNOBS, Frame, Runner
+from . import actions, jobs, knobs
+from .knobs import COMPARE_KNOBS
+from .runner import Frame, Runner
 from .screens.background import InfluenceView, MemoryView, ParallelView
 from .screens.compare import CompareView
 from .screens.modals import HelpScreen, ParamScreen, PickerScreen
@@ -24,19 +24,9 @@ from .widgets.status import StatusBar
 POLL_INTERVAL = 1 / 10  # the UI pulls frames at 10 fps (DESIGN §5: 10–15; each redraw holds the GIL)
 MIN_WIDTH, MIN_HEIGHT = 60, 18
 
-CLIP_CYCLE = ["none", "norm", "value"]
-CELL_CYCLE = ["rnn", "lstm", "gru", "attention"]
 VIEWS = ["dynamics", "training", "spectrum", "compare", "parallel", "memory", "influence"]
 JOB_VIEWS = ("parallel", "memory", "influence")
 SIDE_LESSON_WIDTH = 120  # from this many columns the lesson is a side panel; below, 4 lines above the status
-# the knob each key changes: a lesson's scenario.locked refuses them
-KEY_KNOBS = {
-    "clip": "training.clip", "threshold": "training.clip_threshold", "cell": "model.cell",
-    "activation": "model.activation", "layernorm": "model.layernorm", "scale": "model.recurrent_scale",
-    "init": "model.init",
-}
-INIT_CYCLE = ["pytorch", "orthogonal", "identity", "normal"]
-THRESHOLDS = [0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0]
 
 
 def _set(widget: Static, text: str) -> None:
@@ -44,17 +34,6 @@ def _set(widget: Static, text: str) -> None:
     if getattr(widget, "_rnnsim_text", None) != text:
         widget._rnnsim_text = text
         widget.update(text)
-
-
-def _next(cycle: list[str], cur: str) -> str:
-    return cycle[(cycle.index(cur) + 1) % len(cycle)] if cur in cycle else cycle[0]
-
-
-def _scale_step(value: float, up: bool) -> float:
-    """Recurrent scale in steps of 0.05 near 1 (where vanishing turns into exploding)."""
-    step = 0.05 if value < 2 else 0.25
-    new = round(value + (step if up else -step), 4)
-    return min(max(new, 0.0), 100.0)
 
 
 class RnnsimApp(App):
@@ -73,77 +52,8 @@ class RnnsimApp(App):
     Screen.too-small #too-small { display: block; }
     """
 
-    BINDINGS = [
-        Binding("space", "play_pause", "Play/Pause"),
-        Binding("n,right", "step", "Step", key_display="n/→"),
-        Binding("t", "train", "Train"),
-        Binding("c", "clip", "Clip"),
-        Binding("m", "cell", "Cell"),
-        Binding("plus,equals_sign", "speed(1)", "Faster", key_display="+"),
-        Binding("minus", "speed(-1)", "Slower", key_display="-"),
-        Binding("left_square_bracket", "threshold(-1)", "Clip θ down", show=False, key_display="["),
-        Binding("right_square_bracket", "threshold(1)", "Clip θ up", show=False, key_display="]"),
-        Binding("a", "activation", "tanh↔relu", show=False),
-        Binding("l", "layernorm", "LayerNorm", show=False),
-        Binding("s", "scale(-1)", "Scale down", show=False),
-        Binding("S", "scale(1)", "Scale up", show=False),
-        Binding("i", "init", "Init cycle", show=False),
-        Binding("r", "reset", "Reset", show=False),
-        Binding("R", "new_seed", "New seed", show=False),
-        Binding("o", "open", "Open", show=False),
-        Binding("p", "params", "Params"),
-        Binding("comma", "cursor(-1)", "Cursor ←", show=False, key_display=","),
-        Binding("full_stop", "cursor(1)", "Cursor →", show=False, key_display="."),
-        Binding("less_than_sign", "cursor(-10)", "Cursor ←10", show=False, key_display="<"),
-        Binding("greater_than_sign", "cursor(10)", "Cursor →10", show=False, key_display=">"),
-        Binding("1", "view('dynamics')", "Dynamics", show=False),
-        Binding("2", "view('training')", "Training", show=False),
-        Binding("3", "view('spectrum')", "Spectrum", show=False),
-        Binding("4", "view('compare')", "Compare", show=False),
-        Binding("5", "view('parallel')", "Parallel", show=False),
-        Binding("6", "view('memory')", "Memory", show=False),
-        Binding("7", "view('influence')", "Influence", show=False),
-        Binding("x", "compare_knob", "Next knob"),
-        Binding("j", "lesson(1)", "Lesson ▸"),
-        Binding("k", "lesson(-1)", "Lesson ◂", show=False),
-        Binding("L", "toggle_lesson", "Hide lesson", show=False),
-        Binding("tab", "toggle_view", "View", priority=True),
-        Binding("question_mark", "help", "Help", key_display="?"),
-        Binding("q", "quit", "Quit"),
-        Binding("ctrl+q", "quit", "Quit", show=False, priority=True),
-    ]
-
-    # rows of the help screen; README's key table says the same
-    HELP_ROWS = [
-        ("space", "play / pause: forward steps, then BPTT steps, then the update, repeating"),
-        ("n  →", "one step (forward step, BPTT step, or the update that ends an iteration)"),
-        ("+  -", "play speed up / down (steps per second, up to max)"),
-        ("t", "train continuously (whole iterations; t again pauses)"),
-        ("c", "clipping: none → norm → value"),
-        ("[  ]", "clipping threshold θ down / up"),
-        ("m", "cell: rnn → lstm → gru → attention (next iteration; same seed and data)"),
-        ("a", "activation tanh ↔ relu (rnn)"),
-        ("l", "LayerNorm on / off (rnn)"),
-        ("s  S", "recurrent scale down / up (multiplies W_hh)"),
-        ("i", "init: pytorch → orthogonal → identity → normal"),
-        ("r", "reset: same seed, fresh weights and data"),
-        ("R", "new seed (seed + 1)"),
-        ("o", "open a scenario (built-ins and *.toml here)"),
-        ("p", "parameter panel: every knob, edit and validate"),
-        (",  .", "move the cursor one step (exact numbers below the plot)"),
-        ("<  >", "move the cursor ten steps"),
-        ("1  2  tab", "Dynamics view / Training view / switch between them"),
-        ("3", "Spectrum: eigenvalues of W_hh (braille), σ_max against 1/γ, Pascanu et al. verdict"),
-        ("4", "Compare: a second simulation, one knob changed, same seed and data (restarts both)"),
-        ("x", "Compare view: next knob (cell, clip, init, LayerNorm, activation; restarts both)"),
-        ("5", "Parallel: dependent steps and measured time, RNN vs attention, T = 16..2048"),
-        ("6", "Memory: memory capacity MC(k) and total MC against H (Jaeger 2001)"),
-        ("7", "Influence: ‖dL/dx_t‖ over positions for rnn, lstm, attention (256 samples)"),
-        ("j  k", "lesson: next / previous step (or page)"),
-        ("L", "lesson panel: hide / show"),
-        ("?", "this help"),
-        ("q  ctrl+q", "quit"),
-    ]
+    BINDINGS = actions.bindings()  # the footer, too; README's key table says the same (tests/tui/test_actions.py)
+    HELP_ROWS = actions.help_rows()  # rows of the help screen
 
     def __init__(self, scenario, *, runner: Runner | None = None, poll_interval: float = POLL_INTERVAL) -> None:
         super().__init__()
@@ -389,34 +299,32 @@ class RnnsimApp(App):
         """Send a knob change computed by the worker from its own latest scenario (no lost key presses)."""
         self.runner.send("modify", fn)
 
+    def cycle(self, key: str) -> None:
+        """The next value of a knob in its cycle (its Literal's values; a bool flips)."""
+        self.modify(lambda sc: {key: knobs.next_value(sc, key)})
+
     def action_clip(self) -> None:
-        self.modify(lambda sc: {"training.clip": _next(CLIP_CYCLE, sc.training.clip)})
+        self.cycle("training.clip")
 
     def action_threshold(self, direction: int) -> None:
-        def change(sc):
-            cur = sc.training.clip_threshold
-            if direction > 0:
-                new = next((x for x in THRESHOLDS if x > cur * 1.0001), THRESHOLDS[-1])
-            else:
-                new = next((x for x in reversed(THRESHOLDS) if x < cur * 0.9999), THRESHOLDS[0])
-            return {"training.clip_threshold": float(new)}
-
-        self.modify(change)
+        self.modify(lambda sc: {"training.clip_threshold": knobs.threshold_step(sc.training.clip_threshold,
+                                                                                direction)})
 
     def action_cell(self) -> None:
-        self.modify(lambda sc: {"model.cell": _next(CELL_CYCLE, sc.model.cell)})
+        self.cycle("model.cell")
 
     def action_activation(self) -> None:
-        self.modify(lambda sc: {"model.activation": "relu" if sc.model.activation == "tanh" else "tanh"})
+        self.cycle("model.activation")
 
     def action_layernorm(self) -> None:
-        self.modify(lambda sc: {"model.layernorm": not sc.model.layernorm})
+        self.cycle("model.layernorm")
 
     def action_scale(self, direction: int) -> None:
-        self.modify(lambda sc: {"model.recurrent_scale": _scale_step(float(sc.model.recurrent_scale), direction > 0)})
+        self.modify(lambda sc: {"model.recurrent_scale": knobs.scale_step(float(sc.model.recurrent_scale),
+                                                                          direction > 0)})
 
     def action_init(self) -> None:
-        self.modify(lambda sc: {"model.init": _next(INIT_CYCLE, sc.model.init)})
+        self.cycle("model.init")
 
     def action_reset(self) -> None:
         self.runner.send("reset")

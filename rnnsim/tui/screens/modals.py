@@ -13,6 +13,8 @@ from textual.screen import ModalScreen
 from textual.widgets import Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
+from ..knobs import knob_value
+
 # (dotted key, what it is) for every knob the parameter panel edits
 KNOBS = [
     ("scenario.seed", "seed for weights and data"),
@@ -34,11 +36,6 @@ KNOBS = [
     ("training.clip_threshold", "θ"),
     ("training.iterations", "for rnnsim run"),
 ]
-
-
-def knob_value(sc, key: str):
-    section, name = key.split(".")
-    return getattr(getattr(sc, section), name)
 
 
 def show_value(v) -> str:

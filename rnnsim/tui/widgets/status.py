@@ -6,9 +6,13 @@ from rich.text import Text
 from textual.widgets import Static
 
 from rnnsim.cells import CELLS
+from rnnsim.play import scenario_diff
 
-from ..runner import speed_label
+from ..frames import speed_label
 from .common import fmt
+
+#: pending keys the status line shows in place (clipping, cell); the alert row lists every pending key
+_SHOWN_IN_PLACE = ("training.clip", "training.clip_threshold", "model.cell", "model.activation", "model.layernorm")
 
 
 def clip_text(sc) -> str:
@@ -71,13 +75,27 @@ def status_text(frame, no_color: bool = False) -> Text:
     if sc.training.clip != "none" and frame.cosine is not None and frame.iteration > 0:
         # cos(g before clipping, g after): 1 for norm clipping, below 1 when value clipping turned the step
         t.append(f" cos {frame.cosine:.2f}", style="bold yellow" if frame.cosine < 0.9999 and not no_color else "")
+    pending = frame.pending
     t.append(" · ")
     t.append(clip_text(sc), style="yellow" if sc.training.clip != "none" and not no_color else "")
+    if pending is not None and clip_text(pending) != clip_text(sc):
+        t.append(f"→{clip_text(pending).removeprefix('clip ')}*", style="italic")
     t.append(f" · {cell_text(sc)}", style="bold")
-    if frame.pending is not None:
-        t.append(f"→{cell_text(frame.pending)}*", style="italic")
+    if pending is not None:
+        if cell_text(pending) != cell_text(sc):
+            t.append(f"→{cell_text(pending)}*", style="italic")
+        more = [k for k in scenario_diff(sc, pending) if k not in _SHOWN_IN_PLACE]
+        if more:
+            t.append(f" +{len(more)}*", style="italic")  # other pending keys: listed in the alert row
     t.append(f" · {speed_label(frame.speed)}")
     return t
+
+
+def pending_text(frame) -> str:
+    """'model.cell=lstm, training.clip=norm': every change waiting for the next iteration."""
+    if frame.pending is None:
+        return ""
+    return ", ".join(f"{k}={v}" for k, v in scenario_diff(frame.scenario, frame.pending).items())
 
 
 def alert_text(frame) -> Text:
@@ -92,7 +110,7 @@ def alert_text(frame) -> Text:
     elif frame.error:
         t.append(f" ✗ {frame.error}", style="bold red")
     elif frame.pending is not None:
-        t.append(" * model change pending: takes effect at the next iteration (same seed, same data)",
+        t.append(f" * pending until the next iteration: {pending_text(frame)} (same seed, same data)",
                  style="italic")
     elif frame.message:
         t.append(f" {frame.message}", style="dim")

@@ -1,0 +1,254 @@
+"""The frames the Runner publishes: immutable copies of what the views show, built from a Play.
+
+A Frame holds no live array: everything is copied (or a read-only view of an append-only buffer) in the
+worker thread, so the UI thread reads it without locks. Nothing here imports Textual.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from rnnsim.play import FORWARD_COMPLETE, Phase
+
+from .knobs import knob_value
+
+SPEEDS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 0)  # play speeds in steps per second; 0 = as fast as possible
+DEFAULT_SPEED_INDEX = 5  # 50 steps/s
+
+
+def speed_label(speed: int) -> str:
+    return "max" if speed == 0 else f"{speed}/s"
+
+
+@dataclass(frozen=True)
+class Frame:
+    """Everything the views need, copied out of the Simulation (never a live array).
+
+    `hidden` is h_t of batch element 0, shape (T, H): one real sequence, so the
+    heatmap shows what one input does (a batch mean would blur tanh states towards 0).
+    `profile` and `jacobian` are the core's batch means (diagnostics.gradient_profile,
+    diagnostics.jacobian_norms).  `hidden_filled`/`grad_filled` say how many columns are
+    valid (forward fills left to right, BPTT fills right to left); `stale` is True when
+    the arrays are those of the previous pass (after an update, before the next step).
+    """
+
+    seq: int = 0
+    compiling: bool = True
+    ready: bool = False
+    phase: str = "idle"
+    t: int = 0
+    bt: int = 0
+    T: int = 0
+    H: int = 0
+    B: int = 0
+    iteration: int = 0
+    loss: float | None = None
+    grad_norm: float | None = None
+    clipped_norm: float | None = None
+    clipped: bool = False
+    baseline: float | None = None
+    scenario: Any = None  # the scenario the simulation runs
+    pending: Any = None  # a changed scenario waiting for the next iteration boundary
+    hidden: np.ndarray | None = None
+    hidden_filled: int = 0
+    profile: np.ndarray | None = None
+    grad_filled: int = 0
+    jacobian: np.ndarray | None = None
+    gates: dict = field(default_factory=dict)
+    stale: bool = False
+    losses: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    grad_norms: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    clipped_norms: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    clipped_flags: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))
+    finite_flags: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))
+    decay_text: str = ""
+    spectrum_text: str = ""
+    spectrum: Any = None  # diagnostics.Spectrum of the current weights (eigenvalues copied), or None
+    spectrum_version: int = 0  # bumps only when the weights changed (an update, a rebuild)
+    cosine: float | None = None  # cos(g before clipping, g after) of the last update
+    compare: Any = None  # a CompareFrame while the compare view's second simulation exists
+    sentinel: str | None = None
+    error: str | None = None
+    message: str = ""
+    playing: bool = False
+    training: bool = False
+    speed: int = SPEEDS[DEFAULT_SPEED_INDEX]
+    steps_done: int = 0
+    # version counters: a widget redraws only when the data it shows changed
+    data_version: int = 0
+    history_version: int = 0
+
+    @property
+    def display_scenario(self):
+        return self.pending if self.pending is not None else self.scenario
+
+
+
+@dataclass(frozen=True)
+class CompareFrame:
+    """Simulation B of the compare view: A's scenario with one knob changed, same seed and data, stepped with A."""
+
+    knob: str
+    value_a: Any
+    value_b: Any
+    scenario: Any
+    profile: np.ndarray
+    grad_filled: int
+    losses: np.ndarray
+    finite_flags: np.ndarray
+    loss: float | None
+    iteration: int
+    sentinel: str | None
+    version: int
+
+
+
+class History:
+    """Per-iteration arrays grown in place from sim.history (append-only): O(new entries) per frame, not O(all).
+
+    Frames get read-only views of the filled part; entries never change once written and a restart makes new
+    buffers, so a view handed out earlier stays valid."""
+
+    FIELDS = ("loss", "grad_norm", "clipped_norm", "clipped", "finite")
+
+    def __init__(self) -> None:
+        self._new(64)
+
+    def _new(self, cap: int) -> None:
+        self.n = 0
+        self.source = None
+        self.bufs = [np.full(cap, np.nan) for _ in range(3)] + [np.zeros(cap, bool), np.zeros(cap, bool)]
+
+    def update(self, history: list):
+        if history is not self.source or len(history) < self.n:
+            self._new(64)
+            self.source = history
+        m = len(history)
+        if m > len(self.bufs[0]):
+            cap = max(m, 2 * len(self.bufs[0]))
+            grown = []
+            for b in self.bufs:
+                g = np.full(cap, np.nan) if b.dtype != bool else np.zeros(cap, bool)
+                g[: self.n] = b[: self.n]
+                grown.append(g)
+            self.bufs = grown
+        for i in range(self.n, m):
+            h = history[i]
+            self.bufs[0][i] = _nan(h.loss)
+            self.bufs[1][i] = _nan(h.grad_norm)
+            self.bufs[2][i] = _nan(getattr(h, "clipped_norm", None))
+            self.bufs[3][i] = bool(h.clipped)
+            self.bufs[4][i] = bool(h.finite)
+        self.n = m
+        views = []
+        for b in self.bufs:
+            v = b[:m]
+            v.flags.writeable = False
+            views.append(v)
+        return views
+
+
+def _f(x) -> float | None:
+    if x is None:
+        return None
+    try:
+        return float(x)
+    except (TypeError, ValueError):
+        return None
+
+
+def _nan(x) -> float:
+    v = _f(x)
+    return math.nan if v is None else v
+
+
+def compare_frame(play_a, play_b, history: History, version: int, knob: str) -> CompareFrame:
+    """Simulation B of the compare view, copied out."""
+    a, b = play_a.sim, play_b.sim
+    d = play_b.diagnostics
+    losses, _, _, _, finite = history.update(b.history)
+    last = b.history[-1] if b.history else None
+    return CompareFrame(
+        knob=knob,
+        value_a=knob_value(a.scenario, knob),
+        value_b=knob_value(b.scenario, knob),
+        scenario=b.scenario,
+        profile=np.asarray(d.gradient_profile(b), dtype=float).copy(),
+        grad_filled=int(b.bt),
+        losses=losses,
+        finite_flags=finite,
+        loss=_f(b.loss) if b.loss is not None else (_f(last.loss) if last else None),
+        iteration=int(b.iteration),
+        sentinel=None if b.sentinel is None else str(b.sentinel),
+        version=version,
+    )
+
+
+def build_frame(play, history: History, *, busy: bool, compare: CompareFrame | None, **status) -> Frame:
+    """A Frame of ``play``'s simulation; ``status`` fills the runner's fields (seq, message, speed...).
+
+    ``busy`` (playing or training): the Jacobian norms keep to their time budget (Play.jacobian_norms)."""
+    sim = play.sim
+    d = play.diagnostics
+    T = int(sim.T)
+    phase = str(sim.phase)
+    t, bt = int(sim.t), int(sim.bt)
+    # after an update (phase idle) the core's arrays and diagnostics still describe the latest pass until the
+    # next forward begins: show them, marked as the previous pass
+    stale = phase == Phase.IDLE and t > 0
+    hidden = np.array(sim.hidden[0], dtype=float)
+    profile = np.asarray(d.gradient_profile(sim), dtype=float).copy()
+    jac = play.jacobian_norms(force=not busy)
+    gates = {k: np.asarray(v, dtype=float).copy() for k, v in d.gate_means(sim).items()}
+    hidden_filled = T if phase in FORWARD_COMPLETE else t
+    losses, gnorms, cnorms, clipped, finite = history.update(sim.history)
+    last = sim.history[-1] if sim.history else None
+    decay = ""
+    try:
+        if bt >= T and T >= 2:
+            decay = d.decay_summary(profile).text
+    except Exception:  # noqa: BLE001 - a summary is optional decoration
+        decay = ""
+    spectrum, spec = play.spectrum()
+    sentinel = sim.sentinel
+    return Frame(
+        ready=True,
+        phase=phase,
+        t=t,
+        bt=bt,
+        T=T,
+        H=int(sim.H),
+        B=int(sim.B),
+        iteration=int(sim.iteration),
+        loss=_f(sim.loss) if sim.loss is not None else (_f(last.loss) if last else None),
+        grad_norm=_f(last.grad_norm) if last else None,
+        clipped_norm=_f(getattr(last, "clipped_norm", None)) if last else None,
+        clipped=bool(last.clipped) if last else False,
+        baseline=_f(sim.baseline),
+        scenario=sim.scenario,
+        pending=play.pending,
+        hidden=hidden,
+        hidden_filled=hidden_filled,
+        profile=profile,
+        grad_filled=bt,
+        jacobian=jac,
+        gates=gates,
+        stale=stale,
+        losses=losses,
+        grad_norms=gnorms,
+        clipped_norms=cnorms,
+        clipped_flags=clipped,
+        finite_flags=finite,
+        decay_text=decay,
+        spectrum_text=spectrum,
+        spectrum=spec,
+        spectrum_version=play.spectrum_version,
+        cosine=_f(getattr(last, "cosine", None)) if last else None,
+        compare=compare,
+        sentinel=None if sentinel is None else str(sentinel),
+        **status,
+    )
