@@ -103,10 +103,9 @@ def test_utf8_bom_is_accepted(tmp_path):
 
 
 def test_unknown_key_did_you_mean(tmp_path):
-    err = error_for(write(tmp_path, "[model]\nhiden_size = 3\n"))
-    msg = str(err)
-    assert msg.startswith("")
-    assert "bad.toml: model.hiden_size: unknown key; did you mean 'hidden_size'?" in msg
+    path = write(tmp_path, "[model]\nhiden_size = 3\n")
+    msg = str(error_for(path))
+    assert msg.startswith(f"{path}: model.hiden_size: unknown key; did you mean 'hidden_size'?")
     assert "allowed in [model]:" in msg and "cell" in msg and "forget_bias" in msg
 
 
@@ -204,19 +203,71 @@ def test_non_utf8(tmp_path):
     assert msg.startswith(f"{path}: line 2: not valid UTF-8")
 
 
-def test_unreadable_file(tmp_path):
+def _error_in_child_as_nobody(path) -> str:
+    """load_scenario(path)'s message, in a forked child that has dropped root to nobody (uid 65534) for good; the
+    modules it needs are imported before the fork (the interpreter under /root is not readable by nobody)."""
     import os
 
-    if os.geteuid() == 0:
-        pytest.skip("root can read any file")
-    path = tmp_path / "secret.toml"
-    path.write_text("")
-    path.chmod(0)
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:   # child: never returns into pytest
+        code = 1
+        try:
+            os.close(read_fd)
+            os.setgroups([])
+            os.setgid(65534)
+            os.setuid(65534)
+            try:
+                load_scenario(path)
+                out = "loaded"
+            except ScenarioError as exc:
+                out = str(exc)
+            os.write(write_fd, out.encode())
+            code = 0
+        finally:
+            os._exit(code)
+    os.close(write_fd)
+    with os.fdopen(read_fd, "rb") as f:
+        out = f.read().decode()
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0, "the unprivileged child failed"
+    return out
+
+
+def test_unreadable_file(tmp_path):
+    """A file its user may not read: one line naming the file. As root (CI runs as root, and root reads anything)
+    the load runs in a child process that dropped its privileges to nobody."""
+    import os
+    import tempfile
+
+    load_scenario(write(tmp_path, "[model]\ncell = 'lstm'\n", "warm.toml"))   # import everything loading needs
+    folder = tempfile.mkdtemp(prefix="rnnsim-unreadable-")   # not under tmp_path: pytest makes that 0700 to root
     try:
-        msg = str(error_for(path))
+        os.chmod(folder, 0o755)
+        path = os.path.join(folder, "secret.toml")
+        with open(path, "w") as f:
+            f.write("[model]\ncell = 'lstm'\n")
+        os.chmod(path, 0)
+        msg = _error_in_child_as_nobody(path) if os.geteuid() == 0 else str(error_for(path))
     finally:
-        path.chmod(0o644)
-    assert msg.startswith(f"{path}: cannot read")
+        os.chmod(path, 0o644)
+        os.unlink(path)
+        os.rmdir(folder)
+    assert msg.startswith(f"{path}: cannot read: Permission denied"), msg
+    assert "\n" not in msg
+
+
+@pytest.mark.parametrize("value", ["0", "0.0", "-1.0", "1e10"])
+def test_clip_threshold_must_be_positive_and_bounded(tmp_path, value):
+    """θ = 0 would make norm clipping divide by ‖g‖ into a zero gradient (and value clipping freeze training): refused
+    in a file and as an override; the smallest positive θ is fine."""
+    path = write(tmp_path, f'[training]\nclip = "norm"\nclip_threshold = {value}\n')
+    msg = str(error_for(path))
+    assert msg == f"{path}: training.clip_threshold = {value if value != '1e10' else '10000000000.0'}: allowed: " \
+        "a number > 0 and <= 1000000000"
+    with pytest.raises(ScenarioError, match="training.clip_threshold"):
+        Scenario.from_dict({}).with_changes({"training.clip_threshold": float(value)})
+    assert Scenario.from_dict({"training": {"clip_threshold": 5e-324}}).training.clip_threshold == 5e-324
 
 
 def test_not_a_regular_file():

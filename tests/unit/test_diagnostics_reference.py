@@ -1,0 +1,140 @@
+"""Diagnostics against references written here (issue 17), through the public functions only: the Pascanu verdict
+on non-normal W_hh (default pytorch init, where ρ < 1 < σ_max), and every per-step Jacobian norm equal to the
+spectral norm of the step Jacobian obtained by central differences of a plain NumPy cell step (DESIGN.md §3)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from rnnsim import Simulation, diagnostics
+from tests.unit.conftest import CONFIGS, small_scenario
+
+
+# ------------------------------------------------------------------------------------------ Pascanu verdict
+def _pytorch_init_rnn(seed=0, H=32, scale=1.0):
+    return Simulation(small_scenario(**{"model.hidden_size": H, "model.init": "pytorch", "scenario.seed": seed,
+                                        "model.recurrent_scale": scale}))
+
+
+def test_pytorch_init_is_non_normal_and_the_verdict_follows_sigma_max():
+    """Default pytorch init, H = 32: ρ ≈ 0.6 but σ_max ≈ 1.05. σ_max ≥ 1/γ, so exploding is possible; a verdict
+    from the spectral radius would say "vanishing guaranteed", which is false."""
+    sim = _pytorch_init_rnn()
+    W = sim.params["weight_hh"]
+    rho, smax = np.abs(np.linalg.eigvals(W)).max(), np.linalg.svd(W, compute_uv=False)[0]
+    assert rho < 1.0 < smax, "the test needs a seed where ρ < 1 < σ_max"
+    s = diagnostics.spectrum(sim)
+    assert s.radius == pytest.approx(rho, rel=1e-12) and s.sigma_max == pytest.approx(smax, rel=1e-12)
+    assert s.gamma == 1.0 and s.bound == 1.0
+    assert s.verdict.startswith("exploding possible") and f"σ_max = {smax:.3g}" in s.verdict
+    assert "vanishing" not in s.verdict
+    np.testing.assert_allclose(np.sort_complex(s.eigenvalues), np.sort_complex(np.linalg.eigvals(W)), rtol=1e-10)
+
+
+def test_verdict_vanishing_needs_sigma_max_below_one_not_rho():
+    """Scale W so that σ_max is just below 1 (ρ is then far below): vanishing guaranteed. Just above: not."""
+    W = _pytorch_init_rnn().params["weight_hh"]
+    smax = np.linalg.svd(W, compute_uv=False)[0]
+    below = diagnostics.spectrum(_pytorch_init_rnn(scale=0.98 / smax))
+    assert below.sigma_max == pytest.approx(0.98) and below.verdict.startswith("vanishing guaranteed")
+    above = diagnostics.spectrum(_pytorch_init_rnn(scale=1.02 / smax))
+    assert above.radius < 0.7 and above.verdict.startswith("exploding possible")
+
+
+@pytest.mark.parametrize("cell, block", [("lstm", 2), ("gru", 2)])
+def test_gated_cells_report_the_candidate_block(cell, block):
+    sim = Simulation(small_scenario(**{"model.cell": cell, "model.hidden_size": 8}))
+    H = sim.H
+    Wc = sim.params["weight_hh"][block * H:(block + 1) * H]
+    s = diagnostics.spectrum(sim)
+    assert s.sigma_max == pytest.approx(np.linalg.norm(Wc, 2), rel=1e-12)
+    assert s.radius == pytest.approx(np.abs(np.linalg.eigvals(Wc)).max(), rel=1e-12)
+    assert s.verdict.startswith("gated cell") and f"{s.sigma_max:.3g}" in s.verdict
+
+
+# ------------------------------------------------------------------------------------ step Jacobian norms
+def _sigmoid(a):
+    return 1.0 / (1.0 + np.exp(-a))
+
+
+def numpy_step(sim, x, state):
+    """One step of the scenario's cell from DESIGN.md §3, on one sample: state (h,) or (h, c) -> the new state as
+    one vector (the LSTM's is [h; c])."""
+    p, m, H = sim.params, sim.scenario.model, sim.H
+    h = state[:H]
+    a = p["weight_ih"] @ x + p["bias_ih"]
+    gh = p["weight_hh"] @ h + p["bias_hh"]
+    if m.cell == "rnn":
+        pre = a + gh
+        if m.layernorm:
+            mu, var = pre.mean(), pre.var()
+            pre = (pre - mu) / np.sqrt(var + 1e-5) * p["ln.weight"] + p["ln.bias"]
+        return np.maximum(pre, 0.0) if m.activation == "relu" else np.tanh(pre)
+    if m.cell == "lstm":
+        c = state[H:]
+        z = a + gh
+        i, f, g, o = _sigmoid(z[:H]), _sigmoid(z[H:2 * H]), np.tanh(z[2 * H:3 * H]), _sigmoid(z[3 * H:])
+        c_new = f * c + i * g
+        return np.concatenate([o * np.tanh(c_new), c_new])
+    r = _sigmoid(a[:H] + gh[:H])
+    z = _sigmoid(a[H:2 * H] + gh[H:2 * H])
+    n = np.tanh(a[2 * H:] + r * gh[2 * H:])
+    return (1.0 - z) * n + z * h
+
+
+def fd_jacobian(sim, t, b, eps=1e-6):
+    """∂s_t/∂s_{t−1} of sample b by central differences of numpy_step (s_{−1} = 0)."""
+    H = sim.H
+    lstm = sim.scenario.model.cell == "lstm"
+    if t > 0:
+        s = np.concatenate([sim.hidden[b, t - 1], sim.cell_state[b, t - 1]]) if lstm else sim.hidden[b, t - 1].copy()
+    else:
+        s = np.zeros(2 * H if lstm else H)
+    x = sim.inputs[b, t]
+    J = np.zeros((s.size, s.size))
+    for j in range(s.size):
+        d = np.zeros_like(s)
+        d[j] = eps
+        J[:, j] = (numpy_step(sim, x, s + d) - numpy_step(sim, x, s - d)) / (2 * eps)
+    return J
+
+
+@pytest.mark.parametrize("name", sorted(CONFIGS))
+def test_every_jacobian_norm_is_the_largest_singular_value_of_the_step_jacobian(name):
+    changes = {**CONFIGS[name], "model.hidden_size": 6, "task.batch_size": 10, "task.length": 6}
+    if name == "rnn-relu":   # keep the ReLU units away from 0, where the difference quotient straddles the kink
+        changes["task.kind"] = "random"
+    sim = Simulation(small_scenario(**changes))
+    lstm = sim.scenario.model.cell == "lstm"
+    sim.forward()
+    # the numpy step reproduces the simulation's states (so its Jacobian is the Jacobian of this pass)
+    for t in range(sim.T):
+        for b in range(sim.B):
+            prev = (np.concatenate([sim.hidden[b, t - 1], sim.cell_state[b, t - 1]]) if lstm
+                    else sim.hidden[b, t - 1]) if t else np.zeros(2 * sim.H if lstm else sim.H)
+            new = numpy_step(sim, sim.inputs[b, t], prev)
+            np.testing.assert_allclose(new[:sim.H], sim.hidden[b, t], rtol=1e-12, atol=1e-14)
+    norms = diagnostics.jacobian_norms(sim, max_batch=8)
+    assert norms.shape == (sim.T,)
+    for t in range(sim.T):
+        Js = [fd_jacobian(sim, t, b) for b in range(8)]
+        np.testing.assert_allclose(diagnostics.step_jacobians(sim, t, slice(0, 8)), np.stack(Js), atol=1e-7,
+                                   err_msg=f"{name} t = {t}")
+        sig = [np.linalg.norm(J, 2) for J in Js]
+        assert norms[t] == pytest.approx(np.mean(sig), rel=1e-7), f"{name} t = {t}"
+        # and not some other singular value: the smallest is well below (a non-degenerate check)
+        assert np.mean([np.linalg.svd(J, compute_uv=False)[-1] for J in Js]) < 0.9 * norms[t]
+
+
+def test_jacobian_norms_only_for_steps_done_and_nan_for_attention():
+    sim = Simulation(small_scenario(**{"model.hidden_size": 6}))
+    sim.step_forward()
+    sim.step_forward()
+    n = diagnostics.jacobian_norms(sim)
+    assert np.isfinite(n[:2]).all() and np.isnan(n[2:]).all()
+    assert n[1] == pytest.approx(np.mean([np.linalg.norm(fd_jacobian(sim, 1, b), 2) for b in range(sim.B)]),
+                                 rel=1e-7)
+    att = Simulation(small_scenario(**{"model.cell": "attention"}))
+    att.forward()
+    assert np.isnan(diagnostics.jacobian_norms(att)).all()
