@@ -203,58 +203,105 @@ def test_non_utf8(tmp_path):
     assert msg.startswith(f"{path}: line 2: not valid UTF-8")
 
 
-def _error_in_child_as_nobody(path) -> str:
-    """load_scenario(path)'s message, in a forked child that has dropped root to nobody (uid 65534) for good; the
-    modules it needs are imported before the fork (the interpreter under /root is not readable by nobody)."""
+def _drop_file_override_capabilities() -> None:
+    """Clear CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH (the capabilities that let root read any file) from this
+    process with capget/capset. The uid stays 0, so the interpreter and the checkout, owned by root (say under a
+    0700 /root), stay readable by their owner's permission bits, while a mode-0 file no longer is."""
+    import ctypes
+
+    class Header(ctypes.Structure):
+        _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+    class Data(ctypes.Structure):
+        _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32), ("inheritable", ctypes.c_uint32)]
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    hdr, data = Header(0x20080522, 0), (Data * 2)()   # _LINUX_CAPABILITY_VERSION_3: two 32-bit words
+    if libc.capget(ctypes.byref(hdr), data) != 0:
+        raise OSError(ctypes.get_errno(), "capget")
+    keep = ~((1 << 1) | (1 << 2)) & 0xFFFFFFFF       # CAP_DAC_OVERRIDE = 1, CAP_DAC_READ_SEARCH = 2
+    for field in ("effective", "permitted", "inheritable"):
+        setattr(data[0], field, getattr(data[0], field) & keep)
+    if libc.capset(ctypes.byref(hdr), data) != 0:
+        raise OSError(ctypes.get_errno(), "capset")
+
+
+def in_unprivileged_child(fn) -> str:
+    """``fn()`` (returning a str) in a forked child that dropped root's power to read any file, or a description of
+    the exception it raised; pytest's own process keeps its privileges."""
     import os
 
     read_fd, write_fd = os.pipe()
     pid = os.fork()
     if pid == 0:   # child: never returns into pytest
-        code = 1
+        out = "child failed before running"
         try:
             os.close(read_fd)
-            os.setgroups([])
-            os.setgid(65534)
-            os.setuid(65534)
-            try:
-                load_scenario(path)
-                out = "loaded"
-            except ScenarioError as exc:
-                out = str(exc)
-            os.write(write_fd, out.encode())
-            code = 0
+            _drop_file_override_capabilities()
+            out = fn()
+        except BaseException as exc:   # noqa: BLE001  (reported to the parent, which fails the test)
+            out = f"child failed: {exc!r}"
         finally:
-            os._exit(code)
+            try:
+                os.write(write_fd, out.encode())
+            finally:
+                os._exit(0)
     os.close(write_fd)
     with os.fdopen(read_fd, "rb") as f:
         out = f.read().decode()
-    _, status = os.waitpid(pid, 0)
-    assert os.waitstatus_to_exitcode(status) == 0, "the unprivileged child failed"
+    os.waitpid(pid, 0)
     return out
+
+
+def unreadable_file(tmp_path):
+    """A scenario file with mode 0 (the caller restores 0o644)."""
+    path = tmp_path / "secret.toml"
+    path.write_text("[model]\ncell = 'lstm'\n")
+    path.chmod(0)
+    return path
+
+
+def _load_message(path) -> str:
+    try:
+        load_scenario(path)
+    except ScenarioError as exc:
+        return str(exc)
+    return "loaded without an error"
 
 
 def test_unreadable_file(tmp_path):
     """A file its user may not read: one line naming the file. As root (CI runs as root, and root reads anything)
-    the load runs in a child process that dropped its privileges to nobody."""
+    the load runs in a child process without the capabilities that let root read any file."""
     import os
-    import tempfile
 
-    load_scenario(write(tmp_path, "[model]\ncell = 'lstm'\n", "warm.toml"))   # import everything loading needs
-    folder = tempfile.mkdtemp(prefix="rnnsim-unreadable-")   # not under tmp_path: pytest makes that 0700 to root
+    path = unreadable_file(tmp_path)
     try:
-        os.chmod(folder, 0o755)
-        path = os.path.join(folder, "secret.toml")
-        with open(path, "w") as f:
-            f.write("[model]\ncell = 'lstm'\n")
-        os.chmod(path, 0)
-        msg = _error_in_child_as_nobody(path) if os.geteuid() == 0 else str(error_for(path))
+        msg = in_unprivileged_child(lambda: _load_message(path)) if os.geteuid() == 0 else _load_message(path)
     finally:
-        os.chmod(path, 0o644)
-        os.unlink(path)
-        os.rmdir(folder)
-    assert msg.startswith(f"{path}: cannot read: Permission denied"), msg
-    assert "\n" not in msg
+        path.chmod(0o644)
+    assert msg == f"{path}: cannot read: Permission denied"
+
+
+def test_unreadable_file_on_the_command_line(tmp_path):
+    """`rnnsim validate` of an unreadable file: exit 2 and the one line on stderr (also as root, see above)."""
+    import os
+
+    from click.testing import CliRunner
+
+    from rnnsim.cli import cli
+
+    def validate() -> str:
+        result = CliRunner().invoke(cli, ["validate", str(path)])
+        return f"{result.exit_code}|{result.stderr}"
+
+    path = unreadable_file(tmp_path)
+    try:
+        out = in_unprivileged_child(validate) if os.geteuid() == 0 else validate()
+    finally:
+        path.chmod(0o644)
+    code, _, err = out.partition("|")
+    assert code == "2", out
+    assert err.count("\n") == 1 and f"{path}: cannot read: Permission denied" in err and "Traceback" not in err
 
 
 @pytest.mark.parametrize("value", ["0", "0.0", "-1.0", "1e10"])
