@@ -138,3 +138,118 @@ def test_jacobian_norms_only_for_steps_done_and_nan_for_attention():
     att = Simulation(small_scenario(**{"model.cell": "attention"}))
     att.forward()
     assert np.isnan(diagnostics.jacobian_norms(att)).all()
+
+
+# ------------------------------------------------------------------------------ verdict edges, attention
+def test_verdict_at_sigma_max_exactly_one_is_not_vanishing():
+    """Identity init: W_hh = I, σ_max = 1 = 1/γ exactly. σ_max < 1/γ is the sufficient condition; at equality
+    vanishing is not guaranteed."""
+    sim = Simulation(small_scenario(**{"model.init": "identity", "model.activation": "relu"}))
+    s = diagnostics.spectrum(sim)
+    assert s.sigma_max == 1.0 and s.radius == 1.0
+    assert s.verdict.startswith("exploding possible") and "≥ 1/γ = 1" in s.verdict
+
+
+def test_layernorm_verdict_decides_nothing():
+    s = diagnostics.spectrum(Simulation(small_scenario(**{"model.layernorm": True})))
+    assert s.verdict.startswith("LayerNorm rescales") and f"σ_max = {s.sigma_max:.3g}" in s.verdict
+
+
+def test_attention_cell_has_no_spectrum_and_no_step_jacobians():
+    sim = Simulation(small_scenario(**{"model.cell": "attention"}))
+    s = diagnostics.spectrum(sim)
+    assert s.eigenvalues.shape == (0,) and s.eigenvalues.dtype == complex
+    assert np.isnan(s.radius) and np.isnan(s.sigma_max) and (s.gamma, s.bound) == (1.0, 1.0)
+    assert s.verdict.startswith("does not apply: the attention cell has no recurrent matrix")
+    sim.forward()
+    with pytest.raises(ValueError, match="step Jacobians need a recurrent state; the attention cell has none"):
+        diagnostics.step_jacobians(sim, 0)
+
+
+# ------------------------------------------------------------------------------ influence and decay summary
+def test_input_influence_is_nan_until_bptt_ends():
+    sim = Simulation(small_scenario())
+    sim.forward()
+    sim.step_backward()
+    infl = diagnostics.input_influence(sim)
+    assert infl.shape == (sim.T,) and infl.dtype == np.float64 and np.isnan(infl).all()
+
+
+@pytest.mark.parametrize("values, fraction, expected", [
+    ([1] * 10, 0.1, 0.1),                   # k = ceil(0.1·10) = 1 of 10 equal parts
+    ([1] * 10, 0.25, 0.3),                  # k = ceil(2.5) = 3
+    ([1] * 3, 0.1, 1 / 3),                  # at least one position
+    ([0, 0, 0, 2, 6], 0.2, 0.75),           # 6 / 8
+    ([np.nan, 1, 1, 2], 0.25, 0.5),         # NaN counts as nothing
+    ([1, 0, 0, 0], 0.25, 0.0),
+])
+def test_influence_share_last(values, fraction, expected):
+    assert diagnostics.influence_share_last(values, fraction) == pytest.approx(expected, rel=1e-15)
+
+
+def test_influence_share_last_of_nothing_is_nan():
+    assert np.isnan(diagnostics.influence_share_last([0, 0, 0]))
+    assert np.isnan(diagnostics.influence_share_last([np.nan, np.nan]))
+
+
+def _profile(rate, T, last=1.0):
+    """A gradient profile that shrinks by ``rate`` per step back in time: p_t = last·rate^(T−1−t)."""
+    return last * rate ** np.arange(T - 1, -1, -1, dtype=float)
+
+
+def test_decay_summary_of_a_geometric_decay():
+    """p_t = 0.5^(T−1−t), T = 21: ratio 0.5²⁰ ≈ 9.5e−7, rate 0.5, 10⁻³ of the last step's gradient first reached
+    at 0.5¹⁰ ≈ 9.8e−4, i.e. t = 10; the ratio's decade 10⁻⁷."""
+    s = diagnostics.decay_summary(_profile(0.5, 21))
+    assert s.ratio == pytest.approx(0.5 ** 20, rel=1e-15) and s.rate == pytest.approx(0.5, rel=1e-14)
+    assert s.t_at_1e3 == 10
+    assert s.text == ("×0.5 per step back in time; 10⁻³ of the last step's gradient by t = 10 "
+                      "(ratio ‖dL/dh_0‖/‖dL/dh_20‖ ≈ 10⁻⁷)")
+
+
+def test_decay_summary_mild_decay_and_growth():
+    mild = diagnostics.decay_summary(_profile(0.9, 11, last=2.0))   # ratio 0.9¹⁰ ≈ 0.349: no decade tag
+    assert mild.t_at_1e3 is None and mild.rate == pytest.approx(0.9, rel=1e-14)
+    assert mild.text == "×0.9 per step back in time; still 0.35 of the last step's gradient at t = 0"
+    grow = diagnostics.decay_summary(_profile(2.0, 11))             # ratio 2¹⁰ = 1024: decade 10³
+    assert grow.ratio == pytest.approx(1024.0) and grow.t_at_1e3 is None
+    assert grow.text == ("×2 per step back in time; grows to 1.02e+03× the last step's gradient at t = 0 "
+                         "(ratio ‖dL/dh_0‖/‖dL/dh_10‖ ≈ 10³)")
+    flat = diagnostics.decay_summary(np.ones(5))
+    assert flat.rate == 1.0 and flat.text == "×1 per step back in time; grows to 1× the last step's gradient at t = 0"
+
+
+def test_decay_summary_threshold_is_inclusive_and_relative_to_the_last_step():
+    p = np.array([1e-3, 2e-3, 1.0]) * 4.0        # p_0 = 10⁻³·p_last exactly
+    assert diagnostics.decay_summary(p).t_at_1e3 == 0
+    assert diagnostics.decay_summary(np.array([1e-4, 1.0, 1.0, 1.0])).t_at_1e3 == 0
+
+
+@pytest.mark.parametrize("profile, text", [
+    ([1.0], "T = 1"),
+    ([np.nan, 1.0, 2.0], "needs a complete backward pass"),      # BPTT has not reached t = 0 yet
+    ([np.nan, np.nan, np.nan], "needs a complete backward pass"),
+    ([np.inf, 1.0, 2.0], "non-finite gradient: it exploded"),
+    ([np.nan, np.inf, 2.0], "non-finite gradient: it exploded"),
+    ([1.0, np.nan, 2.0], "non-finite gradient: it exploded"),     # NaN after a reached step: not a prefix
+    ([1.0, 2.0, 0.0], "zero gradient at the last step (dead units?)"),
+])
+def test_decay_summary_special_cases(profile, text):
+    s = diagnostics.decay_summary(np.array(profile))
+    assert s.text == text and np.isnan(s.ratio) and np.isnan(s.rate) and s.t_at_1e3 is None
+
+
+def test_decay_summary_mid_backward_pass():
+    """A stepped backward pass halfway: the profile is NaN where BPTT has not reached; that is no explosion."""
+    sim = Simulation(small_scenario())
+    sim.forward()
+    for _ in range(3):
+        sim.step_backward()
+    prof = diagnostics.gradient_profile(sim)
+    assert np.isnan(prof[:-3]).all() and np.isfinite(prof[-3:]).all()
+    assert diagnostics.decay_summary(prof).text == "needs a complete backward pass"
+
+
+def test_decay_summary_falls_to_zero():
+    s = diagnostics.decay_summary(np.array([0.0, 0.0, 1e-5, 1.0]))
+    assert s.ratio == 0.0 and s.rate == 0.0 and s.t_at_1e3 == 2 and s.text == "falls to exactly 0 by t = 2"

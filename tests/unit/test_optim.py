@@ -303,3 +303,40 @@ def test_clip_none_and_unknown_mode():
     with pytest.raises(ValueError, match="allowed none, norm, value"):
         clip_(grads, "sideways", 1.0)
     assert math.isinf(clip_({"a": np.array([np.inf])}, "norm", 1.0).norm)
+
+
+def test_global_norm_edge_cases():
+    assert global_norm({}) == 0.0
+    assert global_norm({"a": np.zeros(0), "b": np.zeros((2, 0))}) == 0.0
+    assert global_norm({"a": np.zeros(3), "b": np.zeros(0)}) == 0.0
+    assert global_norm({"a": np.array([0.6]), "b": np.array([[0.8]])}) == pytest.approx(1.0, rel=1e-15)
+    assert global_norm({"a": np.array([3e-200, 4e-200])}) == pytest.approx(5e-200, rel=1e-15)   # underflows squared
+    assert math.isnan(global_norm({"a": np.array([np.nan, 1.0])}))
+
+
+def test_clip_results_say_nothing_happened_when_nothing_did():
+    for mode, theta in (("none", 1.0), ("norm", 100.0)):
+        grads = {"a": np.array([30.0, -40.0])}
+        res = clip_(grads, mode, theta)
+        assert (res.norm, res.clipped_norm, res.clipped, res.cosine) == (50.0, 50.0, False, 1.0), mode
+    zero = clip_({"a": np.zeros(3)}, "value", 1.0)
+    assert (zero.norm, zero.clipped_norm, zero.clipped, zero.cosine) == (0.0, 0.0, False, 1.0)
+
+
+def test_value_clip_cosine_never_exceeds_one():
+    """Nothing clipped: cos(g, g) is 1 exactly, even where the rounded quotient lands on 1 + 2⁻⁵²."""
+    rng = np.random.default_rng(0)
+    over = 0
+    for _ in range(200):
+        g = rng.standard_normal(rng.integers(2, 300))
+        over += (g @ g) / (np.linalg.norm(g) * np.linalg.norm(g)) > 1.0
+        res = clip_({"g": g.copy()}, "value", 1e3)
+        assert not res.clipped and -1.0 <= res.cosine <= 1.0
+        assert res.cosine == pytest.approx(1.0, abs=1e-15)
+    assert over, "no case where the plain quotient rounds above 1: the clamp goes untested"
+
+
+def test_make_optimizer_refuses_an_unknown_name():
+    bad = TrainingSection.model_construct(optimizer="rmsprop", learning_rate=0.1, momentum=0.9)
+    with pytest.raises(ValueError, match="unknown optimizer 'rmsprop': allowed sgd, momentum, adam"):
+        make_optimizer(bad, {"w": np.zeros(2)})

@@ -180,3 +180,32 @@ def test_copy_baseline_is_the_memoryless_cross_entropy():
     probs[:, 26:, 1:] = 1 / 5
     ce = -np.log(np.take_along_axis(probs, y[:, :, None], axis=2)[mask])
     assert ce.mean() == pytest.approx(tasks.baseline(task), rel=1e-12)
+
+
+def test_draws_are_independent_per_sequence():
+    """Each sequence draws its own marker positions, symbols and phase (a scalar draw broadcast over the batch, or
+    a symbol range that misses one symbol, passes the per-sequence checks above)."""
+    rng = np.random.default_rng(0)
+    add = _task("adding", 20)
+    x, _, _ = tasks.make_batch(add, rng, batch_size=400)
+    first = x[:, :10, 1].argmax(axis=1)
+    second = 10 + x[:, 10:, 1].argmax(axis=1)
+    assert set(first) == set(range(10)) and set(second) == set(range(10, 20))
+    cp = _task("copy", 12, **{"task.symbols": 3, "task.alphabet": 4})
+    x, _, _ = tasks.make_batch(cp, rng, batch_size=400)
+    codes = x.argmax(axis=2)[:, :3]
+    assert all(set(codes[:, s]) == {1, 2, 3, 4} for s in range(3))
+    assert len({tuple(r) for r in codes}) > 50
+    sine = _task("sine", 8, **{"task.period": 8.0})
+    x, _, _ = tasks.make_batch(sine, rng, batch_size=400)
+    phi = np.mod(np.arctan2(x[:, 0, 0], x[:, 2, 0]), 2 * math.pi)   # sin φ and sin(φ + π/2) = cos φ
+    counts, _ = np.histogram(phi, bins=8, range=(0, 2 * math.pi))
+    assert (counts > 20).all(), counts                               # φ ~ U(0, 2π)
+
+
+@pytest.mark.parametrize("kind", sorted(CHECKERS))
+def test_make_batch_dtype(kind):
+    task = _task(kind, 9, **{"task.symbols": 2, "task.delay": 2})
+    x, y, mask = tasks.make_batch(task, np.random.default_rng(0), dtype=np.float32, batch_size=3)
+    assert x.dtype == np.float32 and mask.dtype == bool
+    assert y.dtype == (np.int64 if kind == "copy" else np.float32)
