@@ -253,3 +253,29 @@ def test_decay_summary_mid_backward_pass():
 def test_decay_summary_falls_to_zero():
     s = diagnostics.decay_summary(np.array([0.0, 0.0, 1e-5, 1.0]))
     assert s.ratio == 0.0 and s.rate == 0.0 and s.t_at_1e3 == 2 and s.text == "falls to exactly 0 by t = 2"
+
+
+# ------------------------------------------------------------------------------------------ memory capacity
+def test_memory_capacity_against_a_least_squares_reference():
+    """MC(k) recomputed from its definition (Jaeger 2001) with np.linalg.lstsq: drive the network with one
+    U(−0.5, 0.5) sequence, drop the washout, fit u_{t−k} from h_t (with an intercept) on the first half, and take
+    the squared correlation of prediction and u_{t−k} on the second half."""
+    sc = small_scenario(**{"model.hidden_size": 6, "model.init": "orthogonal", "model.recurrent_scale": 0.9})
+    washout, length, K = 50, 600, 9
+    mc = diagnostics.memory_capacity(sc, max_delay=K, length=length, washout=washout)
+    sim = Simulation(sc.with_changes({"task.kind": "delayed_recall", "task.delay": 0, "task.batch_size": 1,
+                                      "task.length": washout + length}))
+    sim.forward()
+    h, u = sim.hidden[0], sim.inputs[0, :, 0]
+    assert ((-0.5 <= u) & (u < 0.5)).all()
+    X = np.hstack([h[washout:], np.ones((length, 1))])
+    half = length // 2
+    ref = np.zeros(K)
+    for k in range(K):
+        y = u[washout - k: washout - k + length]
+        w, *_ = np.linalg.lstsq(X[:half], y[:half], rcond=None)
+        ref[k] = np.corrcoef(X[half:] @ w, y[half:])[0, 1] ** 2
+    np.testing.assert_array_equal(mc.delays, np.arange(K))
+    np.testing.assert_allclose(mc.per_delay, ref, rtol=1e-4, atol=1e-7)   # the ridge λ = 1e-8·n: a nudge only
+    assert mc.total == pytest.approx(ref.sum(), rel=1e-4) and mc.hidden_size == 6
+    assert ref[0] > 0.9 and ref[-1] < ref[0]   # a non-trivial case: the newest input is well remembered
