@@ -279,3 +279,17 @@ def test_memory_capacity_against_a_least_squares_reference():
     np.testing.assert_allclose(mc.per_delay, ref, rtol=1e-4, atol=1e-7)   # the ridge λ = 1e-8·n: a nudge only
     assert mc.total == pytest.approx(ref.sum(), rel=1e-4) and mc.hidden_size == 6
     assert ref[0] > 0.9 and ref[-1] < ref[0]   # a non-trivial case: the newest input is well remembered
+
+
+def test_parallel_timing_times_are_durations():
+    """Times are differences of perf_counter readings: positive and small for a T = 8 pass (a sum of two readings
+    would be the machine's uptime)."""
+    pts = diagnostics.parallel_timing(small_scenario(), lengths=(8,), cells=("rnn",), repeats=1, batch_size=2)
+    assert len(pts) == 1 and 0 < pts[0].forward_s < 30 and 0 < pts[0].backward_s < 30
+
+
+def test_influence_by_cell_uses_the_fraction_asked_for():
+    out = diagnostics.influence_by_cell(small_scenario(), cells=("rnn",), samples=4, fraction=0.5)
+    infl, share = out["rnn"]
+    assert share == pytest.approx(diagnostics.influence_share_last(infl, 0.5), rel=1e-15)
+    assert share != pytest.approx(diagnostics.influence_share_last(infl, 0.1))
