@@ -162,7 +162,10 @@ def decay_summary(profile) -> DecaySummary:
     p = np.asarray(profile, dtype=float)
     T = len(p)
     if T < 2 or not np.isfinite(p).all():
-        if np.isfinite(p).all() or np.isnan(p).all():
+        nan = np.isnan(p)
+        # BPTT runs from t = T−1 down to 0, so the steps a stepped pass has not reached are a NaN prefix
+        not_reached = nan.all() or bool(np.isfinite(p[int(nan.argmin()):]).all())
+        if np.isfinite(p).all() or not_reached:
             return DecaySummary(math.nan, math.nan, None, "needs a complete backward pass" if T >= 2 else "T = 1")
         return DecaySummary(math.nan, math.nan, None, "non-finite gradient: it exploded")
     last, first = p[-1], p[0]

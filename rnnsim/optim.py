@@ -27,6 +27,18 @@ def global_norm(grads) -> float:
     return m * math.sqrt(sum(float(np.vdot(g / m, g / m)) for g in grads.values()))
 
 
+def _cosine(a, b) -> float:
+    """cos(a, b) of two gradient dicts with nonzero norms. Each is scaled by its largest |element| first, so neither
+    tiny (subnormal) nor huge gradients under- or overflow (‖a‖·‖b‖ can underflow to 0 while both are > 0)."""
+    ma = max(float(np.max(np.abs(g))) for g in a.values() if g.size)
+    mb = max(float(np.max(np.abs(g))) for g in b.values() if g.size)
+    ua, ub = {k: g / ma for k, g in a.items()}, {k: g / mb for k, g in b.items()}
+    dot = sum(float(np.vdot(ua[k], ub[k])) for k in ua)
+    na = math.sqrt(sum(float(np.vdot(u, u)) for u in ua.values()))
+    nb = math.sqrt(sum(float(np.vdot(u, u)) for u in ub.values()))
+    return min(1.0, max(-1.0, dot / (na * nb)))
+
+
 @dataclass(frozen=True)
 class ClipResult:
     norm: float          #: ‖g‖ before clipping
@@ -48,16 +60,15 @@ def clip_(grads, mode: str, threshold: float) -> ClipResult:
             g *= scale
         return ClipResult(norm, global_norm(grads), True, 1.0)
     if mode == "value":
-        dot = 0.0
         clipped = False
-        for g in grads.values():
+        before = {}
+        for k, g in grads.items():
             if not clipped and np.any(np.abs(g) > threshold):
                 clipped = True
-            before = g.copy()
+            before[k] = g.copy()
             np.clip(g, -threshold, threshold, out=g)
-            dot += float(np.vdot(before, g))
         after = global_norm(grads)
-        cosine = dot / (norm * after) if norm > 0 and after > 0 else 1.0
+        cosine = _cosine(before, grads) if norm > 0 and after > 0 else 1.0
         return ClipResult(norm, after, clipped, cosine)
     raise ValueError(f"unknown clip mode {mode!r}: allowed none, norm, value")
 

@@ -8,7 +8,9 @@ import pytest
 import rnnsim
 from rnnsim.tui import jobs
 from rnnsim.tui.app import RnnsimApp
+from rnnsim.tui.screens.compare import profile_lines
 from rnnsim.tui.screens.modals import ParamScreen
+from rnnsim.tui.widgets.common import GUTTER, column_ranges
 
 from conftest import settle
 
@@ -20,6 +22,42 @@ def _quick_jobs(monkeypatch):
     # the real ranges take ~15 s (attention at T = 2048); the views are the same with fewer points
     monkeypatch.setattr(jobs, "PARALLEL_LENGTHS", (16, 32, 64))
     monkeypatch.setattr(jobs, "MEMORY_SIZES", (4, 8, 16))
+
+
+def plot_columns(text: str) -> list[str]:
+    """The data columns of a marker plot's text: the title line and the axis line dropped, the label gutter cut."""
+    rows = [line[GUTTER:] for line in text.splitlines()[1:-1]]
+    width = max(len(r) for r in rows)
+    return ["".join(r.ljust(width)[c] for r in rows) for c in range(width)]
+
+
+def assert_both_series_plotted(text: str, T: int, width: int, apart: int = 1) -> None:
+    """Every data column of the profile plot holds exactly one A marker (o) and one B marker (x), or one * where
+    both land in the same cell; nothing else is drawn there; in at least ``apart`` columns A and B are apart.
+    (The title "log axis" holds an o and an x itself, so looking for the glyphs anywhere proves nothing.)"""
+    ncols = len(column_ranges(T, width - GUTTER)[0])
+    cols = plot_columns(text)
+    marks = [col.replace(" ", "") for col in cols[:ncols]]
+    for c, m in enumerate(marks):
+        assert m == "*" or sorted(m) == ["o", "x"], f"column {c}: {cols[c]!r}"
+    assert sum(m != "*" for m in marks) >= apart
+    assert all(not col.strip() for col in cols[ncols:])
+
+
+def test_profile_lines_put_each_series_in_its_decade():
+    """A decays 10× per step back in time, B stays at 1: A's marker climbs one decade per step, B's stays put."""
+    T = 4
+    pa = 10.0 ** np.arange(-3, 1)     # 1e-3 .. 1 at t = 0 .. 3
+    pb = np.ones(T)
+    lines = [s.text for s in profile_lines(pa, pb, GUTTER + T, 2 + 8)]
+    cols = plot_columns("\n".join(lines))
+    assert len(cols) == T
+    rows_a = [col.find("o") if "o" in col else col.find("*") for col in cols]
+    rows_b = [col.find("x") if "x" in col else col.find("*") for col in cols]
+    assert all(r >= 0 for r in rows_a + rows_b)
+    assert rows_a == sorted(rows_a, reverse=True) and len(set(rows_a)) == T   # higher on screen as t grows
+    assert len(set(rows_b)) == 1 and cols[-1].count("*") == 1                 # both at 1 at t = T − 1
+    assert_both_series_plotted("\n".join(lines), T, GUTTER + T, apart=T - 1)
 
 
 async def _open_job_view(app, pilot, key: str, view: str):
@@ -95,7 +133,8 @@ async def test_compare_view_and_knob(small):
         assert len(f.compare.losses) == len(f.losses)
         nums = str(app.query_one("#compare-numbers").render())
         assert "A rnn tanh" in nums and "B lstm" in nums and "last loss" in nums
-        assert "o" in app.query_one("#compare-grad").text and "x" in app.query_one("#compare-grad").text
+        grad = app.query_one("#compare-grad")
+        assert_both_series_plotted(grad.text, len(f.profile), grad.size.width, apart=3)   # rnn and lstm differ
         for knob, va, vb in [("training.clip", "none", "norm"), ("model.init", "orthogonal", "identity"),
                              ("model.layernorm", False, True), ("model.activation", "tanh", "relu"),
                              ("model.cell", "rnn", "lstm")]:

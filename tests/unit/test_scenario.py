@@ -103,10 +103,9 @@ def test_utf8_bom_is_accepted(tmp_path):
 
 
 def test_unknown_key_did_you_mean(tmp_path):
-    err = error_for(write(tmp_path, "[model]\nhiden_size = 3\n"))
-    msg = str(err)
-    assert msg.startswith("")
-    assert "bad.toml: model.hiden_size: unknown key; did you mean 'hidden_size'?" in msg
+    path = write(tmp_path, "[model]\nhiden_size = 3\n")
+    msg = str(error_for(path))
+    assert msg.startswith(f"{path}: model.hiden_size: unknown key; did you mean 'hidden_size'?")
     assert "allowed in [model]:" in msg and "cell" in msg and "forget_bias" in msg
 
 
@@ -204,19 +203,118 @@ def test_non_utf8(tmp_path):
     assert msg.startswith(f"{path}: line 2: not valid UTF-8")
 
 
-def test_unreadable_file(tmp_path):
+def _drop_file_override_capabilities() -> None:
+    """Clear CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH (the capabilities that let root read any file) from this
+    process with capget/capset. The uid stays 0, so the interpreter and the checkout, owned by root (say under a
+    0700 /root), stay readable by their owner's permission bits, while a mode-0 file no longer is."""
+    import ctypes
+
+    class Header(ctypes.Structure):
+        _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+    class Data(ctypes.Structure):
+        _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32), ("inheritable", ctypes.c_uint32)]
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    hdr, data = Header(0x20080522, 0), (Data * 2)()   # _LINUX_CAPABILITY_VERSION_3: two 32-bit words
+    if libc.capget(ctypes.byref(hdr), data) != 0:
+        raise OSError(ctypes.get_errno(), "capget")
+    keep = ~((1 << 1) | (1 << 2)) & 0xFFFFFFFF       # CAP_DAC_OVERRIDE = 1, CAP_DAC_READ_SEARCH = 2
+    for field in ("effective", "permitted", "inheritable"):
+        setattr(data[0], field, getattr(data[0], field) & keep)
+    if libc.capset(ctypes.byref(hdr), data) != 0:
+        raise OSError(ctypes.get_errno(), "capset")
+
+
+def in_unprivileged_child(fn) -> str:
+    """``fn()`` (returning a str) in a forked child that dropped root's power to read any file, or a description of
+    the exception it raised; pytest's own process keeps its privileges."""
     import os
 
-    if os.geteuid() == 0:
-        pytest.skip("root can read any file")
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:   # child: never returns into pytest
+        out = "child failed before running"
+        try:
+            os.close(read_fd)
+            _drop_file_override_capabilities()
+            out = fn()
+        except BaseException as exc:   # noqa: BLE001  (reported to the parent, which fails the test)
+            out = f"child failed: {exc!r}"
+        finally:
+            try:
+                os.write(write_fd, out.encode())
+            finally:
+                os._exit(0)
+    os.close(write_fd)
+    with os.fdopen(read_fd, "rb") as f:
+        out = f.read().decode()
+    os.waitpid(pid, 0)
+    return out
+
+
+def unreadable_file(tmp_path):
+    """A scenario file with mode 0 (the caller restores 0o644)."""
     path = tmp_path / "secret.toml"
-    path.write_text("")
+    path.write_text("[model]\ncell = 'lstm'\n")
     path.chmod(0)
+    return path
+
+
+def _load_message(path) -> str:
     try:
-        msg = str(error_for(path))
+        load_scenario(path)
+    except ScenarioError as exc:
+        return str(exc)
+    return "loaded without an error"
+
+
+def test_unreadable_file(tmp_path):
+    """A file its user may not read: one line naming the file. As root (CI runs as root, and root reads anything)
+    the load runs in a child process without the capabilities that let root read any file."""
+    import os
+
+    path = unreadable_file(tmp_path)
+    try:
+        msg = in_unprivileged_child(lambda: _load_message(path)) if os.geteuid() == 0 else _load_message(path)
     finally:
         path.chmod(0o644)
-    assert msg.startswith(f"{path}: cannot read")
+    assert msg == f"{path}: cannot read: Permission denied"
+
+
+def test_unreadable_file_on_the_command_line(tmp_path):
+    """`rnnsim validate` of an unreadable file: exit 2 and the one line on stderr (also as root, see above)."""
+    import os
+
+    from click.testing import CliRunner
+
+    from rnnsim.cli import cli
+
+    def validate() -> str:
+        result = CliRunner().invoke(cli, ["validate", str(path)])
+        return f"{result.exit_code}|{result.stderr}"
+
+    path = unreadable_file(tmp_path)
+    try:
+        out = in_unprivileged_child(validate) if os.geteuid() == 0 else validate()
+    finally:
+        path.chmod(0o644)
+    code, _, err = out.partition("|")
+    assert code == "2", out
+    assert err.count("\n") == 1 and f"{path}: cannot read: Permission denied" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("value", ["0", "0.0", "-1.0", "1e10"])
+def test_clip_threshold_must_be_positive_and_bounded(tmp_path, value):
+    """θ = 0 would make norm clipping divide by ‖g‖ into a zero gradient (and value clipping freeze training): refused
+    in a file and as an override; the smallest positive θ is fine."""
+    path = write(tmp_path, f'[training]\nclip = "norm"\nclip_threshold = {value}\n')
+    msg = str(error_for(path))
+    assert msg == f"{path}: training.clip_threshold = {value if value != '1e10' else '10000000000.0'}: allowed: " \
+        "a number > 0 and <= 1000000000"
+    with pytest.raises(ScenarioError, match="training.clip_threshold"):
+        Scenario.from_dict({}).with_changes({"training.clip_threshold": float(value)})
+    assert Scenario.from_dict({"training": {"clip_threshold": 5e-324}}).training.clip_threshold == 5e-324
 
 
 def test_not_a_regular_file():
