@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rnnsim import _fused, tasks
+from rnnsim import _fused, tasks, weights
 from rnnsim.cells import CELLS, init_params
 from rnnsim.cells._common import gemm, small_gemms, step_gemm_in_numpy
 from rnnsim.cells.attention import attend, attend_grad
@@ -96,6 +96,8 @@ class Simulation:
         T, B, D, O = self.T, self.B, self.D, self.O
 
         self.params = init_params(m, D, O, self.seed, self.dtype)
+        if m.weights is not None:   # the file's weights replace the initialised ones (rnnsim/weights.py)
+            weights.apply(self.params, sc)
         self.grads = {k: np.zeros_like(v) for k, v in self.params.items()}
         self._optimizer = make_optimizer(sc.training, self.params)
         self._ws = self._cell.allocate(T, B, D, self.H, self.dtype, m)
@@ -123,6 +125,7 @@ class Simulation:
             self._grads_ids = self._grads_flat = None
 
         self._data_rng = np.random.default_rng([self.seed, 1])
+        self._stream = tasks.make_stream(task, self._data_rng, self.dtype)
         self._draw_batch()
         self._new_batch_due = False
 
@@ -135,7 +138,7 @@ class Simulation:
         self.sentinel: Sentinel | None = None
 
     def _draw_batch(self) -> None:
-        x, y, mask = tasks.make_batch(self.scenario.task, self._data_rng, self.dtype)
+        x, y, mask = self._stream()
         self._X[:] = x.transpose(1, 0, 2)
         self._Y[:] = y.transpose(1, 0) if self.classification else y.transpose(1, 0, 2)
         self._M[:] = mask.T
@@ -508,6 +511,10 @@ class Simulation:
                 raise ValueError(f"state_dict[{k!r}] has shape {v.shape}, expected {self.params[k].shape}")
             self.params[k][...] = v
         self.phase = "idle"
+
+    def save_weights(self, path) -> None:
+        """Write the parameters to ``path`` (.safetensors or .npz; PyTorch names in the ``_l0`` form), atomically."""
+        weights.save(self.params, path, {"cell": self.cell_name, "hidden_size": str(self.H)})
 
     # ------------------------------------------------------------------------------------------- internals
     @property
