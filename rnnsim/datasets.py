@@ -331,8 +331,9 @@ def info(task, base_dir=None, length_given: bool = True) -> DataInfo:
     """Check a data task against its file (digits: against scikit-learn's shapes, without loading them) and
     return its sizes. ``length_given``: whether task.length was written explicitly (then it must equal T)."""
     if task.kind == "digits":
-        if importlib.util.find_spec("sklearn") is None:
-            need("sklearn.datasets", "task.kind = 'digits'", "scikit-learn")
+        if importlib.util.find_spec("sklearn") is None:   # checked without importing it (slow): rnnsim list
+            raise DataFileError("task.kind = 'digits' needs the 'data' extra (scikit-learn is not installed): "
+                                "pip install 'rnnsim[data]'")
         inf = _digits_info(task, _holdout(task))
         label = f"task.kind = 'digits' with task.order = {show(task.order)}"
     else:
