@@ -227,7 +227,7 @@ def digits_pixel():
         wall = time.perf_counter() - t0
         active = float((sim.hidden[:, -1] > 0).mean()) if sc.model.activation == "relu" and sc.model.cell == "rnn" \
             else None
-        flags = " ".join(f"--set {k}={v}" for k, v in ch.items())
+        flags = " ".join(f"--set {k}={str(v).lower() if isinstance(v, bool) else v}" for k, v in ch.items())
         lines.append(f"| {label} | `digits-pixel`{' ' + flags if flags else ''} | {r0:.1g} | " + " | ".join(cells)
                      + f" | {'-' if active is None else f'{active:.0%}'} | {wall:.0f} s |")
     head = ("| network | scenario | ratio at init | " + " | ".join(f"it. {c}" for c in checkpoints)
@@ -239,7 +239,13 @@ def digits_pixel():
         "checkpoint: mean training cross entropy of the last 100 iterations / held-out accuracy (chance: 10%, "
         "cross entropy log 10 ≈ 2.30). In row order the last pixels are the bottom rows of the digit: a net that "
         "only remembers the last few steps already does well; permuted pixels spread the evidence over all 64 "
-        "steps.", "", head, *lines])
+        "steps.", "", head, *lines, "",
+        "What it shows (in the run above): vanishing at the initial weights does not decide whether a network learns "
+        "a real task. The tanh RNN's gradient reaching h_0 is 10⁻¹⁴ of the last step's, yet it learns, because the "
+        "evidence it needs sits in the last steps (permuting the pixels puts informative central pixels there too). "
+        "The LSTM with a forget bias ends best in row order. The IRNN has the healthiest gradient at init and does not "
+        "learn at this step size: its ReLU units die (pixels are >= 0, so once the first updates push the "
+        "pre-activations negative, h = 0 for every input and no gradient flows); at Adam 1e-4 it leaves chance slowly."])
 
 
 SECTIONS = {"vanishing": vanishing, "exploding": exploding, "adding": adding, "copy": copy_task,
