@@ -30,7 +30,7 @@ import numpy as np
 
 from rnnsim.datafiles import DataFileError, cached, check_file, need, resolve, show
 
-__all__ = ["DATA_KINDS", "DataInfo", "Data", "info", "load", "make_stream", "evaluate"]
+__all__ = ["DATA_KINDS", "DataInfo", "Data", "info", "load", "make_stream", "evaluate", "max_batch"]
 
 DATA_KINDS = ("file", "series", "digits")
 MAX_SIZE = 4096          #: input size D, output size O, number of classes
@@ -346,6 +346,11 @@ def info(task, base_dir=None, length_given: bool = True) -> DataInfo:
         raise DataFileError(f"task.batch_size = {task.batch_size}: {label} has {inf.n_train} training sequences; "
                             f"allowed: at most {inf.n_train}")
     return inf
+
+
+def max_batch(task) -> int | None:
+    """The most sequences one batch of ``task`` can hold (its training sequences), None for generated tasks."""
+    return task._data.n_train if task.kind in DATA_KINDS and task._data is not None else None
 
 
 class Stream:

@@ -254,8 +254,12 @@ def memory_capacity(scenario, max_delay: int | None = None, length: int = 4000, 
     H = scenario.model.hidden_size
     K = 2 * H if max_delay is None else int(max_delay)
     K = min(K, washout)
+    from rnnsim.scenario import task_dims
+
+    # a weights file fits the scenario's input size only: with another, the init's network is measured
+    keep = scenario.model.weights is None or task_dims(scenario.task)[0] == 1
     sc = scenario.with_changes({"task.kind": "delayed_recall", "task.delay": 0, "task.batch_size": 1,
-                                "task.length": washout + length})
+                                "task.length": washout + length} | ({} if keep else {"model.weights": None}))
     sim = Simulation(sc)
     sim.forward()
     h = sim.hidden[0].astype(np.float64)
@@ -283,11 +287,14 @@ def influence_by_cell(scenario, cells=("rnn", "lstm", "attention"), samples: int
     """Input influence ‖dL/dx_t‖ over positions, averaged over ``samples`` sequences, for each cell on the same
     task, seed and data; with the share of influence in the last ``fraction`` of positions (recency bias).
     Returns {cell: (influence (T,), share)}."""
+    from rnnsim import datasets
     from rnnsim.simulation import Simulation
 
+    samples = min(samples, datasets.max_batch(scenario.task) or samples)   # a data task has so many sequences
     out = {}
     for cell in cells:
-        sim = Simulation(scenario.with_changes({"model.cell": cell, "task.batch_size": samples}))
+        other = {"model.weights": None} if cell != scenario.model.cell else {}  # a weights file fits its cell only
+        sim = Simulation(scenario.with_changes({"model.cell": cell, "task.batch_size": samples} | other))
         sim.forward()
         sim.backward()
         infl = input_influence(sim)
@@ -320,7 +327,7 @@ def parallel_timing(scenario, lengths=(16, 32, 64, 128, 256, 512, 1024, 2048), c
     for cell in cells:
         for T in lengths:
             sc = scenario.with_changes({"model.cell": cell, "task.length": int(T), "task.batch_size": batch_size,
-                                        "task.kind": "random"})
+                                        "task.kind": "random", "model.weights": None})
             sim = Simulation(sc)
             sim.forward()   # warm-up (and JIT on the first call)
             sim.backward()

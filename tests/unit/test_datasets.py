@@ -313,3 +313,13 @@ def test_run_reports_heldout_accuracy(digits, tmp_path):
 
     s = json.loads(out.read_text())["summary"]
     assert s["heldout_sequences"] == 359 and 0 <= s["heldout_accuracy"] <= 1
+
+
+def test_influence_of_a_small_data_file_uses_every_sequence(tmp_path):
+    from rnnsim import diagnostics
+
+    seqs(tmp_path, N=5, classes=3)
+    sc = load_scenario(str(scenario(tmp_path, 'kind = "file"\npath = "seqs.npz"\nbatch_size = 2')))
+    assert datasets.max_batch(sc.task) == 5 and datasets.max_batch(Scenario().task) is None
+    out = diagnostics.influence_by_cell(sc, cells=("rnn",), samples=256)   # not 256 > 5 sequences
+    assert out["rnn"][0].shape == (6,)

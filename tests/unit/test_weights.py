@@ -340,3 +340,19 @@ def test_cli_bad_weights_is_one_line_exit_2(tmp_path):
     missing = subprocess.run([sys.executable, "-m", "rnnsim", "run", "vanishing", "-n", "0", "--save-weights",
                               str(tmp_path / "no" / "w.npz")], capture_output=True, text=True, env=env)
     assert missing.returncode == 2 and "does not exist" in missing.stderr
+
+
+def test_diagnostics_of_a_weights_scenario(tmp_path):
+    """The views' comparisons change the cell, the size or the task: the file's weights are kept where they fit
+    (the scenario's own cell and size) and the init's are used elsewhere, instead of failing."""
+    from rnnsim import diagnostics
+
+    lstm = torch.nn.LSTM(1, 6).double()
+    st.save_file(lstm.state_dict(), str(tmp_path / "w.safetensors"))
+    sc = load_scenario(str(scenario_file(tmp_path, "w.safetensors")))
+    infl = diagnostics.influence_by_cell(sc, samples=4)
+    assert set(infl) == {"rnn", "lstm", "attention"}
+    own = diagnostics.memory_capacity(sc, washout=20, length=200)
+    init = diagnostics.memory_capacity(sc.with_changes({"model.weights": None}), washout=20, length=200)
+    assert own.total != init.total    # the file's network, not the init's
+    assert diagnostics.parallel_timing(sc, lengths=(8,), repeats=1)
