@@ -254,12 +254,15 @@ def memory_capacity(scenario, max_delay: int | None = None, length: int = 4000, 
     H = scenario.model.hidden_size
     K = 2 * H if max_delay is None else int(max_delay)
     K = min(K, washout)
-    from rnnsim.scenario import task_dims
+    from rnnsim.scenario import ScenarioError
 
-    # a weights file fits the scenario's input size only: with another, the init's network is measured
-    keep = scenario.model.weights is None or task_dims(scenario.task)[0] == 1
-    sc = scenario.with_changes({"task.kind": "delayed_recall", "task.delay": 0, "task.batch_size": 1,
-                                "task.length": washout + length} | ({} if keep else {"model.weights": None}))
+    drive = {"task.kind": "delayed_recall", "task.delay": 0, "task.batch_size": 1, "task.length": washout + length}
+    try:
+        sc = scenario.with_changes(drive)
+    except ScenarioError:   # a weights file made for other input/output sizes: the init's network is measured
+        if scenario.model.weights is None:
+            raise
+        sc = scenario.with_changes(drive | {"model.weights": None})
     sim = Simulation(sc)
     sim.forward()
     h = sim.hidden[0].astype(np.float64)

@@ -356,3 +356,14 @@ def test_diagnostics_of_a_weights_scenario(tmp_path):
     init = diagnostics.memory_capacity(sc.with_changes({"model.weights": None}), washout=20, length=200)
     assert own.total != init.total    # the file's network, not the init's
     assert diagnostics.parallel_timing(sc, lengths=(8,), repeats=1)
+
+
+def test_memory_capacity_of_weights_for_other_sizes_measures_the_init(tmp_path):
+    from rnnsim import diagnostics
+
+    st.save_file(torch.nn.LSTM(3, 6).double().state_dict(), str(tmp_path / "w.safetensors"))
+    sc = load_scenario(str(scenario_file(tmp_path, "w.safetensors", task='kind = "random"\ninput_size = 3\n'
+                                                                         'length = 9\nbatch_size = 3')))
+    mc = diagnostics.memory_capacity(sc, washout=20, length=200)
+    ref = diagnostics.memory_capacity(sc.with_changes({"model.weights": None}), washout=20, length=200)
+    assert mc.total == ref.total
