@@ -197,8 +197,59 @@ def recency():
         "|---|---|---|---|", *rows])
 
 
+def digits_pixel():
+    from rnnsim import datasets
+
+    base = load_scenario("digits-pixel")
+    irnn = {"model.activation": "relu", "model.init": "identity"}
+    lstm = {"model.cell": "lstm", "model.forget_bias": 1.0}
+    runs = [("tanh RNN", {}), ("IRNN (ReLU, W_hh = I)", irnn),
+            ("IRNN, Adam 1e-4", irnn | {"training.learning_rate": 1e-4}), ("LSTM, forget bias 1", lstm),
+            ("tanh RNN, permuted pixels", {"task.permute": True}),
+            ("IRNN, Adam 1e-4, permuted", irnn | {"training.learning_rate": 1e-4, "task.permute": True}),
+            ("LSTM, permuted", lstm | {"task.permute": True})]
+    checkpoints = [250, 500, 1000, 2000]
+    lines = []
+    for label, ch in runs:
+        sc = base.with_changes(ch) if ch else base
+        sim = Simulation(sc)
+        sim.forward()
+        sim.backward()
+        p = diagnostics.gradient_profile(sim)
+        r0 = p[0] / p[-1]
+        sim.reset()
+        t0 = time.perf_counter()
+        cells, losses = [], []
+        for c in checkpoints:
+            losses += [h.loss for h in sim.train(c - sim.iteration)]
+            ev = datasets.evaluate(sim)
+            cells.append(f"{np.mean(losses[-100:]):.2f} / {ev['heldout_accuracy']:.0%}")
+        wall = time.perf_counter() - t0
+        active = float((sim.hidden[:, -1] > 0).mean()) if sc.model.activation == "relu" and sc.model.cell == "rnn" \
+            else None
+        flags = " ".join(f"--set {k}={str(v).lower() if isinstance(v, bool) else v}" for k, v in ch.items())
+        lines.append(f"| {label} | `digits-pixel`{' ' + flags if flags else ''} | {r0:.1g} | " + " | ".join(cells)
+                     + f" | {'-' if active is None else f'{active:.0%}'} | {wall:.0f} s |")
+    head = ("| network | scenario | ratio at init | " + " | ".join(f"it. {c}" for c in checkpoints)
+            + " | active units at the end (ReLU) | time |\n|" + "---|" * (len(checkpoints) + 5))
+    return "Vanishing gradients on real data: digits pixel by pixel (problem 1)", "\n".join([
+        "scikit-learn's 8x8 digits as sequences of T = 64 pixels (D = 1, values / 16), the class at the last step; "
+        "1438 training images, 359 held out (the same split for every run). H = 64, B = 32, Adam 0.002 (unless "
+        "said), clipping by norm 1, seed 0. Ratio = ‖dL/dh_0‖/‖dL/dh_63‖ of one pass at the initial weights. Each "
+        "checkpoint: mean training cross entropy of the last 100 iterations / held-out accuracy (chance: 10%, "
+        "cross entropy log 10 ≈ 2.30). In row order the last pixels are the bottom rows of the digit: a net that "
+        "only remembers the last few steps already does well; permuted pixels spread the evidence over all 64 "
+        "steps.", "", head, *lines, "",
+        "What it shows (in the run above): vanishing at the initial weights does not decide whether a network learns "
+        "a real task. The tanh RNN's gradient reaching h_0 is 10⁻¹⁴ of the last step's, yet it learns, because the "
+        "evidence it needs sits in the last steps (permuting the pixels puts informative central pixels there too). "
+        "The LSTM with a forget bias ends best in row order. The IRNN has the healthiest gradient at init and does not "
+        "learn at this step size: its ReLU units die (pixels are >= 0, so once the first updates push the "
+        "pre-activations negative, h = 0 for every input and no gradient flows); at Adam 1e-4 it leaves chance slowly."])
+
+
 SECTIONS = {"vanishing": vanishing, "exploding": exploding, "adding": adding, "copy": copy_task,
-            "parallel": parallel, "bottleneck": bottleneck, "recency": recency}
+            "parallel": parallel, "bottleneck": bottleneck, "recency": recency, "digits-pixel": digits_pixel}
 
 
 SCREENSHOTS = {

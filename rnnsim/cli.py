@@ -1,7 +1,7 @@
 """The ``rnnsim`` command line.
 
     rnnsim [SCENARIO] [--set KEY=VALUE ...]     open the TUI (default scenario: vanishing)
-    rnnsim run SCENARIO [--iterations N] [--set KEY=VALUE ...] [--out FILE] [--quiet]
+    rnnsim run SCENARIO [--iterations N] [--set KEY=VALUE ...] [--out FILE] [--save-weights FILE] [--quiet]
     rnnsim validate FILE...
     rnnsim sweep SWEEP [--out results.csv|.parquet] [--workers N] [--scheduler ADDRESS|local] [--plot F.svg]
     rnnsim list
@@ -162,14 +162,24 @@ def tui_command(scenario: str, overrides: tuple[str, ...]) -> None:
     default=None,
     help="Write results to FILE: .json (everything), .csv (one row per iteration) or .npz (arrays).",
 )
+@click.option(
+    "--save-weights",
+    "save_weights",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Write the trained weights to FILE (.safetensors or .npz, PyTorch names with _l0; torch.nn.LSTM etc. load it).",
+)
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar and no summary table.")
-def run_command(scenario: str, iterations: int | None, overrides: tuple[str, ...], out: str | None, quiet: bool) -> None:
+def run_command(scenario: str, iterations: int | None, overrides: tuple[str, ...], out: str | None,
+                save_weights: str | None, quiet: bool) -> None:
     """Train SCENARIO without the TUI and print a summary (final loss, gradient decay, clipping, non-finite values)."""
-    from rnnsim import export
+    from rnnsim import export, weights
 
     sc = _load(scenario, overrides)
     if out is not None:
         export.check_path(out)  # fail before a long run, not after
+    if save_weights is not None:
+        weights.check_save_path(save_weights)
     n = sc.training.iterations if iterations is None else iterations
 
     import rnnsim
@@ -208,6 +218,17 @@ def run_command(scenario: str, iterations: int | None, overrides: tuple[str, ...
         interrupted = True
 
     result = _collect(sim, sc, history, n, single_loss, interrupted)
+    from rnnsim import datasets
+
+    heldout = datasets.evaluate(sim) if not interrupted else None
+    if heldout:
+        result["summary"].update(heldout)
+    if save_weights is not None:
+        try:
+            sim.save_weights(save_weights)
+        except OSError as exc:
+            raise Failure(f"cannot write {save_weights}: {exc.strerror or _one_line(exc)}") from None
+        result["summary"]["weights"] = save_weights
     if out is not None:
         try:
             export.write_results(out, result)
@@ -249,8 +270,14 @@ def _print_summary(sc: Scenario, s: dict[str, Any], out: str | None) -> None:
     table.add_row("non-finite events", str(s["nonfinite_events"]))
     if s["sentinel"]:
         table.add_row("first non-finite value", s["sentinel"])
+    if s.get("heldout_sequences"):
+        table.add_row("held-out loss", f"{_fmt(s['heldout_loss'])} ({s['heldout_sequences']} sequences)")
+        if s.get("heldout_accuracy") is not None:
+            table.add_row("held-out accuracy", f"{s['heldout_accuracy']:.1%}")
     if out:
         table.add_row("results", out)
+    if s.get("weights"):
+        table.add_row("weights", s["weights"])
     Console().print(table)
 
 

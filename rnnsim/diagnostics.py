@@ -212,8 +212,15 @@ def memory_capacity(scenario, max_delay: int | None = None, length: int = 4000, 
     H = scenario.model.hidden_size
     K = 2 * H if max_delay is None else int(max_delay)
     K = min(K, washout)
-    sc = scenario.with_changes({"task.kind": "delayed_recall", "task.delay": 0, "task.batch_size": 1,
-                                "task.length": washout + length})
+    from rnnsim.scenario import ScenarioError
+
+    drive = {"task.kind": "delayed_recall", "task.delay": 0, "task.batch_size": 1, "task.length": washout + length}
+    try:
+        sc = scenario.with_changes(drive)
+    except ScenarioError:   # a weights file made for other input/output sizes: the init's network is measured
+        if scenario.model.weights is None:
+            raise
+        sc = scenario.with_changes(drive | {"model.weights": None})
     sim = Simulation(sc)
     sim.forward()
     h = sim.hidden[0].astype(np.float64)
@@ -241,11 +248,14 @@ def influence_by_cell(scenario, cells=("rnn", "lstm", "attention"), samples: int
     """Input influence ‖dL/dx_t‖ over positions, averaged over ``samples`` sequences, for each cell on the same
     task, seed and data; with the share of influence in the last ``fraction`` of positions (recency bias).
     Returns {cell: (influence (T,), share)}."""
+    from rnnsim import datasets
     from rnnsim.simulation import Simulation
 
+    samples = min(samples, datasets.max_batch(scenario.task) or samples)   # a data task has so many sequences
     out = {}
     for cell in cells:
-        sim = Simulation(scenario.with_changes({"model.cell": cell, "task.batch_size": samples}))
+        other = {"model.weights": None} if cell != scenario.model.cell else {}  # a weights file fits its cell only
+        sim = Simulation(scenario.with_changes({"model.cell": cell, "task.batch_size": samples} | other))
         sim.forward()
         sim.backward()
         infl = input_influence(sim)
@@ -278,7 +288,7 @@ def parallel_timing(scenario, lengths=(16, 32, 64, 128, 256, 512, 1024, 2048), c
     for cell in cells:
         for T in lengths:
             sc = scenario.with_changes({"model.cell": cell, "task.length": int(T), "task.batch_size": batch_size,
-                                        "task.kind": "random"})
+                                        "task.kind": "random", "model.weights": None})
             sim = Simulation(sc)
             sim.forward()   # warm-up (and JIT on the first call)
             sim.backward()

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Mapping
 
 import annotated_types
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, ValidationInfo, model_validator
 from pydantic_core import PydanticCustomError
 
 __all__ = [
@@ -142,6 +142,15 @@ class ModelSection(BaseModel):
         "context concatenated with h_t before the linear layer (reaches past the fixed-size state).",
     )
     dtype: Literal["float64", "float32"] = Field("float64", description="Floating-point type of every array.")
+    weights: str | None = Field(
+        None,
+        min_length=1,
+        max_length=4096,
+        description="Start from saved weights: a .safetensors or .npz file with PyTorch names (a torch.nn.RNNCell/"
+        "LSTMCell/GRUCell state_dict, or a one-layer torch.nn.RNN/LSTM/GRU one with _l0; readout.* optional), relative "
+        "to the scenario file's folder. They replace the initialised weights (init, recurrent_scale, forget_bias "
+        "then have no effect).",
+    )
 
     @model_validator(mode="after")
     def _attention_readout(self) -> "ModelSection":
@@ -160,12 +169,14 @@ class TaskSection(BaseModel):
 
     model_config = _CONFIG
 
-    kind: Literal["adding", "copy", "delayed_recall", "random", "sine"] = Field(
+    kind: Literal["adding", "copy", "delayed_recall", "random", "sine", "file", "series", "digits"] = Field(
         "adding",
         description="adding: the sum of two marked values, at the last step; copy: recall S symbols after a lag of "
         "length - 2*symbols blanks; delayed_recall: at each step t >= delay, output the input from `delay` steps ago; "
         "random: N(0, 1) inputs and a N(0, 1) target at the last step only (pure dynamics); "
-        "sine: predict the next sample of a sine wave with a random phase.",
+        "sine: predict the next sample of a sine wave with a random phase; file: sequences from an .npz (task.path); "
+        "series: next-step prediction on windows of a numeric CSV (task.path); digits: scikit-learn's 8x8 digits "
+        "as sequences, classified at the last step.",
     )
     length: int = Field(100, ge=1, le=100_000, description="Sequence length T.")
     batch_size: int = Field(16, ge=1, le=4096, description="Sequences per batch B.")
@@ -174,6 +185,27 @@ class TaskSection(BaseModel):
     delay: int = Field(10, ge=0, le=100_000, description="delayed_recall: how many steps back the target is.")
     input_size: int = Field(1, ge=1, le=4096, description="random: input size D.")
     period: float = _float(20.0, "sine: period in time steps.", ge=2, le=1e6)
+    path: str | None = Field(
+        None,
+        min_length=1,
+        max_length=4096,
+        description="file: an .npz with arrays inputs (N, T, D) float, targets (N, T, O) float or (N, T) integer, "
+        "optional mask (N, T) bool; series: a numeric CSV with a header row, one column per channel. Relative to the "
+        "scenario file's folder.",
+    )
+    order: Literal["row", "pixel"] = Field("row", description="digits: row (T = 8 rows of D = 8 pixels) or pixel "
+                                           "(T = 64 pixels, D = 1).")
+    permute: bool = Field(False, description="digits: a fixed random order of the 64 pixels (the same for every seed).")
+    holdout: float | None = _float(
+        None,
+        "file, digits: fraction of the sequences held out from training (a fixed split); rnnsim run reports the "
+        "held-out loss and accuracy. Omit for the default: 0 for file, 0.2 for digits.",
+        ge=0,
+        lt=1,
+    )
+
+    _data: Any = PrivateAttr(default=None)       # rnnsim.datasets.DataInfo of a file/series/digits task
+    _base_dir: str | None = PrivateAttr(default=None)
 
     @model_validator(mode="after")
     def _cross_field(self) -> "TaskSection":
@@ -196,6 +228,19 @@ class TaskSection(BaseModel):
                 "task.delay = {delay}: the delayed_recall task needs task.delay < task.length (task.length = {length})",
                 {"delay": self.delay, "length": self.length},
             )
+        return self
+
+    @model_validator(mode="after")
+    def _data_source(self, info: ValidationInfo) -> "TaskSection":
+        """file/series/digits: read and check the data (rnnsim.datasets); task.length is the data's T."""
+        if self.kind in ("file", "series", "digits"):
+            from rnnsim import datasets
+
+            self._base_dir = (info.context or {}).get("base_dir")
+            given = "length" in self.model_fields_set
+            self._data = _data_check(lambda: datasets.info(self, self._base_dir, given))
+            if self.kind != "series":
+                self.length = self._data.T
         return self
 
 
@@ -227,6 +272,7 @@ class Scenario(BaseModel):
     lesson: LessonSection = Field(default_factory=LessonSection, description="Steps of the lesson panel.")
 
     _source: str = PrivateAttr(default="<dict>")
+    _base_dir: str | None = PrivateAttr(default=None)
 
     @model_validator(mode="after")
     def _locked_keys(self) -> "Scenario":
@@ -258,6 +304,17 @@ class Scenario(BaseModel):
                     "limit": _human_bytes(limit),
                 },
             )
+        return self
+
+    @model_validator(mode="after")
+    def _weights_fit(self, info: ValidationInfo) -> "Scenario":
+        """model.weights: the file's tensors must have the shapes this scenario implies (rnnsim.weights)."""
+        if self.model.weights is not None:
+            from rnnsim import weights
+
+            d, o, _ = task_dims(self.task)
+            base = (info.context or {}).get("base_dir")
+            _data_check(lambda: weights.check(self.model, d, o, self.task.kind, base))
         return self
 
     def __eq__(self, other: object) -> bool:
@@ -295,7 +352,7 @@ class Scenario(BaseModel):
 
         Raises ScenarioError (same messages as for files, the source shown as ``vanishing (override model.cell)``).
         """
-        return _apply_changes(self.to_dict(), dict(changes), self.source)
+        return _apply_changes(self.to_dict(), dict(changes), self.source, self._base_dir)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], source: str = "<dict>") -> "Scenario":
@@ -325,7 +382,21 @@ def task_dims(task: TaskSection) -> tuple[int, int, bool]:
         return task.input_size, 1, False
     if kind == "sine":
         return 1, 1, False
+    if kind in ("file", "series", "digits"):  # from the data (rnnsim.datasets), read when the task was validated
+        if task._data is None:
+            raise ValueError(f"task.kind = {kind!r}: the task was not validated (its data is unknown)")
+        return task._data.D, task._data.O, task._data.classification
     raise ValueError(f"unknown task kind {kind!r}")
+
+
+def _data_check(check):
+    """Run a weights/data check; its one-line error becomes a validation error shown as it is."""
+    from rnnsim.datafiles import DataFileError
+
+    try:
+        return check()
+    except DataFileError as exc:
+        raise PydanticCustomError("data_file", "{msg}", {"msg": str(exc)}) from None
 
 
 def estimate_bytes(sc: Scenario) -> int:
@@ -336,7 +407,13 @@ def estimate_bytes(sc: Scenario) -> int:
 
     d, o, _ = task_dims(sc.task)
     itemsize = 8 if sc.model.dtype == "float64" else 4
-    return cell_bytes(CELLS[sc.model.cell], sc.model, sc.task.length, sc.task.batch_size, d, o, itemsize)
+    cells = cell_bytes(CELLS[sc.model.cell], sc.model, sc.task.length, sc.task.batch_size, d, o, itemsize)
+    return cells + _data_bytes(sc.task)
+
+
+def _data_bytes(task) -> int:
+    """The data a file/series/digits task holds in memory (0 for the generated tasks)."""
+    return task._data.nbytes if task._data is not None else 0
 
 
 def max_bytes() -> int:
@@ -446,8 +523,10 @@ def _allowed(model: type[BaseModel], key: str) -> str:
     if ann is str:
         lo = min_len or 0
         if max_len is None:
-            return "a string"
-        return f"a string of {lo} to {max_len} characters" if lo else f"a string of at most {max_len} characters"
+            text = "a string"
+        else:
+            text = f"a string of {lo} to {max_len} characters" if lo else f"a string of at most {max_len} characters"
+        return text + (", or leave it out" if optional else "")
     if ann is int:
         if lt is not None and le is None:
             le = lt - 1
@@ -483,7 +562,7 @@ def _describe_error(
     loc = tuple(str(p) for p in err["loc"])
     etype = err["type"]
     given = err.get("input")
-    if etype in ("cross_field", "memory_bound", "locked_key"):
+    if etype in ("cross_field", "memory_bound", "locked_key", "data_file"):
         return err["msg"]
     if len(loc) == 1:
         name = loc[0]
@@ -525,12 +604,13 @@ def _source_for(source: str, loc: tuple, overrides: list[str] | None) -> str:
 
 
 def _validate(
-    data: Mapping[str, Any], source: str, overrides: list[str] | None = None, hint_path: str | None = None
+    data: Mapping[str, Any], source: str, overrides: list[str] | None = None, hint_path: str | None = None,
+    base_dir: str | None = None,
 ) -> Scenario:
     if not isinstance(data, Mapping):
         raise ScenarioError(f"{source}: expected a table of sections, got {_type_name(data)}", source=source)
     try:
-        sc = Scenario.model_validate(dict(data))
+        sc = Scenario.model_validate(dict(data), context={"base_dir": base_dir})
     except ValidationError as exc:
         problems = []
         for err in exc.errors(include_url=False):
@@ -538,6 +618,7 @@ def _validate(
             problems.append(f"{_source_for(source, loc, overrides)}: {_describe_error(err, data)}")
         raise ScenarioError(problems, source=source, hint_path=hint_path) from None
     sc._source = source
+    sc._base_dir = base_dir
     return sc
 
 
@@ -568,7 +649,8 @@ def parse_override(text: str) -> tuple[str, Any]:
     return key, parsed["v"]
 
 
-def _apply_changes(base: dict[str, dict[str, Any]], changes: dict[str, Any], source: str) -> Scenario:
+def _apply_changes(base: dict[str, dict[str, Any]], changes: dict[str, Any], source: str,
+                   base_dir: str | None = None) -> Scenario:
     data: dict[str, Any] = {section: dict(values) for section, values in base.items()}
     keys = list(changes)
     for key, value in changes.items():
@@ -591,7 +673,11 @@ def _apply_changes(base: dict[str, dict[str, Any]], changes: dict[str, Any], sou
         if not isinstance(data[section], dict):
             data[section] = {}
         data[section][name] = value
-    return _validate(data, source, overrides=keys)
+    task = data.get("task")
+    if (isinstance(task, dict) and task.get("kind") in ("file", "digits") and "task.length" not in changes
+            and any(k in changes for k in ("task.kind", "task.path", "task.order"))):
+        task.pop("length", None)   # a new data source: its length comes from the data
+    return _validate(data, source, overrides=keys, base_dir=base_dir)
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -688,14 +774,14 @@ def load_scenario(path_or_name: str | os.PathLike[str]) -> Scenario:
     if isinstance(path_or_name, str) and _looks_like_name(text) and not os.path.exists(text):
         if text in builtins:
             data = _read_toml(builtins[text], text)
-            return _validate(data, text, hint_path=str(builtins[text]))
+            return _validate(data, text, hint_path=str(builtins[text]), base_dir=str(builtins[text].parent))
         raise ScenarioError(
             f"{text}: no such file or built-in scenario{_did_you_mean(text, list(builtins))} "
             f"(built-in scenarios: {_builtin_list()})",
             source=text,
         )
     data = _read_toml(Path(text), text)
-    return _validate(data, text, hint_path=text)
+    return _validate(data, text, hint_path=text, base_dir=str(Path(text).parent))
 
 
 # --------------------------------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rnnsim import tasks
+from rnnsim import tasks, weights
 from rnnsim.cells import CELLS, init_params
 from rnnsim.kernels import checks, modes
 from rnnsim.optim import clip_, global_norm, make_optimizer
@@ -83,6 +83,8 @@ class Simulation:
         T, B, D, O = self.T, self.B, self.D, self.O
 
         self.params = init_params(m, D, O, self.seed, self.dtype)
+        if m.weights is not None:   # the file's weights replace the initialised ones (rnnsim/weights.py)
+            weights.apply(self.params, sc)
         self.grads = {k: np.zeros_like(v) for k, v in self.params.items()}
         self._optimizer = make_optimizer(sc.training, self.params)
         # every size question answered once: the execution mode and the rest of the plan (rnnsim/kernels/modes.py)
@@ -100,6 +102,7 @@ class Simulation:
         self._ro = Readout(self)
 
         self._data_rng = np.random.default_rng([self.seed, 1])
+        self._stream = tasks.make_stream(task, self._data_rng, self.dtype)
         self._draw_batch()
         self._new_batch_due = False
 
@@ -112,7 +115,7 @@ class Simulation:
         self.sentinel: Sentinel | None = None
 
     def _draw_batch(self) -> None:
-        x, y, mask = tasks.make_batch(self.scenario.task, self._data_rng, self.dtype)
+        x, y, mask = self._stream()
         self._X[:] = x.transpose(1, 0, 2)
         self._Y[:] = y.transpose(1, 0) if self.classification else y.transpose(1, 0, 2)
         self._M[:] = mask.T
@@ -348,6 +351,10 @@ class Simulation:
                 raise ValueError(f"state_dict[{k!r}] has shape {v.shape}, expected {self.params[k].shape}")
             self.params[k][...] = v
         self.phase = Phase.IDLE
+
+    def save_weights(self, path) -> None:
+        """Write the parameters to ``path`` (.safetensors or .npz; PyTorch names in the ``_l0`` form), atomically."""
+        weights.save(self.params, path, {"cell": self.cell_name, "hidden_size": str(self.H)})
 
     # ------------------------------------------------------------------------------------------- internals
     @property

@@ -1,4 +1,5 @@
-"""Data generators: adding, copy, delayed_recall, random, sine.
+"""Data generators: adding, copy, delayed_recall, random, sine; and the data tasks file, series, digits
+(rnnsim/datasets.py), drawn through :func:`make_stream`.
 
 Each generator draws one batch from a NumPy Generator and returns batch-major arrays
 ``inputs`` (B, T, D), ``targets`` (B, T, O) float or (B, T) int64 for classification, ``loss_mask`` (B, T) bool,
@@ -101,6 +102,16 @@ def make_batch(task, rng, dtype=np.float64, batch_size=None):
     return x.astype(dtype), (y if classification else y.astype(dtype)), mask
 
 
+def make_stream(task, rng, dtype=np.float64):
+    """A callable that returns the next batch (inputs, targets, loss_mask): generated tasks draw from ``rng``; data
+    tasks (file, series, digits) draw sequences without replacement within an epoch (rnnsim.datasets)."""
+    if task.kind in GENERATORS:
+        return lambda: make_batch(task, rng, dtype)
+    from rnnsim import datasets
+
+    return datasets.make_stream(task, rng, dtype)
+
+
 def baseline(task) -> float:
     """The loss of the best input-blind answer: the bar a model must beat to show it uses its memory.
 
@@ -109,7 +120,13 @@ def baseline(task) -> float:
     delayed_recall  answer 0: MSE = Var(U(−0.5, 0.5)) = 1/12
     random          answer 0: MSE = Var(N(0, 1)) = 1
     sine            answer 0: MSE = mean of sin² = 1/2
+    file, series    the training targets' mean: MSE = their variance; classes: the class frequencies, cross
+    digits          entropy = their entropy (measured on the training sequences)
     """
+    if task.kind not in GENERATORS:
+        from rnnsim import datasets
+
+        return datasets.load(task).baseline
     if task.kind == "adding":
         return 1.0 / 6.0
     if task.kind == "copy":

@@ -115,8 +115,11 @@ def memory_job(sc, sizes=None) -> Job:
     sizes = MEMORY_SIZES if sizes is None else sizes
     calls = [(f"MC(k), H={sc.model.hidden_size}", lambda: _diag().memory_capacity(sc))]
     for H in sizes:
+        # a weights file fits its own hidden size only: the other sizes are measured at the init's weights
+        other = {"model.weights": None} if H != sc.model.hidden_size else {}
         calls.append((f"total MC, H={H}",
-                      lambda H=H: _diag().memory_capacity(sc.with_changes({"model.hidden_size": H}))))
+                      lambda H=H, other=other: _diag().memory_capacity(sc.with_changes({"model.hidden_size": H}
+                                                                                         | other))))
     return Job(memory_key(sc), calls)
 
 
