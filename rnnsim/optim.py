@@ -10,6 +10,7 @@ Optimizers follow torch.optim: SGD, SGD with momentum (buf ← μ buf + g; p ←
 from __future__ import annotations
 
 import math
+import sys
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,18 +26,6 @@ def global_norm(grads) -> float:
     if m == 0.0 or not math.isfinite(m):
         return m
     return m * math.sqrt(sum(float(np.vdot(g / m, g / m)) for g in grads.values()))
-
-
-def _cosine(a, b) -> float:
-    """cos(a, b) of two gradient dicts with nonzero norms. Each is scaled by its largest |element| first, so neither
-    tiny (subnormal) nor huge gradients under- or overflow (‖a‖·‖b‖ can underflow to 0 while both are > 0)."""
-    ma = max(float(np.max(np.abs(g))) for g in a.values() if g.size)
-    mb = max(float(np.max(np.abs(g))) for g in b.values() if g.size)
-    ua, ub = {k: g / ma for k, g in a.items()}, {k: g / mb for k, g in b.items()}
-    dot = sum(float(np.vdot(ua[k], ub[k])) for k in ua)
-    na = math.sqrt(sum(float(np.vdot(u, u)) for u in ua.values()))
-    nb = math.sqrt(sum(float(np.vdot(u, u)) for u in ub.values()))
-    return min(1.0, max(-1.0, dot / (na * nb)))
 
 
 @dataclass(frozen=True)
@@ -60,15 +49,32 @@ def clip_(grads, mode: str, threshold: float) -> ClipResult:
             g *= scale
         return ClipResult(norm, global_norm(grads), True, 1.0)
     if mode == "value":
+        # cos(g_before, g_after), summed tensor by tensor as it clips (no copy of the whole gradient). The plain
+        # dot / (‖g‖·‖clip(g)‖) is the reported number; where that product under- or overflows (gradients near
+        # 1e-170 or 1e300) the same sums of the vectors scaled by their largest |element| (max|g| and
+        # min(max|g|, θ)) give it instead.
+        ma = max((float(np.max(np.abs(g))) for g in grads.values() if g.size), default=0.0)
+        mb = min(ma, threshold)
+        dot = sdot = saa = sbb = 0.0
         clipped = False
-        before = {}
-        for k, g in grads.items():
+        for g in grads.values():
             if not clipped and np.any(np.abs(g) > threshold):
                 clipped = True
-            before[k] = g.copy()
+            before = g.copy()
             np.clip(g, -threshold, threshold, out=g)
+            dot += float(np.vdot(before, g))
+            if ma > 0:
+                ua, ub = before / ma, g / mb
+                sdot += float(np.vdot(ua, ub))
+                saa += float(np.vdot(ua, ua))
+                sbb += float(np.vdot(ub, ub))
         after = global_norm(grads)
-        cosine = _cosine(before, grads) if norm > 0 and after > 0 else 1.0
+        cosine = 1.0
+        if norm > 0 and after > 0:
+            den = norm * after
+            cosine = dot / den if den >= sys.float_info.min and math.isfinite(den) and math.isfinite(dot) else \
+                sdot / math.sqrt(saa * sbb)
+            cosine = min(1.0, max(-1.0, cosine))
         return ClipResult(norm, after, clipped, cosine)
     raise ValueError(f"unknown clip mode {mode!r}: allowed none, norm, value")
 
