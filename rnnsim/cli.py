@@ -23,6 +23,7 @@ from typing import Any, Sequence
 import click
 
 from rnnsim import __version__
+from rnnsim.completion import complete_scenario
 from rnnsim.export import ExportError
 from rnnsim.scenario import Scenario, ScenarioError, builtin_scenarios, load_scenario, parse_override
 
@@ -64,13 +65,20 @@ class ScenarioGroup(click.Group):
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         args = list(args)
-        if not args:
+        if not args and ctx.resilient_parsing:
+            pass  # shell completion of the first word: subcommands and scenarios, not the hidden tui command
+        elif not args:
             args = ["tui"]
         elif args[0] in self._GROUP_OPTIONS:
             pass
         elif args[0].startswith("-") or args[0] not in self.commands:
             args = ["tui", *args]
         return super().parse_args(ctx, args)
+
+    def shell_complete(self, ctx: click.Context, incomplete: str) -> list[Any]:
+        from rnnsim.completion import group_items
+
+        return group_items(self, ctx, incomplete)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -117,7 +125,7 @@ def cli() -> None:
 
 
 @cli.command("tui", hidden=True)
-@click.argument("scenario", required=False, default=DEFAULT_SCENARIO)
+@click.argument("scenario", required=False, default=DEFAULT_SCENARIO, shell_complete=complete_scenario)
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help=_SET_HELP)
 def tui_command(scenario: str, overrides: tuple[str, ...]) -> None:
     """Open the TUI on SCENARIO (default: vanishing)."""
@@ -135,7 +143,7 @@ def tui_command(scenario: str, overrides: tuple[str, ...]) -> None:
 
 
 @cli.command("run")
-@click.argument("scenario")
+@click.argument("scenario", shell_complete=complete_scenario)
 @click.option(
     "--iterations",
     "-n",
@@ -323,7 +331,7 @@ def _print_summary(sc: Scenario, s: dict[str, Any], out: str | None) -> None:
 
 
 @cli.command("validate")
-@click.argument("files", nargs=-1, required=True)
+@click.argument("files", nargs=-1, required=True, shell_complete=complete_scenario)
 def validate_command(files: tuple[str, ...]) -> None:
     """Check scenario FILES (paths or built-in names); print `ok  FILE` or every problem. Exit 2 if any is bad."""
     bad = 0
@@ -370,6 +378,11 @@ def schema_command() -> None:
     from rnnsim.scenario import json_schema
 
     click.echo(json.dumps(json_schema(), indent=2, ensure_ascii=False))
+
+
+from rnnsim import serve as _serve  # noqa: E402  (its own module; imports textual_serve only when it runs)
+
+_serve.register(cli, _load, BadInput, Failure)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
