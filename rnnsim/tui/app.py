@@ -11,7 +11,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.widgets import ContentSwitcher, Footer, Static
 
-from . import jobs
+from . import capture, jobs, palette, theme
 from .runner import COMPARE_KNOBS, Frame, Runner
 from .screens.background import InfluenceView, MemoryView, ParallelView
 from .screens.compare import CompareView
@@ -59,7 +59,8 @@ def _scale_step(value: float, up: bool) -> float:
 
 class RnnsimApp(App):
     TITLE = "rnnsim"
-    ENABLE_COMMAND_PALETTE = False
+    ENABLE_COMMAND_PALETTE = True  # ctrl+p: every action by its help text, and themes (palette.py)
+    COMMANDS = App.COMMANDS | {palette.ActionsProvider}
     CSS = """
     Screen { layout: vertical; }
     #title { height: 1; background: $primary-background; color: $text; }
@@ -108,6 +109,7 @@ class RnnsimApp(App):
         Binding("k", "lesson(-1)", "Lesson ◂", show=False),
         Binding("L", "toggle_lesson", "Hide lesson", show=False),
         Binding("tab", "toggle_view", "View", priority=True),
+        Binding("ctrl+s", "screenshot", "Screenshot", show=False),
         Binding("question_mark", "help", "Help", key_display="?"),
         Binding("q", "quit", "Quit"),
         Binding("ctrl+q", "quit", "Quit", show=False, priority=True),
@@ -141,6 +143,8 @@ class RnnsimApp(App):
         ("7", "Influence: ‖dL/dx_t‖ over positions for rnn, lstm, attention (256 samples)"),
         ("j  k", "lesson: next / previous step (or page)"),
         ("L", "lesson panel: hide / show"),
+        ("ctrl+s", "screenshot: an SVG of the screen in the current folder (in a browser: it opens in a new tab)"),
+        ("ctrl+p", "command palette: every action by name, and Theme (rnnsim-print: light, for slides)"),
         ("?", "this help"),
         ("q  ctrl+q", "quit"),
     ]
@@ -181,6 +185,7 @@ class RnnsimApp(App):
         yield Footer()
 
     def on_mount(self) -> None:
+        theme.install(self)
         if not self.runner.alive:
             self.runner.start()
         self._check_size()
@@ -450,6 +455,12 @@ class RnnsimApp(App):
             self.screen.focus_next()  # in a dialog, tab moves between fields as usual
             return
         self.action_view("training" if self.view == "dynamics" else "dynamics")
+
+    def action_screenshot(self) -> None:
+        capture.take_screenshot(self)
+
+    def get_system_commands(self, screen):
+        yield from palette.system_commands(self, screen, super().get_system_commands(screen))
 
     def action_help(self) -> None:
         self.push_screen(HelpScreen(self.HELP_ROWS))
