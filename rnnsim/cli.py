@@ -157,22 +157,40 @@ def tui_command(scenario: str, overrides: tuple[str, ...]) -> None:
     "-o",
     type=click.Path(dir_okay=False),
     default=None,
-    help="Write results to FILE: .json (everything), .csv (one row per iteration) or .npz (arrays).",
+    help="Write results to FILE: .json (everything), .csv (one row per iteration, and the gradient profile in "
+    "FILE.profile.csv) or .npz (arrays).",
+)
+@click.option(
+    "--plot",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Draw the run to FILE.svg, .png or .pdf: gradient profile (first and last iteration), loss with the chance "
+    "level, gradient norm with the clipping threshold and events. Needs the 'plot' extra.",
 )
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar and no summary table.")
-def run_command(scenario: str, iterations: int | None, overrides: tuple[str, ...], out: str | None, quiet: bool) -> None:
+def run_command(scenario: str, iterations: int | None, overrides: tuple[str, ...], out: str | None,
+                plot: str | None, quiet: bool) -> None:
     """Train SCENARIO without the TUI and print a summary (final loss, gradient decay, clipping, non-finite values)."""
     from rnnsim import export
 
     sc = _load(scenario, overrides)
     if out is not None:
         export.check_path(out)  # fail before a long run, not after
+    if plot is not None:
+        from rnnsim import plot as plotting
+
+        try:
+            plotting.check_path(plot), plotting.require()
+        except plotting.MissingExtra as exc:
+            raise Failure(str(exc)) from None
     n = sc.training.iterations if iterations is None else iterations
 
     import rnnsim
 
     sim = rnnsim.Simulation(sc)
-    history: list[Any] = []
+    from rnnsim.plot import RunHistory
+
+    history: list[Any] = RunHistory(sim)
     interrupted = False
     progress = None
     if not quiet and n > 0 and sys.stderr.isatty():
@@ -198,7 +216,7 @@ def run_command(scenario: str, iterations: int | None, overrides: tuple[str, ...
                 task = progress.add_task("training", total=n, loss="-")
 
                 def callback(info: Any) -> None:
-                    history.append(info)
+                    history.append(info)  # (the first also keeps that iteration's gradient profile)
                     progress.update(task, advance=1, loss=f"{info.loss:.4g}")
 
                 sim.train(n, callback)
@@ -213,6 +231,12 @@ def run_command(scenario: str, iterations: int | None, overrides: tuple[str, ...
             export.write_results(out, result)
         except OSError as exc:
             raise Failure(f"cannot write {out}: {exc.strerror or _one_line(exc)}") from None
+    if plot is not None:
+        try:
+            plotting.save(plot, plotting.figure_for_run(result))
+        except OSError as exc:
+            raise Failure(f"cannot write {plot}: {exc.strerror or _one_line(exc)}") from None
+        result["summary"]["plot"] = plot
     if interrupted:
         raise click.exceptions.Exit(EXIT_INTERRUPTED)
     if not quiet:
@@ -253,6 +277,8 @@ def _collect(sim: Any, sc: Scenario, history: list[Any], n: int, single_loss: fl
     summary["sentinel"] = None if sentinel is None else _one_line(str(sentinel))
 
     arrays: dict[str, Any] = {}
+    if getattr(history, "first", None) is not None:
+        arrays["gradient_profile_first"] = history.first
     summary["gradient_ratio"] = None
     summary["decay_rate"] = None
     summary["decay"] = None
@@ -327,6 +353,8 @@ def _print_summary(sc: Scenario, s: dict[str, Any], out: str | None) -> None:
         table.add_row("first non-finite value", s["sentinel"])
     if out:
         table.add_row("results", out)
+    if s.get("plot"):
+        table.add_row("figure", s["plot"])
     Console().print(table)
 
 
