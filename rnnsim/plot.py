@@ -106,6 +106,9 @@ def figure(history: Iterable[Any] = (), profile_first: Any = None, profile_last:
                                           ("last iteration", profile_last, LAST, "--")):
             if prof is None:
                 continue
+            zeros = int(np.sum(np.asarray(prof, dtype=np.float64) == 0))
+            if zeros:
+                label += f" ({zeros} steps at exactly 0: not on a log axis)"
             prof = _positive(prof)
             if np.any(np.isfinite(prof)):
                 ax.plot(np.arange(prof.size), prof, style, color=color, label=label, lw=1.6)
