@@ -87,13 +87,15 @@ def server(tmp_path_factory):
     scenario = folder / "small.toml"
     scenario.write_text(SMALL)
     port = free_port()
+    out = open(folder / "serve.out", "w")
     proc = subprocess.Popen(
         [sys.executable, "-m", "rnnsim", "serve", str(scenario), "--port", str(port)],
-        cwd=folder, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cwd=folder, stdout=out, stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
     try:
         page = wait_for_page(f"http://127.0.0.1:{port}/", proc)
-        yield {"port": port, "proc": proc, "page": page, "folder": folder}
+        yield {"port": port, "proc": proc, "page": page, "folder": folder, "out": folder / "serve.out",
+               "scenario": str(scenario)}
     finally:
         proc.terminate()
         try:
@@ -101,6 +103,7 @@ def server(tmp_path_factory):
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(5)
+        out.close()
 
 
 def test_serve_answers_its_page_on_loopback_only(server):
@@ -110,6 +113,66 @@ def test_serve_answers_its_page_on_loopback_only(server):
     assert "served small" in page  # the title names the scenario
     assert listening_addresses(port) == ["127.0.0.1"]  # not 0.0.0.0, not ::
     assert server["proc"].poll() is None
+
+
+def _descendants(pid: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def _cmdline(pid: int) -> list[str]:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().decode("utf-8", "replace").split("\0")
+    except OSError:
+        return []
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc")
+def test_each_visitor_gets_their_own_process_after_one_warm_up(server):
+    aiohttp = pytest.importorskip("aiohttp")
+    import asyncio
+
+    url = f"ws://127.0.0.1:{server['port']}/ws?width=100&height=30"
+
+    async def visit(session):
+        ws = await session.ws_connect(url)
+        seen = ""
+        deadline = time.monotonic() + 180
+        while "READY" not in seen and time.monotonic() < deadline:
+            msg = await ws.receive(timeout=180)
+            if msg.type in (aiohttp.WSMsgType.BINARY, aiohttp.WSMsgType.TEXT):
+                data = msg.data
+                seen += data.decode("utf-8", "replace") if isinstance(data, bytes) else data
+            elif msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.ERROR):
+                break
+        return ws, seen
+
+    async def main():
+        async with aiohttp.ClientSession() as session:
+            (ws1, seen1), (ws2, seen2) = await asyncio.gather(visit(session), visit(session))
+            assert "READY" in seen1 and "READY" in seen2
+            log = server["out"].read_text()
+            assert "numba cache warm-up done" in log, log  # finished (not failed) before any visitor started
+            apps = [pid for pid in _descendants(server["proc"].pid)
+                    if "rnnsim" in _cmdline(pid) and server["scenario"] in _cmdline(pid)
+                    and "serve" not in _cmdline(pid) and "-c" not in _cmdline(pid)]
+            await ws1.close()
+            await ws2.close()
+            return apps
+
+    apps = asyncio.run(main())
+    assert len(apps) == 2, apps  # two visitors, two rnnsim processes
 
 
 def test_serve_on_another_host_warns_in_one_line(tmp_path):
