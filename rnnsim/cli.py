@@ -1,7 +1,8 @@
 """The ``rnnsim`` command line.
 
     rnnsim [SCENARIO] [--set KEY=VALUE ...]     open the TUI (default scenario: vanishing)
-    rnnsim run SCENARIO [--iterations N] [--set KEY=VALUE ...] [--out FILE] [--quiet]
+    rnnsim run SCENARIO [--iterations N] [--set KEY=VALUE ...] [--out FILE] [--plot FIGURE] [--quiet]
+    rnnsim serve [SCENARIO] [--host 127.0.0.1] [--port 8000]     (rnnsim/serve.py; the `web` extra)
     rnnsim validate FILE...
     rnnsim list
     rnnsim schema
@@ -10,6 +11,7 @@ Exit status: 0 done; 2 bad usage or bad scenario (one line on stderr); 1 anythin
 RNNSIM_DEBUG=1 for the traceback); 130 interrupted with Ctrl-C; 141 output pipe closed early.
 
 Only ``run`` and the TUI import the simulation (and so Numba); ``validate``, ``list`` and ``schema`` do not.
+Shell completion: rnnsim/completion.py (``_RNNSIM_COMPLETE=bash_source rnnsim``).
 """
 
 from __future__ import annotations
