@@ -83,7 +83,7 @@ def _positive(a: np.ndarray) -> np.ndarray:
 
 def figure(history: Iterable[Any] = (), profile_first: Any = None, profile_last: Any = None,
            baseline: float | None = None, clip: str = "none", threshold: float | None = None,
-           title: str = "") -> Any:
+           title: str = "", labels: tuple[str, str] = ("first iteration", "last iteration")) -> Any:
     """The figure as a ``matplotlib.figure.Figure`` (see the module doc for its panels; a panel without data is
     left out)."""
     from matplotlib.figure import Figure
@@ -102,8 +102,7 @@ def figure(history: Iterable[Any] = (), profile_first: Any = None, profile_last:
     if "profile" in ax_of:
         ax = ax_of["profile"]
         drawn = False
-        for label, prof, color, style in (("first iteration", profile_first, FIRST, "-"),
-                                          ("last iteration", profile_last, LAST, "--")):
+        for label, prof, color, style in ((labels[0], profile_first, FIRST, "-"), (labels[1], profile_last, LAST, "--")):
             if prof is None:
                 continue
             zeros = int(np.sum(np.asarray(prof, dtype=np.float64) == 0))
@@ -181,10 +180,11 @@ def figure_for_run(result: dict[str, Any]) -> Any:
              f"T={task.get('length', '')}, {training.get('optimizer', '')} lr={training.get('learning_rate', '')}, "
              f"clip {training.get('clip', 'none')}")
     first, last = arrays.get("gradient_profile_first"), arrays.get("gradient_profile")
+    labels = ("first iteration", "last iteration")
     if not result.get("history"):  # --iterations 0: one pass at the initial weights
-        first, last = last, None
+        first, last, labels = last, None, ("initial weights (one forward and backward pass)", "")
     return figure(result.get("history", []), first, last, summary.get("baseline"), training.get("clip", "none"),
-                  training.get("clip_threshold"), title)
+                  training.get("clip_threshold"), title, labels)
 
 
 def save(path: str | os.PathLike[str], fig: Any) -> Path:

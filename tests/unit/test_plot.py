@@ -128,6 +128,14 @@ def test_simulation_and_history_draw_themselves_in_notebooks(monkeypatch):
     assert sim._repr_svg_() is None  # IPython falls back to the text repr
 
 
+def test_plot_of_one_pass_says_initial_weights(tmp_path, monkeypatch):
+    pytest.importorskip("matplotlib", reason="the 'plot' extra (matplotlib) is not installed")
+    monkeypatch.chdir(tmp_path)
+    assert invoke("run", "vanishing", *SMALL, "-n", "0", "--plot", "one.svg", "--quiet").exit_code == 0
+    svg = (tmp_path / "one.svg").read_text()
+    assert "initial weights" in svg and "loss per iteration" not in svg and "last iteration" not in svg
+
+
 def test_json_keeps_both_profiles(tmp_path):
     out = tmp_path / "r.json"
     assert invoke("run", "exploding", *SMALL, "-n", "3", "--out", str(out), "--quiet").exit_code == 0
