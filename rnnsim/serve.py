@@ -15,6 +15,7 @@ Nothing here imports Textual; textual_serve itself is imported only when the com
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import os
 import shlex
@@ -117,20 +118,24 @@ def make_server(command: str, host: str, port: int, public_url: str, warm: list[
 
     class RnnsimServer(Server):
         def __init__(self) -> None:
-            super().__init__(command, host=host, port=port, title=title, public_url=public_url)
+            super().__init__(command, host=host, port=port, title=f"rnnsim: {title}", public_url=public_url)
             self._warm_task: Any = None
             self.warm_status: str = "not started" if warm else "skipped"
 
         async def on_startup(self, app: Any) -> None:
             where = f"http://{host}:{port}" if ":" not in host else f"http://[{host}]:{port}"
-            self.console.print(f"rnnsim serve: {title} on {where} (page links use {self.public_url})", highlight=False)
-            self.console.print("each visitor gets their own rnnsim process; press Ctrl+C to stop", highlight=False)
+            say = functools.partial(self.console.print, highlight=False, soft_wrap=True)
+            say(f"rnnsim serve: {title} at {where}")
+            if self.public_url.rstrip("/") != where:
+                say(f"the page's links use {self.public_url} (--public-url)")
+            say("each visitor gets their own rnnsim process; press Ctrl+C to stop")
             if warm:
                 self._warm_task = asyncio.ensure_future(self._warm())
 
         async def _warm(self) -> None:
             self.warm_status = "running"
-            self.console.print("warming the numba cache (a first run compiles the kernels) ...", highlight=False)
+            self.console.print("warming the numba cache (a first run compiles the kernels) ...", highlight=False,
+                               soft_wrap=True)
             try:
                 proc = await asyncio.create_subprocess_exec(
                     *warm, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
@@ -145,7 +150,7 @@ def make_server(command: str, host: str, port: int, public_url: str, warm: list[
                 else:
                     last = (err or b"").decode("utf-8", "replace").strip().splitlines()[-1:] or [""]
                     self.warm_status = f"failed (exit {proc.returncode}) {last[0]}".strip()
-            self.console.print(f"numba cache warm-up {self.warm_status}", highlight=False)
+            self.console.print(f"numba cache warm-up {self.warm_status}", highlight=False, soft_wrap=True)
 
         async def handle_websocket(self, request: Any) -> Any:
             if self._warm_task is not None and not self._warm_task.done():
@@ -160,7 +165,7 @@ def serve(scenario: str, overrides: Sequence[str], host: str, port: int, public_
     """Run the server until Ctrl+C / SIGTERM. Raises OSError when the address cannot be bound."""
     server = make_server(
         visitor_command(scenario, overrides), host, port, public_url or default_public_url(host, port),
-        warm_command(scenario, overrides) if warm else None, title or f"rnnsim {scenario}",
+        warm_command(scenario, overrides) if warm else None, title or scenario,
     )
     server.serve()
 
@@ -196,6 +201,6 @@ def register(cli: click.Group, load: Any, bad_input: type[Exception], failure: t
                 "an rnnsim session on this machine", err=True,
             )
         try:
-            serve(scenario, overrides, host, port, public_url, warm=not no_warm, title=f"rnnsim: {sc.scenario.name}")
+            serve(scenario, overrides, host, port, public_url, warm=not no_warm, title=sc.scenario.name)
         except OSError as exc:
             raise failure(f"cannot listen on {host}:{port}: {exc.strerror or exc} (try another --port)") from None
