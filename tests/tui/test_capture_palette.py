@@ -136,3 +136,12 @@ async def test_print_theme_makes_the_screen_and_the_screenshot_light(small, tmp_
     assert background_lightness(dark) < 0.3
     assert background_lightness(light) > 0.7
     assert background_lightness(back) < 0.3  # switching back turns the filter off
+
+
+async def test_textual_theme_env_starts_in_the_print_theme(small, monkeypatch):
+    monkeypatch.setenv("TEXTUAL_THEME", theme.PRINT_THEME_NAME)
+    app = RnnsimApp(small)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        assert app.theme == theme.PRINT_THEME_NAME
+        assert any(isinstance(f, theme.PrintFilter) and f.enabled for f in app.get_line_filters())
