@@ -4,20 +4,20 @@
     rnnsim run SCENARIO [--iterations N] [--set KEY=VALUE ...] [--out FILE] [--plot FIGURE] [--quiet]
     rnnsim serve [SCENARIO] [--host 127.0.0.1] [--port 8000]     (rnnsim/serve.py; the `web` extra)
     rnnsim validate FILE...
+    rnnsim sweep SWEEP [--out results.csv|.parquet] [--workers N] [--scheduler ADDRESS|local] [--plot F.svg]
     rnnsim list
     rnnsim schema
 
 Exit status: 0 done; 2 bad usage or bad scenario (one line on stderr); 1 anything else (one line; set
 RNNSIM_DEBUG=1 for the traceback); 130 interrupted with Ctrl-C; 141 output pipe closed early.
 
-Only ``run`` and the TUI import the simulation (and so Numba); ``validate``, ``list`` and ``schema`` do not.
+Only ``run``, ``sweep`` and the TUI import the simulation (and so Numba); ``validate``, ``list`` and ``schema`` do not.
 Shell completion: rnnsim/completion.py (``_RNNSIM_COMPLETE=bash_source rnnsim``).
 """
 
 from __future__ import annotations
 
 import json
-import math
 import os
 import sys
 from typing import Any, Sequence
@@ -27,6 +27,8 @@ import click
 from rnnsim import __version__
 from rnnsim.completion import complete_scenario
 from rnnsim.export import ExportError
+from rnnsim.results import collect as _collect
+from rnnsim.results import run_passes
 from rnnsim.scenario import Scenario, ScenarioError, builtin_scenarios, load_scenario, parse_override
 
 DEFAULT_SCENARIO = "vanishing"
@@ -104,7 +106,16 @@ def _one_line(exc: BaseException | str) -> str:
 
 
 def _load(scenario: str, overrides: Sequence[str]) -> Scenario:
-    sc = load_scenario(scenario)
+    try:
+        sc = load_scenario(scenario)
+    except ScenarioError:
+        from rnnsim.sweep.spec import is_sweep_file
+
+        if is_sweep_file(scenario):
+            raise ScenarioError(
+                f"{scenario}: a sweep file, not a scenario; run it with `rnnsim sweep {scenario}`", source=scenario
+            ) from None
+        raise
     if overrides:
         changes = dict(parse_override(item) for item in overrides)
         sc = sc.with_changes(changes)
@@ -186,8 +197,8 @@ def run_command(scenario: str, iterations: int | None, overrides: tuple[str, ...
 
         try:
             plotting.check_path(plot), plotting.require()
-        except plotting.MissingExtra as exc:
-            raise Failure(str(exc)) from None
+        except plotting.MissingExtra as exc:  # exit 2, like the sweep's missing extras
+            raise BadInput(str(exc)) from None
     n = sc.training.iterations if iterations is None else iterations
 
     import rnnsim
@@ -213,10 +224,7 @@ def run_command(scenario: str, iterations: int | None, overrides: tuple[str, ...
         )
     single_loss: float | None = None
     try:
-        if n == 0:
-            single_loss = float(sim.forward())
-            sim.backward()
-        elif progress is not None:
+        if progress is not None:
             with progress:
                 task = progress.add_task("training", total=n, loss="-")
 
@@ -225,12 +233,14 @@ def run_command(scenario: str, iterations: int | None, overrides: tuple[str, ...
                     progress.update(task, advance=1, loss=f"{info.loss:.4g}")
 
                 sim.train(n, callback)
-        else:
-            sim.train(n, history.append)
+        else:  # the same passes as every `rnnsim sweep` run
+            _, single_loss = run_passes(sim, n, history.append)
     except KeyboardInterrupt:
         interrupted = True
 
     result = _collect(sim, sc, history, n, single_loss, interrupted)
+    if history.first is not None:  # ‖dL/dh_t‖ of the first iteration, for --plot and FILE.profile.csv
+        result["arrays"]["gradient_profile_first"] = history.first
     if out is not None:
         try:
             export.write_results(out, result)
@@ -246,86 +256,6 @@ def run_command(scenario: str, iterations: int | None, overrides: tuple[str, ...
         raise click.exceptions.Exit(EXIT_INTERRUPTED)
     if not quiet:
         _print_summary(sc, result["summary"], out)
-
-
-def _grad_norm(sim: Any) -> float | None:
-    grads = getattr(sim, "grads", None)
-    if not grads:
-        return None
-    import numpy as np
-
-    return float(math.sqrt(sum(float(np.sum(np.square(g, dtype=np.float64))) for g in grads.values())))
-
-
-def _collect(sim: Any, sc: Scenario, history: list[Any], n: int, single_loss: float | None, interrupted: bool) -> dict:
-    """Everything a run produced, as the dict export.write_results takes."""
-    import numpy as np
-
-    rows = [_info_dict(info) for info in history]
-    summary: dict[str, Any] = {
-        "scenario": sc.scenario.name,
-        "source": sc.source,
-        "iterations_requested": n,
-        "iterations_done": len(rows),
-        "interrupted": interrupted,
-    }
-    if rows:
-        summary["final_loss"] = rows[-1].get("loss")
-        summary["grad_norm"] = rows[-1].get("grad_norm")
-    else:
-        summary["final_loss"] = single_loss
-        summary["grad_norm"] = _grad_norm(sim) if single_loss is not None else None
-    summary["baseline"] = getattr(sim, "baseline", None)
-    summary["clipping_events"] = sum(1 for r in rows if r.get("clipped"))
-    summary["nonfinite_events"] = sum(1 for r in rows if r.get("finite") is False)
-    sentinel = getattr(sim, "sentinel", None)
-    summary["sentinel"] = None if sentinel is None else _one_line(str(sentinel))
-
-    arrays: dict[str, Any] = {}
-    if getattr(history, "first", None) is not None:
-        arrays["gradient_profile_first"] = history.first
-    summary["gradient_ratio"] = None
-    summary["decay_rate"] = None
-    summary["decay"] = None
-    grad_hidden = getattr(sim, "grad_hidden", None)
-    if grad_hidden is not None and (rows or single_loss is not None):
-        with np.errstate(all="ignore"):  # an exploded run overflows in the norms: reported, not warned about
-            _profile(sim, summary, arrays)
-    return {"scenario": sc.to_dict(), "history": rows, "summary": summary, "arrays": arrays}
-
-
-def _profile(sim: Any, summary: dict, arrays: dict) -> None:
-    """Gradient profile ‖dL/dh_t‖ and its decay summary, from diagnostics."""
-    import numpy as np
-
-    from rnnsim import diagnostics
-
-    # the profile of the last pass (its arrays stay readable after its update)
-    profile = np.asarray(diagnostics.gradient_profile(sim), dtype=np.float64)
-    arrays["gradient_profile"] = profile
-    if profile.size and np.all(np.isfinite(profile)):
-        decay = diagnostics.decay_summary(profile)
-        summary["gradient_ratio"] = _float_or_none(getattr(decay, "ratio", None))
-        summary["decay_rate"] = _float_or_none(getattr(decay, "rate", None))
-        summary["decay"] = getattr(decay, "text", None)
-    else:
-        summary["decay"] = "not finite (the values overflowed or became NaN)"
-
-
-def _float_or_none(x: Any) -> float | None:
-    try:
-        return None if x is None else float(x)
-    except (TypeError, ValueError):
-        return None
-
-
-def _info_dict(info: Any) -> dict[str, Any]:
-    if isinstance(info, dict):
-        return dict(info)
-    fields = getattr(info, "__dataclass_fields__", None)
-    if fields:
-        return {k: getattr(info, k) for k in fields}
-    return {k: getattr(info, k) for k in ("iteration", "loss", "grad_norm", "clipped_norm", "clipped", "finite") if hasattr(info, k)}
 
 
 def _fmt(x: Any) -> str:
@@ -349,7 +279,9 @@ def _print_summary(sc: Scenario, s: dict[str, Any], out: str | None) -> None:
     table.add_row("final loss", _fmt(s["final_loss"]))
     table.add_row("task baseline", _fmt(s["baseline"]))
     table.add_row("gradient norm (last)", _fmt(s["grad_norm"]))
+    table.add_row("gradient norm (max)", _fmt(s.get("max_grad_norm")))
     table.add_row("‖dL/dh_0‖ / ‖dL/dh_T-1‖", _fmt(s["gradient_ratio"]))
+    table.add_row("regime", str(s.get("regime", "-")))
     if s["decay"]:
         table.add_row("gradient profile", str(s["decay"]))
     table.add_row("clipping events", str(s["clipping_events"]))
@@ -366,11 +298,15 @@ def _print_summary(sc: Scenario, s: dict[str, Any], out: str | None) -> None:
 @cli.command("validate")
 @click.argument("files", nargs=-1, required=True, shell_complete=complete_scenario)
 def validate_command(files: tuple[str, ...]) -> None:
-    """Check scenario FILES (paths or built-in names); print `ok  FILE` or every problem. Exit 2 if any is bad."""
+    """Check scenario or sweep FILES (paths or built-in names); print `ok  FILE` or every problem. Exit 2 if any is bad.
+
+    A sweep file (one with a [sweep] table) is checked at every grid point."""
+    from rnnsim.sweep.spec import is_sweep_file, load_sweep
+
     bad = 0
     for name in files:
         try:
-            load_scenario(name)
+            load_sweep(name) if is_sweep_file(name) else load_scenario(name)
         except ScenarioError as exc:
             bad += 1
             for problem in exc.problems:
@@ -383,7 +319,7 @@ def validate_command(files: tuple[str, ...]) -> None:
 
 @cli.command("list")
 def list_command() -> None:
-    """List the built-in scenarios with their descriptions."""
+    """List the built-in scenarios and sweeps with their descriptions."""
     rows = []
     for name in builtin_scenarios():
         try:
@@ -391,6 +327,14 @@ def list_command() -> None:
         except ScenarioError as exc:
             description = f"(invalid: {exc})"
         rows.append((name, " ".join(description.split())))
+    from rnnsim.sweep.spec import builtin_sweeps, load_sweep
+
+    for name in builtin_sweeps():
+        try:
+            description = load_sweep(name).description
+        except ScenarioError as exc:
+            description = f"(invalid: {exc})"
+        rows.append((name, f"sweep (rnnsim sweep {name}): " + " ".join(description.split())))
     if sys.stdout.isatty():
         from rich.console import Console
         from rich.table import Table
@@ -412,6 +356,10 @@ def schema_command() -> None:
 
     click.echo(json.dumps(json_schema(), indent=2, ensure_ascii=False))
 
+
+from rnnsim.sweep.command import sweep_command  # noqa: E402  (imports neither numba nor the simulation)
+
+cli.add_command(sweep_command)
 
 from rnnsim import serve as _serve  # noqa: E402  (its own module; imports textual_serve only when it runs)
 

@@ -18,18 +18,21 @@ from typing import Any
 import click
 from click.shell_completion import CompletionItem
 
-__all__ = ["complete_scenario", "scenario_items"]
+__all__ = ["complete_scenario", "complete_sweep", "scenario_items"]
 
 
-def scenario_items(incomplete: str) -> list[CompletionItem]:
-    """Built-in scenario names starting with ``incomplete``, then ``*.toml`` files and folders matching it."""
-    from rnnsim.scenario import builtin_scenarios
-
+def scenario_items(incomplete: str, sweeps: bool = False) -> list[CompletionItem]:
+    """Built-in scenario (or sweep) names starting with ``incomplete``, then ``*.toml`` files and folders matching
+    it."""
     items: list[CompletionItem] = []
     if os.sep not in incomplete and not incomplete.startswith("."):
-        for name in builtin_scenarios():
+        if sweeps:
+            from rnnsim.sweep.spec import builtin_sweeps as builtins
+        else:
+            from rnnsim.scenario import builtin_scenarios as builtins
+        for name in builtins():
             if name.startswith(incomplete):
-                items.append(CompletionItem(name, help="built-in scenario"))
+                items.append(CompletionItem(name, help="built-in sweep" if sweeps else "built-in scenario"))
     folder, prefix = os.path.split(incomplete)
     try:
         entries = sorted(os.scandir(folder or "."), key=lambda e: e.name)
@@ -53,6 +56,11 @@ def scenario_items(incomplete: str) -> list[CompletionItem]:
 def complete_scenario(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[CompletionItem]:
     """``shell_complete`` callback for SCENARIO arguments."""
     return scenario_items(incomplete)
+
+
+def complete_sweep(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[CompletionItem]:
+    """``shell_complete`` callback for SWEEP arguments: built-in sweeps and ``.toml`` files."""
+    return scenario_items(incomplete, sweeps=True)
 
 
 def group_items(group: click.Group, ctx: click.Context, incomplete: str) -> list[Any]:

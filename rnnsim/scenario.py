@@ -454,9 +454,18 @@ def _allowed(model: type[BaseModel], key: str) -> str:
         return ", ".join(repr(c) for c in ann.__args__)
     if ann is bool:
         return "true or false"
+    if getattr(ann, "__origin__", None) is dict:
+        return "a table"
     if getattr(ann, "__origin__", None) is list:
         most = next((m.max_length for m in info.metadata if isinstance(m, annotated_types.MaxLen)), None)
-        return "an array of strings" + (f" (at most {most})" if most is not None else "")
+        item = getattr(ann, "__args__", (str,))[0]
+        bounds = [m for f in getattr(item, "__metadata__", ()) for m in getattr(f, "metadata", ())]
+        item = getattr(item, "__origin__", item)  # Annotated[int, ...] -> int
+        kind = {int: "integers", float: "numbers"}.get(item, "strings")
+        lo = next((m.ge for m in bounds if isinstance(m, annotated_types.Ge)), None)
+        hi = next((m.lt - 1 for m in bounds if isinstance(m, annotated_types.Lt)), None)
+        each = f" from {lo} to {hi}" if kind == "integers" and lo is not None and hi is not None else ""
+        return f"an array of {kind}{each}" + (f" (at most {most})" if most is not None else "")
     ge = gt = le = lt = min_len = max_len = None
     for m in info.metadata:
         if isinstance(m, annotated_types.Ge):
@@ -502,8 +511,12 @@ def _did_you_mean(word: str, choices: list[str]) -> str:
     return f"; did you mean '{close[0]}'?" if close else ""
 
 
-def _describe_error(err: dict[str, Any], data: Mapping[str, Any]) -> str:
-    """One problem (without the source prefix) from one pydantic error."""
+def _describe_error(
+    err: dict[str, Any], data: Mapping[str, Any], sections: Mapping[str, type[BaseModel]] | None = None
+) -> str:
+    """One problem (without the source prefix) from one pydantic error; ``sections`` (default: a scenario's)
+    names the top-level tables and their models (sweep files pass their own)."""
+    sections = _SECTIONS if sections is None else sections
     loc = tuple(str(p) for p in err["loc"])
     etype = err["type"]
     given = err.get("input")
@@ -512,16 +525,16 @@ def _describe_error(err: dict[str, Any], data: Mapping[str, Any]) -> str:
     if len(loc) == 1:
         name = loc[0]
         if etype == "extra_forbidden":
-            sections = list(_SECTIONS)
+            names = list(sections)
             return (
-                f"{name}: unknown section{_did_you_mean(name, sections)} "
-                f"(allowed sections: {', '.join(sections)})"
+                f"{name}: unknown section{_did_you_mean(name, names)} "
+                f"(allowed sections: {', '.join(names)})"
             )
-        if name in _SECTIONS:
+        if name in sections:
             return f"{name} = {_show(given)}: wrong type ({_type_name(given)}); allowed: a table [{name}]"
-    if len(loc) >= 2 and loc[0] in _SECTIONS:
+    if len(loc) >= 2 and loc[0] in sections:
         section, key = loc[0], loc[1]
-        model = _SECTIONS[section]
+        model = sections[section]
         dotted = f"{section}.{key}"
         if etype == "extra_forbidden":
             fields = list(model.model_fields)

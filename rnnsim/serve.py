@@ -191,8 +191,8 @@ def register(cli: click.Group, load: Any, bad_input: type[Exception], failure: t
         sc = load(scenario, overrides)  # a bad scenario fails here, once, not in every visitor's tab
         try:
             import textual_serve.server  # noqa: F401
-        except ImportError:
-            raise failure(MISSING_EXTRA) from None
+        except ImportError:  # exit 2, like the other missing extras
+            raise bad_input(MISSING_EXTRA) from None
         if not host.strip():
             raise bad_input("--host: empty; give an address such as 127.0.0.1 (default) or 0.0.0.0")
         if not is_loopback(host):

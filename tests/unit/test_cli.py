@@ -312,9 +312,12 @@ def test_list_plain_when_piped():
     result = invoke("list")
     assert result.exit_code == 0
     lines = result.stdout.splitlines()
-    names = list(builtin_scenarios())
+    from rnnsim.sweep import builtin_sweeps
+
+    names = list(builtin_scenarios()) + list(builtin_sweeps())  # the scenarios, then the sweeps
     assert [line.split()[0] for line in lines] == names
     assert any("shrink geometrically" in line for line in lines)
+    assert any(line.startswith("regimes ") and "sweep (rnnsim sweep regimes)" in line for line in lines)
 
 
 def test_schema_is_json():

@@ -34,6 +34,15 @@ def test_scenario_arguments_complete_builtin_names():
     assert "clip-norm" in complete(["validate", "vanishing"], "clip-n")
 
 
+def test_sweep_argument_completes_builtin_sweeps():
+    from rnnsim.sweep.spec import builtin_sweeps
+
+    names = list(builtin_sweeps())
+    assert names, "no built-in sweeps to complete"
+    assert complete(["sweep"], names[0][:3])[:1] == [n for n in names if n.startswith(names[0][:3])][:1]
+    assert "vanishing" not in complete(["sweep"], "van")  # a scenario is not a sweep
+
+
 def test_scenario_arguments_complete_toml_files_and_folders(tmp_path, monkeypatch):
     (tmp_path / "mine.toml").write_text("")
     (tmp_path / "notes.txt").write_text("")

@@ -110,7 +110,7 @@ def test_bad_plot_path_and_missing_extra_are_one_line(tmp_path, monkeypatch):
     assert res.exit_code == 2 and "does not exist" in res.output
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib now raises ImportError
     res = CliRunner().invoke(cli, ["run", "vanishing", "--plot", str(tmp_path / "fig.svg"), "-n", "1"])
-    assert res.exit_code == 1
+    assert res.exit_code == 2
     assert res.output.strip() == "rnnsim: rnnsim run --plot needs the 'plot' extra (matplotlib): pip install 'rnnsim[plot]'"
     assert not (tmp_path / "fig.svg").exists()
 

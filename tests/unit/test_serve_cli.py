@@ -19,7 +19,7 @@ def test_missing_web_extra_is_one_line(monkeypatch):
     monkeypatch.setitem(sys.modules, "textual_serve", None)
     monkeypatch.setitem(sys.modules, "textual_serve.server", None)
     res = CliRunner().invoke(cli, ["serve", "vanishing"])
-    assert res.exit_code == 1
+    assert res.exit_code == 2
     assert res.output == "rnnsim: rnnsim serve needs the 'web' extra: pip install 'rnnsim[web]'\n"
 
 

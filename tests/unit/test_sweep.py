@@ -1,0 +1,509 @@
+"""`rnnsim sweep` (rnnsim/sweep/): validation of every grid point, the tidy table, backends, resume, the plot."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from rnnsim import results
+from rnnsim.cli import cli
+from rnnsim.scenario import ScenarioError
+from rnnsim.sweep import builtin_sweeps, is_sweep_file, load_sweep
+from rnnsim.sweep.table import RESULT_COLUMNS
+
+ROOT = Path(__file__).resolve().parents[2]
+
+BASE = """\
+[scenario]
+name = "small"
+seed = 5
+
+[model]
+cell = "rnn"
+hidden_size = 8
+init = "orthogonal"
+recurrent_scale = 1.0
+
+[task]
+kind = "random"
+length = 12
+batch_size = 4
+
+[training]
+clip = "norm"
+clip_threshold = 0.05
+learning_rate = 0.05
+iterations = 50
+"""
+
+SWEEP = """\
+[sweep]
+scenario = "base.toml"
+iterations = {iterations}
+seeds = [0, 1]
+
+[sweep.grid]
+"model.recurrent_scale" = [0.5, 1.0, 1.6]
+"task.length" = [6, 12]
+"""
+
+
+@pytest.fixture
+def files(tmp_path):
+    (tmp_path / "base.toml").write_text(BASE)
+    path = tmp_path / "grid.toml"
+    path.write_text(SWEEP.format(iterations=2))
+    return tmp_path, path
+
+
+def invoke(*args):
+    return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
+
+
+def rnnsim_process(*args, cwd=None, **kwargs):
+    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    env.pop("RNNSIM_DEBUG", None)
+    return subprocess.run([sys.executable, "-m", "rnnsim", *map(str, args)], capture_output=True, text=True,
+                          env=env, cwd=cwd, timeout=300, **kwargs)
+
+
+def read_csv(path):
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def without_seconds(rows):
+    return [{k: v for k, v in r.items() if k != "seconds"} for r in rows]
+
+
+# ------------------------------------------------------------------------------------------ the sweep file
+
+
+def test_load_sweep_lists_the_product_in_order(files):
+    _, path = files
+    sweep = load_sweep(str(path))
+    assert sweep.keys == ("model.recurrent_scale", "task.length")
+    assert sweep.n_runs == 3 * 2 * 2
+    runs = list(sweep.runs())
+    assert [r.index for r in runs] == list(range(12))
+    assert [(r.values, r.seed) for r in runs[:3]] == [((0.5, 6), 0), ((0.5, 6), 1), ((0.5, 12), 0)]
+    sc = sweep.scenario(runs[3])
+    assert (sc.model.recurrent_scale, sc.task.length, sc.scenario.seed, sc.model.hidden_size) == (0.5, 12, 1, 8)
+
+
+def test_scenario_path_is_relative_to_the_sweep_file(files, monkeypatch, tmp_path_factory):
+    _, path = files
+    monkeypatch.chdir(tmp_path_factory.mktemp("elsewhere"))
+    assert load_sweep(str(path)).base.scenario.name == "small"
+
+
+@pytest.mark.parametrize("grid, needle", [
+    ('"model.hidden_siz" = [4]', "model.hidden_siz: unknown key; did you mean 'hidden_size'?"),
+    ('"model.hidden_size" = [4, 0]', "model.hidden_size = 0: allowed: an integer from 1 to 4096"),
+    ('"model.cell" = ["rnn", "lstn"]', "model.cell = 'lstn': allowed: 'rnn', 'lstm', 'gru', 'attention'"),
+    ('"task.length" = [12.5]', "task.length = 12.5: wrong type (float)"),
+    ('hidden_size = [4]', "did you mean 'model.hidden_size'?"),
+    ('"model.hidden_size" = 4', "sweep.grid.model.hidden_size = 4: allowed: a non-empty array"),
+    ('"model.hidden_size" = []', "allowed: a non-empty array"),
+    ('"model.hidden_size" = [4, 4]', "a value appears twice"),
+    ('"scenario.seed" = [1, 2]', "allowed: sweep.seeds"),
+    ('"task.kind" = ["copy"]\n"task.length" = [30, 5]', "task.length = 5: the copy task needs task.length >= 2*task.symbols + 1"),
+])
+def test_bad_grid_values_are_refused_with_the_scenario_loaders_words(files, grid, needle):
+    tmp, _ = files
+    path = tmp / "bad.toml"
+    path.write_text(f'[sweep]\nscenario = "base.toml"\n\n[sweep.grid]\n{grid}\n')
+    with pytest.raises(ScenarioError) as err:
+        load_sweep(str(path))
+    assert needle in str(err.value)
+    assert str(path) in str(err.value) and "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("sweep_table, needle", [
+    ('scenario = "base.toml"\niteration = 2', "sweep.iteration: unknown key; did you mean 'iterations'?"),
+    ('scenario = "bse.toml"', "sweep.scenario = 'bse.toml'"),
+    ('scenario = "vanishng"', "did you mean 'vanishing'?"),
+    ('scenario = "base.toml"\nseeds = [-1]', "sweep.seeds = -1: allowed: an array of integers from 0 to 4294967295"),
+    ('scenario = "base.toml"\nseeds = [1, 1]', "a seed appears twice"),
+    ('scenario = "base.toml"\niterations = -3', "sweep.iterations = -3: allowed: an integer from 0 to 10000000"),
+    ('scenario = 4', "sweep.scenario = 4: wrong type (int)"),
+])
+def test_bad_sweep_tables_are_refused(files, sweep_table, needle):
+    tmp, _ = files
+    path = tmp / "bad.toml"
+    path.write_text(f'[sweep]\n{sweep_table}\n\n[sweep.grid]\n"model.hidden_size" = [4]\n')
+    with pytest.raises(ScenarioError) as err:
+        load_sweep(str(path))
+    assert needle in str(err.value)
+
+
+def test_unknown_section_and_missing_grid(files):
+    tmp, _ = files
+    path = tmp / "bad.toml"
+    path.write_text('[sweep]\nscenario = "base.toml"\n[modle]\nx = 1\n')
+    with pytest.raises(ScenarioError, match=r"modle: unknown section .*allowed sections: sweep"):
+        load_sweep(str(path))
+    path.write_text('[sweep]\nscenario = "base.toml"\n')
+    with pytest.raises(ScenarioError, match="sweep.grid: missing or empty"):
+        load_sweep(str(path))
+
+
+def test_the_memory_bound_applies_to_every_run(files, monkeypatch):
+    tmp, _ = files
+    path = tmp / "big.toml"
+    path.write_text('[sweep]\nscenario = "base.toml"\n[sweep.grid]\n"task.batch_size" = [4, 4096]\n"task.length" = [12, 5000]\n')
+    monkeypatch.setenv("RNNSIM_MAX_BYTES", "64M")
+    with pytest.raises(ScenarioError) as err:
+        load_sweep(str(path))
+    assert "task.batch_size = 4096" in str(err.value) and "above the limit of 64.0 MiB" in str(err.value)
+    assert "task.length = 5000, task.batch_size = 4096" in str(err.value)
+    monkeypatch.setenv("RNNSIM_MAX_BYTES", "64G")
+    assert load_sweep(str(path)).n_runs == 4
+
+
+def test_too_many_runs(files):
+    tmp, _ = files
+    path = tmp / "huge.toml"
+    values = list(range(1, 401))
+    path.write_text(f'[sweep]\nscenario = "base.toml"\n[sweep.grid]\n"task.length" = {values}\n"model.hidden_size" = {values}\n')
+    with pytest.raises(ScenarioError, match=r"400 x 400 = 160000 runs; allowed: at most 100000"):
+        load_sweep(str(path))
+
+
+def test_builtin_sweeps_load_and_are_listed():
+    names = builtin_sweeps()
+    assert "regimes" in names
+    for name in names:
+        sweep = load_sweep(name)
+        assert sweep.n_runs >= 4 and sweep.description
+        assert is_sweep_file(name) and is_sweep_file(str(names[name]))
+    regimes = load_sweep("regimes")
+    assert regimes.keys == ("model.recurrent_scale", "task.length", "model.cell")
+    out = invoke("list").output
+    assert "regimes" in out and "rnnsim sweep regimes" in out
+    assert not is_sweep_file("vanishing")
+
+
+def test_validate_accepts_sweep_files_and_reports_bad_ones(files):
+    tmp, path = files
+    ok = invoke("validate", path, "vanishing", "regimes")
+    assert ok.exit_code == 0 and f"ok  {path}" in ok.output and "ok  regimes" in ok.output
+    bad = tmp / "bad.toml"
+    bad.write_text('[sweep]\nscenario = "base.toml"\n[sweep.grid]\n"model.hidden_size" = [0, 5000]\n')
+    result = invoke("validate", bad)
+    assert result.exit_code == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 2 and "hidden_size = 0" in lines[0] and "hidden_size = 5000" in lines[1]
+
+
+def test_bad_sweep_is_one_line_exit_2_and_nothing_written(files):
+    tmp, _ = files
+    bad = tmp / "bad.toml"
+    bad.write_text('[sweep]\nscenario = "base.toml"\n[sweep.grid]\n"model.hiden_size" = [4]\n')
+    proc = rnnsim_process("sweep", bad, "--out", tmp / "out.csv")
+    assert proc.returncode == 2
+    assert proc.stderr.count("\n") == 1 and "did you mean 'hidden_size'?" in proc.stderr
+    assert "Traceback" not in proc.stderr and "\x1b" not in proc.stderr
+    assert not (tmp / "out.csv").exists() and not (tmp / "out.csv.sweep.json").exists()
+    proc = rnnsim_process("sweep", files[1], "--out", tmp / "out.txt")
+    assert proc.returncode == 2 and "allowed suffixes: .csv, .parquet" in proc.stderr
+
+
+# ------------------------------------------------------------------------------------------ the regime rule
+
+
+def test_regime_rule():
+    assert results.regime(1e-3, True) == "vanishing"
+    assert results.regime(0.0, True) == "vanishing"
+    assert results.regime(0.011, True) == "stable"
+    assert results.regime(99.0, True) == "stable"
+    assert results.regime(101.0, True) == "exploding"
+    assert results.regime(0.5, False) == "exploding"
+    assert results.regime(None, True) == "stable"
+
+
+# ------------------------------------------------------------------------------------------ rows
+
+
+def test_a_row_equals_rnnsim_run_with_the_same_overrides(files):
+    tmp, path = files
+    out = tmp / "t.csv"
+    result = invoke("sweep", path, "--out", out, "--workers", "1")
+    assert result.exit_code == 0, result.output
+    rows = read_csv(out)
+    assert list(rows[0]) == ["model.recurrent_scale", "task.length", *RESULT_COLUMNS]
+    assert len(rows) == 12
+    clipped = 0
+    for row in (rows[0], rows[7], rows[11]):
+        js = tmp / "run.json"
+        run = invoke("run", tmp / "base.toml", "--iterations", "2", "--quiet", "--out", js,
+                     "--set", f"model.recurrent_scale={row['model.recurrent_scale']}",
+                     "--set", f"task.length={row['task.length']}", "--set", f"scenario.seed={row['seed']}")
+        assert run.exit_code == 0, run.output
+        s = json.loads(js.read_text())["summary"]
+        assert float(row["final_loss"]) == s["final_loss"]  # bit for bit (repr round-trips)
+        assert float(row["grad_ratio"]) == s["gradient_ratio"]
+        assert float(row["max_grad_norm"]) == s["max_grad_norm"]
+        assert int(row["clip_events"]) == s["clipping_events"]
+        assert row["finite"] == ("true" if s["finite"] else "false")
+        assert row["regime"] == s["regime"]
+        clipped += int(row["clip_events"])
+    assert clipped > 0  # the threshold 0.05 clips: the column is exercised
+
+
+def test_grad_ratio_is_the_batch_mean_norm_ratio_of_the_last_pass(files):
+    """The documented definition, from the arrays with plain NumPy (iterations = 0: one pass)."""
+    import rnnsim
+
+    tmp, path = files
+    path.write_text(SWEEP.format(iterations=0))
+    out = tmp / "t0.csv"
+    assert invoke("sweep", path, "--out", out, "-j", "1").exit_code == 0
+    sweep = load_sweep(str(path))
+    for run, row in zip(sweep.runs(), read_csv(out)):
+        sim = rnnsim.Simulation(sweep.scenario(run))
+        loss = sim.forward()
+        sim.backward()
+        norms = np.linalg.norm(sim.grad_hidden, axis=2).mean(axis=0)  # (T,): batch mean of ‖dL/dh_t‖
+        assert float(row["grad_ratio"]) == pytest.approx(norms[0] / norms[-1], rel=1e-12)
+        assert float(row["final_loss"]) == loss
+        expected = "vanishing" if norms[0] / norms[-1] < 1e-2 else ("exploding" if norms[0] / norms[-1] > 1e2 else "stable")
+        assert row["regime"] == expected
+    regimes = {r["regime"] for r in read_csv(out)}
+    assert "vanishing" in regimes and "stable" in regimes
+
+
+def test_one_and_two_workers_give_the_same_table(files):
+    tmp, path = files
+    one, two = tmp / "one.csv", tmp / "two.csv"
+    p1 = rnnsim_process("sweep", path, "--out", one, "--workers", "1")
+    p2 = rnnsim_process("sweep", path, "--out", two, "--workers", "2")
+    assert p1.returncode == 0 and p2.returncode == 0, p1.stderr + p2.stderr
+    assert "2 local worker processes" in p2.stdout
+    assert without_seconds(read_csv(one)) == without_seconds(read_csv(two))
+    rows = read_csv(two)
+    assert [(r["model.recurrent_scale"], r["task.length"], r["seed"]) for r in rows[:3]] == [
+        ("0.5", "6", "0"), ("0.5", "6", "1"), ("0.5", "12", "0")]  # grid order, whatever finished first
+    assert all(float(r["seconds"]) > 0 for r in rows)
+
+
+# ------------------------------------------------------------------------------------------ resume and safety
+
+
+def test_resume_after_deleting_rows_runs_only_the_missing(files):
+    tmp, path = files
+    out = tmp / "r.csv"
+    assert invoke("sweep", path, "--out", out, "-j", "1").exit_code == 0
+    full = read_csv(out)
+    lines = out.read_text().splitlines(keepends=True)
+    out.write_text("".join(lines[:4] + lines[7:]))  # rows 3, 4, 5 gone
+    result = invoke("sweep", path, "--out", out, "-j", "1")
+    assert result.exit_code == 0
+    assert "3 runs on this process" in result.output and "9 already in" in result.output
+    again = read_csv(out)
+    assert without_seconds(again) == without_seconds(full)
+    assert [r["seconds"] for r in again[:3]] == [r["seconds"] for r in full[:3]]  # kept, not rerun
+    assert "nothing to run" in invoke("sweep", path, "--out", out).output
+
+
+def test_a_torn_last_line_is_dropped_on_resume(files):
+    tmp, path = files
+    out = tmp / "torn.csv"
+    assert invoke("sweep", path, "--out", out, "-j", "1").exit_code == 0
+    full = read_csv(out)
+    text = out.read_text()
+    cut = text.rstrip("\n").rfind("\n")
+    out.write_text(text[: cut + 1] + text[cut + 1: cut + 15])  # the last row half-written
+    assert invoke("sweep", path, "--out", out, "-j", "1").exit_code == 0
+    assert without_seconds(read_csv(out)) == without_seconds(full)
+
+
+def test_a_changed_sweep_or_a_foreign_file_is_refused(files):
+    tmp, path = files
+    out = tmp / "c.csv"
+    assert invoke("sweep", path, "--out", out, "-j", "1").exit_code == 0
+    before = out.read_bytes()
+    path.write_text(SWEEP.format(iterations=3))
+    result = invoke("sweep", path, "--out", out)
+    assert result.exit_code == 2 and "holds the runs of another sweep" in result.stderr
+    assert out.read_bytes() == before
+    mine = tmp / "mine.csv"
+    mine.write_text("my,own,data\n1,2,3\n")
+    result = invoke("sweep", path, "--out", mine)
+    assert result.exit_code == 2 and "is not a table of `rnnsim sweep`" in result.stderr
+    assert mine.read_text() == "my,own,data\n1,2,3\n"
+
+
+SLOW = """\
+[sweep]
+scenario = "base.toml"
+iterations = 60
+
+[sweep.grid]
+"model.recurrent_scale" = [0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.1, 1.2]
+"task.length" = [150, 200]
+"""
+
+
+@pytest.mark.parametrize("sig, workers", [(signal.SIGKILL, "1"), (signal.SIGINT, "2")])
+def test_killed_or_interrupted_mid_sweep_keeps_rows_and_resumes(files, sig, workers):
+    tmp, _ = files
+    path = tmp / "slow.toml"
+    path.write_text(SLOW)
+    out = tmp / "k.csv"
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    proc = subprocess.Popen([sys.executable, "-m", "rnnsim", "sweep", str(path), "--out", str(out), "-j", workers],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        if out.exists() and out.read_text().count("\n") >= 3:  # header + 2 rows
+            break
+        time.sleep(0.05)
+    assert proc.poll() is None, "the sweep finished before it could be stopped: make SLOW slower"
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=60)
+    if sig == signal.SIGINT:
+        assert proc.returncode == 130 and "rerun the same command" in err and "Traceback" not in err
+    kept = read_csv(out)  # readable after the kill
+    assert 2 <= len(kept) < 16
+    assert invoke("sweep", path, "--out", out, "-j", "1").exit_code == 0
+    rows = read_csv(out)
+    keys = [(r["model.recurrent_scale"], r["task.length"]) for r in rows]
+    assert len(keys) == 16 and len(set(keys)) == 16  # no duplicate, no lost row
+    by_key = {(r["model.recurrent_scale"], r["task.length"]): r for r in rows}
+    for r in kept:
+        assert by_key[(r["model.recurrent_scale"], r["task.length"])]["final_loss"] == r["final_loss"]
+
+
+# ------------------------------------------------------------------------------------------ parquet, plot
+
+
+def test_parquet_table_matches_csv(files):
+    pq = pytest.importorskip("pyarrow.parquet")
+    tmp, path = files
+    csv_out, pq_out = tmp / "p.csv", tmp / "p.parquet"
+    assert invoke("sweep", path, "--out", csv_out, "-j", "1").exit_code == 0
+    assert invoke("sweep", path, "--out", pq_out, "-j", "1").exit_code == 0
+    table = pq.read_table(pq_out)
+    assert table.column_names == ["model.recurrent_scale", "task.length", *RESULT_COLUMNS]
+    assert str(table.schema.field("task.length").type) == "int64"
+    assert str(table.schema.field("finite").type) == "bool"
+    assert not (tmp / "p.parquet.partial.csv").exists()
+    for a, b in zip(table.to_pylist(), read_csv(csv_out)):
+        assert a["final_loss"] == float(b["final_loss"]) and a["grad_ratio"] == float(b["grad_ratio"])
+        assert a["model.recurrent_scale"] == float(b["model.recurrent_scale"]) and a["seed"] == int(b["seed"])
+        assert a["regime"] == b["regime"] and a["finite"] == (b["finite"] == "true")
+    assert "nothing to run" in invoke("sweep", path, "--out", pq_out).output  # resumes from the Parquet file
+
+
+def test_plot_draws_the_regime_map(files):
+    pytest.importorskip("matplotlib")
+    from rnnsim.sweep.plot import cell_values
+
+    tmp, path = files
+    path.write_text(SWEEP.format(iterations=0))
+    out, svg = tmp / "m.csv", tmp / "m.svg"
+    result = invoke("sweep", path, "--out", out, "-j", "1", "--plot", svg)
+    assert result.exit_code == 0, result.output
+    text = svg.read_text()
+    assert text.lstrip().startswith("<?xml") and "<svg" in text
+    sweep = load_sweep(str(path))
+    rows = read_csv(out)
+    cells = cell_values(sweep, [{**r, "model.recurrent_scale": float(r["model.recurrent_scale"]),
+                                 "task.length": int(r["task.length"]), "finite": r["finite"] == "true",
+                                 "grad_ratio": float(r["grad_ratio"])} for r in rows])
+    mean = np.mean([math.log10(float(r["grad_ratio"])) for r in rows
+                    if r["model.recurrent_scale"] == "0.5" and r["task.length"] == "12"])
+    assert cells[(None, 12, 0.5)] == pytest.approx(mean)
+    bad = invoke("sweep", path, "--out", out, "--plot", tmp / "m.gif")
+    assert bad.exit_code == 2 and "allowed: .svg, .png, .pdf" in bad.stderr
+
+
+def test_appending_after_a_torn_line_leaves_a_readable_journal(files):
+    """Resume, append one row, and be killed again before the final rewrite: the journal must still parse."""
+    from rnnsim.sweep.table import Table, read_rows
+
+    tmp, path = files
+    out = tmp / "j.csv"
+    assert invoke("sweep", path, "--out", out, "-j", "1").exit_code == 0
+    sweep = load_sweep(str(path))
+    lines = out.read_text().splitlines(keepends=True)
+    out.write_text("".join(lines[:-2]) + lines[-2][:10])  # the last row lost, the one before torn
+    table = Table(sweep, out)
+    done = table.open()
+    assert sorted(done) == list(range(10))
+    row = dict(zip(table.names, next(csv.reader([lines[-1]]))))
+    table.append(row)
+    table.close()  # no finish(): as if killed now
+    with open(out, newline="") as f:
+        again = read_rows(sweep, list(csv.reader(f)), str(out))
+    assert sorted(again) == list(range(10)) + [11]
+
+
+@pytest.mark.parametrize("module, args, extra", [
+    ("dask", ["--scheduler", "local"], "'dask' extra: pip install 'rnnsim[dask]'"),
+    ("pyarrow", ["--out", "x.parquet"], "'data' extra: pip install 'rnnsim[data]'"),
+    ("matplotlib", ["--plot", "x.svg"], "'plot' extra: pip install 'rnnsim[plot]'"),
+])
+def test_a_missing_extra_is_one_line_naming_it(files, monkeypatch, module, args, extra):
+    tmp, path = files
+    monkeypatch.chdir(tmp)
+    monkeypatch.setitem(sys.modules, module, None)  # import fails as if not installed
+    for name in [m for m in sys.modules if m.startswith(module + ".")]:
+        monkeypatch.setitem(sys.modules, name, None)
+    result = invoke("sweep", path, *args)
+    assert result.exit_code == 2
+    assert extra in result.stderr and result.stderr.count("\n") == 1
+    assert not any(p.name.startswith("x.") for p in tmp.iterdir()) and not (tmp / "grid.csv").exists()
+
+
+def test_show_draws_the_map_in_the_terminal_from_the_table_alone(files):
+    tmp, path = files
+    path.write_text(SWEEP.format(iterations=0))
+    out = tmp / "s.csv"
+    assert invoke("sweep", path, "--out", out, "-j", "1").exit_code == 0
+    path.unlink()  # --show needs only the table and its OUT.sweep.json
+    result = invoke("sweep", "--show", out)
+    assert result.exit_code == 0, result.output
+    rows = read_csv(out)
+    for scale, length in (("0.5", "12"), ("1.6", "6")):
+        logs = [math.log10(float(r["grad_ratio"])) for r in rows
+                if r["model.recurrent_scale"] == scale and r["task.length"] == length]
+        mean = sum(logs) / len(logs)
+        letter = "V" if mean < -2 else ("E" if mean > 2 else "S")
+        line = next(l for l in result.output.splitlines() if l.split() and l.split()[0] == length)
+        assert f"{mean:.1f}{letter}" in line.split()
+    assert "\x1b" not in result.output  # not a terminal: no colour codes, the letters carry the regime
+    assert invoke("sweep", "--show", out, path).exit_code == 2
+    missing = invoke("sweep", "--show", tmp / "none.csv")
+    assert missing.exit_code == 2 and "no such file" in missing.stderr
+
+
+def test_show_reads_a_partial_table(files):
+    tmp, path = files
+    out = tmp / "part.csv"
+    assert invoke("sweep", path, "--out", out, "-j", "1").exit_code == 0
+    lines = out.read_text().splitlines(keepends=True)
+    out.write_text("".join(lines[:5]))
+    result = invoke("sweep", "--show", out)
+    assert result.exit_code == 0 and "4 of 12 runs" in result.output
+    assert out.read_text() == "".join(lines[:5])  # --show writes nothing
+
+
+def test_run_on_a_sweep_file_points_to_rnnsim_sweep(files):
+    _, path = files
+    for name in ("regimes", str(path)):
+        result = invoke("run", name)
+        assert result.exit_code == 2
+        assert f"{name}: a sweep file, not a scenario; run it with `rnnsim sweep {name}`" in result.stderr
