@@ -1,7 +1,9 @@
 """The ``rnnsim`` command line.
 
     rnnsim [SCENARIO] [--set KEY=VALUE ...]     open the TUI (default scenario: vanishing)
-    rnnsim run SCENARIO [--iterations N] [--set KEY=VALUE ...] [--out FILE] [--save-weights FILE] [--quiet]
+    rnnsim run SCENARIO [--iterations N] [--set KEY=VALUE ...] [--out FILE] [--save-weights FILE] [--plot FIGURE]
+               [--quiet]
+    rnnsim serve [SCENARIO] [--host 127.0.0.1] [--port 8000]     (rnnsim/serve.py; the `web` extra)
     rnnsim validate FILE...
     rnnsim sweep SWEEP [--out results.csv|.parquet] [--workers N] [--scheduler ADDRESS|local] [--plot F.svg]
     rnnsim list
@@ -11,6 +13,7 @@ Exit status: 0 done; 2 bad usage or bad scenario (one line on stderr); 1 anythin
 RNNSIM_DEBUG=1 for the traceback); 130 interrupted with Ctrl-C; 141 output pipe closed early.
 
 Only ``run``, ``sweep`` and the TUI import the simulation (and so Numba); ``validate``, ``list`` and ``schema`` do not.
+Shell completion: rnnsim/completion.py (``_RNNSIM_COMPLETE=bash_source rnnsim``).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from typing import Any, Sequence
 import click
 
 from rnnsim import __version__
+from rnnsim.completion import complete_scenario
 from rnnsim.export import ExportError
 from rnnsim.results import collect as _collect
 from rnnsim.results import run_passes
@@ -66,13 +70,20 @@ class ScenarioGroup(click.Group):
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         args = list(args)
-        if not args:
+        if not args and ctx.resilient_parsing:
+            pass  # shell completion of the first word: subcommands and scenarios, not the hidden tui command
+        elif not args:
             args = ["tui"]
         elif args[0] in self._GROUP_OPTIONS:
             pass
         elif args[0].startswith("-") or args[0] not in self.commands:
             args = ["tui", *args]
         return super().parse_args(ctx, args)
+
+    def shell_complete(self, ctx: click.Context, incomplete: str) -> list[Any]:
+        from rnnsim.completion import group_items
+
+        return group_items(self, ctx, incomplete)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -128,11 +139,14 @@ def cli() -> None:
 
 
 @cli.command("tui", hidden=True)
-@click.argument("scenario", required=False, default=DEFAULT_SCENARIO)
+@click.argument("scenario", required=False, default=DEFAULT_SCENARIO, shell_complete=complete_scenario)
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help=_SET_HELP)
 def tui_command(scenario: str, overrides: tuple[str, ...]) -> None:
     """Open the TUI on SCENARIO (default: vanishing)."""
     sc = _load(scenario, overrides)  # validate before anything starts
+    from rnnsim import applog
+
+    applog.setup()  # RNNSIM_LOG=FILE: before Textual is imported (it reads TEXTUAL_LOG then)
     try:
         from rnnsim.tui.app import run_app
     except ImportError as exc:
@@ -146,7 +160,7 @@ def tui_command(scenario: str, overrides: tuple[str, ...]) -> None:
 
 
 @cli.command("run")
-@click.argument("scenario")
+@click.argument("scenario", shell_complete=complete_scenario)
 @click.option(
     "--iterations",
     "-n",
@@ -160,7 +174,15 @@ def tui_command(scenario: str, overrides: tuple[str, ...]) -> None:
     "-o",
     type=click.Path(dir_okay=False),
     default=None,
-    help="Write results to FILE: .json (everything), .csv (one row per iteration) or .npz (arrays).",
+    help="Write results to FILE: .json (everything), .csv (one row per iteration, and the gradient profile in "
+    "FILE.profile.csv) or .npz (arrays).",
+)
+@click.option(
+    "--plot",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Draw the run to FILE.svg, .png or .pdf: gradient profile (first and last iteration), loss with the chance "
+    "level, gradient norm with the clipping threshold and events. Needs the 'plot' extra.",
 )
 @click.option(
     "--save-weights",
@@ -171,7 +193,7 @@ def tui_command(scenario: str, overrides: tuple[str, ...]) -> None:
 )
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar and no summary table.")
 def run_command(scenario: str, iterations: int | None, overrides: tuple[str, ...], out: str | None,
-                save_weights: str | None, quiet: bool) -> None:
+                save_weights: str | None, plot: str | None, quiet: bool) -> None:
     """Train SCENARIO without the TUI and print a summary (final loss, gradient decay, clipping, non-finite values)."""
     from rnnsim import export, weights
 
@@ -180,12 +202,21 @@ def run_command(scenario: str, iterations: int | None, overrides: tuple[str, ...
         export.check_path(out)  # fail before a long run, not after
     if save_weights is not None:
         weights.check_save_path(save_weights)
+    if plot is not None:
+        from rnnsim import plot as plotting
+
+        try:
+            plotting.check_path(plot), plotting.require()
+        except plotting.MissingExtra as exc:  # exit 2, like the sweep's missing extras
+            raise BadInput(str(exc)) from None
     n = sc.training.iterations if iterations is None else iterations
 
     import rnnsim
 
     sim = rnnsim.Simulation(sc)
-    history: list[Any] = []
+    from rnnsim.plot import RunHistory
+
+    history: list[Any] = RunHistory(sim)
     interrupted = False
     progress = None
     if not quiet and n > 0 and sys.stderr.isatty():
@@ -208,7 +239,7 @@ def run_command(scenario: str, iterations: int | None, overrides: tuple[str, ...
                 task = progress.add_task("training", total=n, loss="-")
 
                 def callback(info: Any) -> None:
-                    history.append(info)
+                    history.append(info)  # (the first also keeps that iteration's gradient profile)
                     progress.update(task, advance=1, loss=f"{info.loss:.4g}")
 
                 sim.train(n, callback)
@@ -229,11 +260,19 @@ def run_command(scenario: str, iterations: int | None, overrides: tuple[str, ...
         except OSError as exc:
             raise Failure(f"cannot write {save_weights}: {exc.strerror or _one_line(exc)}") from None
         result["summary"]["weights"] = save_weights
+    if history.first is not None:  # ‖dL/dh_t‖ of the first iteration, for --plot and FILE.profile.csv
+        result["arrays"]["gradient_profile_first"] = history.first
     if out is not None:
         try:
             export.write_results(out, result)
         except OSError as exc:
             raise Failure(f"cannot write {out}: {exc.strerror or _one_line(exc)}") from None
+    if plot is not None:
+        try:
+            plotting.save(plot, plotting.figure_for_run(result))
+        except OSError as exc:
+            raise Failure(f"cannot write {plot}: {exc.strerror or _one_line(exc)}") from None
+        result["summary"]["plot"] = plot
     if interrupted:
         raise click.exceptions.Exit(EXIT_INTERRUPTED)
     if not quiet:
@@ -278,11 +317,13 @@ def _print_summary(sc: Scenario, s: dict[str, Any], out: str | None) -> None:
         table.add_row("results", out)
     if s.get("weights"):
         table.add_row("weights", s["weights"])
+    if s.get("plot"):
+        table.add_row("figure", s["plot"])
     Console().print(table)
 
 
 @cli.command("validate")
-@click.argument("files", nargs=-1, required=True)
+@click.argument("files", nargs=-1, required=True, shell_complete=complete_scenario)
 def validate_command(files: tuple[str, ...]) -> None:
     """Check scenario or sweep FILES (paths or built-in names); print `ok  FILE` or every problem. Exit 2 if any is bad.
 
@@ -346,6 +387,10 @@ def schema_command() -> None:
 from rnnsim.sweep.command import sweep_command  # noqa: E402  (imports neither numba nor the simulation)
 
 cli.add_command(sweep_command)
+
+from rnnsim import serve as _serve  # noqa: E402  (its own module; imports textual_serve only when it runs)
+
+_serve.register(cli, _load, BadInput, Failure)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

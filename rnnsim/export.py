@@ -11,7 +11,9 @@ Formats, chosen by the suffix of the path:
 
 - ``.json``: everything; arrays as nested lists; non-finite floats as the strings ``"nan"``, ``"inf"``,
   ``"-inf"`` so the file stays valid JSON.
-- ``.csv``: one row per iteration of ``history`` (header row first); booleans as ``true``/``false``.
+- ``.csv``: one row per iteration of ``history`` (header row first); booleans as ``true``/``false``. The gradient
+  profile goes beside it, ``NAME.profile.csv``: ``step,grad_norm_first,grad_norm_last`` (‖dL/dh_t‖ of the first and
+  the last iteration), one row per time step.
 - ``.npz``: every array under its own name, each history column as ``history_<column>``, the scenario and the
   summary as JSON strings ``scenario_json`` and ``summary_json`` (loadable with ``allow_pickle=False``).
 
@@ -33,7 +35,7 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 
-__all__ = ["ExportError", "SUFFIXES", "check_path", "write_results", "to_jsonable"]
+__all__ = ["ExportError", "SUFFIXES", "check_path", "write_results", "to_jsonable", "profile_csv_path"]
 
 SUFFIXES = (".json", ".csv", ".npz")
 
@@ -65,7 +67,11 @@ def write_results(path: str | os.PathLike[str], result: dict[str, Any]) -> Path:
     if suffix == ".json":
         _atomic_write(p, lambda f: f.write(_json_bytes(result)))
     elif suffix == ".csv":
-        _atomic_write(p, lambda f: f.write(_csv_bytes(result.get("history") or [])))
+        table = _csv_bytes(result.get("history") or [])
+        profile = _profile_csv_bytes(result.get("arrays") or {})
+        if profile is not None:  # the second file first: a new main file means both are complete
+            _atomic_write(profile_csv_path(p), lambda f: f.write(profile))
+        _atomic_write(p, lambda f: f.write(table))
     else:
         _atomic_write(p, lambda f: np.savez(f, **_npz_members(result)))
     return p
@@ -192,3 +198,23 @@ def _npz_members(result: dict[str, Any]) -> dict[str, np.ndarray]:
     members["scenario_json"] = np.asarray(json.dumps(to_jsonable(result.get("scenario", {})), ensure_ascii=False))
     members["summary_json"] = np.asarray(json.dumps(to_jsonable(result.get("summary", {})), ensure_ascii=False))
     return members
+
+
+def profile_csv_path(path: str | os.PathLike[str]) -> Path:
+    """Where ``--out results.csv`` puts the gradient profile: ``results.profile.csv`` beside it."""
+    p = Path(path)
+    return p.with_name(f"{p.stem}.profile{p.suffix}")
+
+
+def _profile_csv_bytes(arrays: dict[str, Any]) -> bytes | None:
+    """``step,grad_norm_first,grad_norm_last`` (‖dL/dh_t‖ of the first and the last iteration), one row per step."""
+    last = arrays.get("gradient_profile")
+    if last is None:
+        return None
+    last = np.asarray(last, dtype=np.float64)
+    first = np.asarray(arrays.get("gradient_profile_first", last), dtype=np.float64)
+    lines = ["step,grad_norm_first,grad_norm_last"]
+    for t in range(last.size):
+        a = repr(float(first[t])) if t < first.size else ""
+        lines.append(f"{t},{a},{float(last[t])!r}")
+    return ("\n".join(lines) + "\n").encode("utf-8")

@@ -19,6 +19,7 @@ from rnnsim.kernels import checks, modes
 from rnnsim.optim import clip_, global_norm, make_optimizer
 from rnnsim.readout import Readout
 from rnnsim.play import Phase, finish_pass
+from rnnsim.plot import History, SvgRepr  # _repr_svg_ for notebooks (matplotlib only when drawn)
 from rnnsim.scenario import Scenario, task_dims
 
 PHASES = tuple(Phase)
@@ -59,7 +60,7 @@ class Sentinel:
         return f"non-finite value in {self.array}{where} ({self.phase}, iteration {self.iteration})"
 
 
-class Simulation:
+class Simulation(SvgRepr):
     """A recurrent network, its task data and its training state, stepped one time step at a time or whole.
 
     Deterministic: the same scenario and seed give identical arrays. The seed feeds three independent streams
@@ -111,7 +112,7 @@ class Simulation:
         self.phase = Phase.IDLE
         self.iteration = 0        # updates applied
         self.loss: float | None = None
-        self.history: list[UpdateInfo] = []
+        self.history: list[UpdateInfo] = History()
         self.sentinel: Sentinel | None = None
 
     def _draw_batch(self) -> None:
@@ -294,7 +295,7 @@ class Simulation:
         """``iterations`` rounds of forward, backward, update. ``callback(info)`` sees every iteration, the one where
         a NaN or inf appeared included; training stops after that one (see ``sentinel``) or when the callback
         returns False. Returns the UpdateInfo of each iteration run."""
-        out: list[UpdateInfo] = []
+        out: list[UpdateInfo] = History()
         for _ in range(int(iterations)):
             if self.sentinel is not None:
                 break

@@ -10,6 +10,7 @@ from typing import Any
 
 import click
 
+from rnnsim.completion import complete_sweep
 from rnnsim.export import ExportError
 from rnnsim.results import EXPLODING_ABOVE, REGIMES, VANISHING_BELOW
 from rnnsim.sweep.spec import Sweep, load_sweep
@@ -57,7 +58,7 @@ A Dask cluster by hand (one thread per worker process):
 
 
 @click.command("sweep", epilog=_EPILOG)
-@click.argument("sweep_file", metavar="SWEEP", required=False)
+@click.argument("sweep_file", metavar="SWEEP", required=False, shell_complete=complete_sweep)
 @click.option(
     "--out", "-o", type=click.Path(dir_okay=False), default=None,
     help="The table: .csv (default: SWEEP's name + .csv, here) or .parquet (the 'data' extra).",

@@ -10,7 +10,7 @@ from textual.app import App, ComposeResult
 from textual.containers import Horizontal
 from textual.widgets import ContentSwitcher, Footer, Static
 
-from . import actions, jobs, knobs
+from . import actions, capture, jobs, knobs, palette, theme
 from .knobs import COMPARE_KNOBS
 from .runner import Frame, Runner
 from .screens.background import InfluenceView, MemoryView, ParallelView
@@ -38,7 +38,8 @@ def _set(widget: Static, text: str) -> None:
 
 class RnnsimApp(App):
     TITLE = "rnnsim"
-    ENABLE_COMMAND_PALETTE = False
+    ENABLE_COMMAND_PALETTE = True  # ctrl+p: every action by its help text, and themes (palette.py)
+    COMMANDS = App.COMMANDS | {palette.ActionsProvider}
     CSS = """
     Screen { layout: vertical; }
     #title { height: 1; background: $primary-background; color: $text; }
@@ -91,6 +92,7 @@ class RnnsimApp(App):
         yield Footer()
 
     def on_mount(self) -> None:
+        theme.install(self)
         if not self.runner.alive:
             self.runner.start()
         self._check_size()
@@ -358,6 +360,12 @@ class RnnsimApp(App):
             self.screen.focus_next()  # in a dialog, tab moves between fields as usual
             return
         self.action_view("training" if self.view == "dynamics" else "dynamics")
+
+    def action_screenshot(self) -> None:
+        capture.take_screenshot(self)
+
+    def get_system_commands(self, screen):
+        yield from palette.system_commands(self, screen, super().get_system_commands(screen))
 
     def action_help(self) -> None:
         self.push_screen(HelpScreen(self.HELP_ROWS))

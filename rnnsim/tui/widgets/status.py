@@ -98,12 +98,15 @@ def pending_text(frame) -> str:
     return ", ".join(f"{k}={v}" for k, v in scenario_diff(frame.scenario, frame.pending).items())
 
 
-def alert_text(frame) -> Text:
-    """The second status row: the sentinel warning (red) or the last message/error."""
+def alert_text(frame, note: tuple[str, bool] | None = None) -> Text:
+    """The second status row: the sentinel warning (red), or the app's note (e.g. the screenshot's file name), or the
+    last message/error."""
     t = Text(no_wrap=True, overflow="ellipsis")
     if frame is None:
         return t
-    if frame.sentinel:
+    if note is not None and not frame.sentinel:
+        t.append(f" {note[0]}", style="bold red" if note[1] else "bold")
+    elif frame.sentinel:
         text = frame.sentinel if "non-finite" in frame.sentinel else f"non-finite value: {frame.sentinel}"
         t.append(f" ⚠ {text} — press r to reset (R: new seed) ",
                  style="bold white on red")
@@ -125,19 +128,38 @@ class StatusBar(Static):
     }
     """
 
+    NOTE_SECONDS = 10.0  # how long a note (set_note) stays on the second row
+
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__("", id=id)
         self._key = None
+        self._frame = None
+        self._no_color = False
+        self.note: tuple[str, bool] | None = None
+        self._note_timer = None
+
+    def set_note(self, text: str, error: bool = False) -> None:
+        """Show ``text`` on the second row for NOTE_SECONDS (the sentinel warning still wins)."""
+        self.note = (text, error)
+        if self._note_timer is not None:
+            self._note_timer.stop()
+        self._note_timer = self.set_timer(self.NOTE_SECONDS, self._clear_note)
+        self.show(self._frame, self._no_color)
+
+    def _clear_note(self) -> None:
+        self.note = None
+        self.show(self._frame, self._no_color)
 
     def show(self, frame, no_color: bool = False) -> bool:
-        key = (frame.seq if frame else None, no_color, self.app.size.width)
+        self._frame, self._no_color = frame, no_color
+        key = (frame.seq if frame else None, no_color, self.app.size.width, self.note)
         if key == self._key:
             return False
         self._key = key
         width = max(self.app.size.width, 10)
         text = status_text(frame, no_color)
         text.truncate(width, overflow="ellipsis")
-        alert = alert_text(frame)
+        alert = alert_text(frame, self.note)
         alert.truncate(width, overflow="ellipsis")
         text.append("\n")
         text.append_text(alert)
