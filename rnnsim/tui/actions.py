@@ -93,7 +93,7 @@ ACTIONS: list[Action] = [
     Action("L", "toggle_lesson", "Hide lesson", "lesson panel: hide / show", "lesson"),
     Action("ctrl+s", "screenshot", "Screenshot",
            "screenshot: an SVG of the screen in the current folder (in a browser: it opens in a new tab)", "app"),
-    Action("ctrl+p", "command_palette", "Palette",
+    Action("ctrl+p", "command_palette", "palette",
            "command palette: every action by name, and Theme (rnnsim-print: light, for slides)", "app"),
     Action("question_mark", "help", "Help", "this help", "app", 12, "?"),
     Action("q", "quit", "Quit", "quit", "app", 13),

@@ -64,7 +64,8 @@ async def test_screenshot_into_a_missing_folder_says_so(small, tmp_path):
 
 def test_palette_entries_cover_every_binding_with_help_text():
     entries = palette.palette_entries()
-    assert [e.action for e in entries] == list(dict.fromkeys(b.action for b in RnnsimApp.BINDINGS))
+    listed = [e.action for e in entries]
+    assert len(listed) == len(set(listed)) and set(listed) == {b.action for b in RnnsimApp.BINDINGS}
     helps = {text for _, text in RnnsimApp.HELP_ROWS}
     for e in entries:
         assert e.help in helps, (e, "no help row names this binding's key")
