@@ -83,7 +83,7 @@ def one_line(text: Any, limit: int = MAX_LINE) -> str:
     if len(flat) <= limit:
         return flat
     tail_len = limit // 3
-    head = _cut(flat[: limit - tail_len - 2], limit - tail_len - 2)
+    head = _cut(flat[: limit - tail_len - 3], limit - tail_len - 3)
     tail = flat[-tail_len:]
     return f"{head.rstrip('…')} … {tail}"
 
