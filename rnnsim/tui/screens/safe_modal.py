@@ -17,15 +17,15 @@ __all__ = ["SafeModal"]
 
 
 class SafeModal(ModalScreen):
-    _closing: bool = False
+    _rnnsim_dismissed: bool = False
 
     @property
     def closing(self) -> bool:
         """True once dismissed: handlers of messages still queued should do nothing."""
-        return self._closing
+        return self._rnnsim_dismissed
 
     def dismiss(self, result: Any = None) -> AwaitComplete:
-        if self._closing or not self.is_active:
+        if self._rnnsim_dismissed or not self.is_active:
             return AwaitComplete.nothing()
-        self._closing = True
+        self._rnnsim_dismissed = True
         return super().dismiss(result)
