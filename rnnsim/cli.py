@@ -137,6 +137,11 @@ def cli() -> None:
 def tui_command(scenario: str, overrides: tuple[str, ...]) -> None:
     """Open the TUI on SCENARIO (default: vanishing)."""
     sc = _load(scenario, overrides)  # validate before anything starts
+    from rnnsim import terminal
+
+    problem = terminal.tui_problem(safe_text.clip(scenario, 80))
+    if problem:
+        raise BadInput(problem)
     try:
         from rnnsim.tui.app import run_app
     except ImportError as exc:

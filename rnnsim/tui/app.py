@@ -114,6 +114,7 @@ class RnnsimApp(App):
         Binding("question_mark", "help", "Help", key_display="?"),
         Binding("q", "quit", "Quit"),
         Binding("ctrl+q", "quit", "Quit", show=False, priority=True),
+        Binding("ctrl+c", "quit", "Quit", show=False, priority=True),  # Ctrl+C quits (not "press ctrl+q")
     ]
 
     # rows of the help screen; README's key table says the same
@@ -145,7 +146,7 @@ class RnnsimApp(App):
         ("j  k", "lesson: next / previous step (or page)"),
         ("L", "lesson panel: hide / show"),
         ("?", "this help"),
-        ("q  ctrl+q", "quit"),
+        ("q  ctrl+q  ctrl+c", "quit"),
     ]
 
     def __init__(self, scenario, *, runner: Runner | None = None, poll_interval: float = POLL_INTERVAL) -> None:

@@ -126,3 +126,12 @@ async def test_key_storm_seed_0(small, tmp_path, monkeypatch):
 async def test_key_storm_seed_1(small, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     await _storm(small, tmp_path, seed=1)
+
+
+async def test_ctrl_c_quits(small):
+    app = RnnsimApp(small)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        await pilot.press("ctrl+c")  # Textual's default only says "press ctrl+q to quit"
+        await asyncio.sleep(0.2)
+    assert app.return_code == 0 and app._exception is None

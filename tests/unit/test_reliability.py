@@ -302,3 +302,15 @@ def test_usage_errors_are_one_line():
                           text=True, env=env, timeout=60)
     assert real.returncode == 2 and real.stderr.count("\n") == 1 and "--iterations" in real.stderr
     assert proc.exit_code == 2
+
+
+def test_tui_without_a_terminal_is_one_line_exit_2(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "RNNSIM_DEBUG"}
+    env["PYTHONPATH"] = str(ROOT)
+    out, err = tmp_path / "f", tmp_path / "g"
+    with open(os.devnull) as devnull, open(out, "w") as fo, open(err, "w") as fe:
+        proc = subprocess.run([sys.executable, "-m", "rnnsim", "vanishing"], stdin=devnull, stdout=fo, stderr=fe,
+                              env=env, timeout=60)  # the old code never exited
+    assert proc.returncode == 2 and out.read_text() == ""
+    line = err.read_text()
+    assert line.count("\n") == 1 and "rnnsim run vanishing" in line and "\x1b" not in line
