@@ -314,3 +314,20 @@ def test_tui_without_a_terminal_is_one_line_exit_2(tmp_path):
     assert proc.returncode == 2 and out.read_text() == ""
     line = err.read_text()
     assert line.count("\n") == 1 and "rnnsim run vanishing" in line and "\x1b" not in line
+
+
+def test_numba_cache_falls_back_when_home_is_not_writable_and_is_private(tmp_path):
+    ro = tmp_path / "ro"
+    ro.write_text("a file where the cache folder's parent should be")  # makedirs fails even as root
+    env = {k: v for k, v in os.environ.items() if k not in ("RNNSIM_DEBUG", "NUMBA_CACHE_DIR")}
+    env.update(PYTHONPATH=str(ROOT), XDG_CACHE_HOME=str(ro / "cache"))
+    code = "import os, stat, rnnsim._numba_env as e; print(e.NUMBA_CACHE_DIR); print(oct(stat.S_IMODE(os.stat(e.NUMBA_CACHE_DIR).st_mode)))"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60)
+    where, mode = proc.stdout.split()
+    assert not where.startswith(str(ro)) and "site-packages" not in where and mode == "0o700"
+    assert proc.stderr.count("\n") == 1 and "cannot create the kernel cache" in proc.stderr
+    env["XDG_CACHE_HOME"] = str(tmp_path / "ok")
+    proc = subprocess.run(["sh", "-c", f"umask 000; exec {sys.executable} -c \"$0\"", code], capture_output=True,
+                          text=True, env=env, timeout=60)
+    where, mode = proc.stdout.split()
+    assert where == str(tmp_path / "ok" / "rnnsim" / "numba") and mode == "0o700" and proc.stderr == ""
