@@ -69,7 +69,7 @@ class ScenarioError(ValueError):
         if len(self.problems) > 1:
             target = hint_path if hint_path else "FILE"
             message += f" (+{len(self.problems) - 1} more; see rnnsim validate {target})"
-        super().__init__(message)
+        super().__init__(_one_line(message))
 
 
 def _one_line(text: str) -> str:
