@@ -25,7 +25,7 @@ from typing import Any, Sequence
 
 import click
 
-from rnnsim import __version__
+from rnnsim import __version__, safe_text
 from rnnsim.completion import complete_scenario
 from rnnsim.export import ExportError
 from rnnsim.results import collect as _collect
@@ -46,7 +46,7 @@ class BadInput(click.ClickException):
     exit_code = EXIT_USAGE
 
     def show(self, file: Any = None) -> None:
-        click.echo(f"rnnsim: {self.message}", err=True)
+        click.echo(f"rnnsim: {safe_text.one_line(self.message)}", err=True)
 
 
 class Failure(click.ClickException):
@@ -55,7 +55,7 @@ class Failure(click.ClickException):
     exit_code = EXIT_ERROR
 
     def show(self, file: Any = None) -> None:
-        click.echo(f"rnnsim: {self.message}", err=True)
+        click.echo(f"rnnsim: {safe_text.one_line(self.message)}", err=True)
 
 
 class ScenarioGroup(click.Group):
@@ -97,13 +97,28 @@ class ScenarioGroup(click.Group):
         except Exception as exc:
             if _debug():
                 raise
+            if isinstance(exc, OSError) and _stdout_failed(exc):
+                raise Failure(f"cannot write to standard output: {exc.strerror or _one_line(exc)}") from None
             raise Failure(
                 f"internal error: {type(exc).__name__}: {_one_line(exc)} (rerun with RNNSIM_DEBUG=1 for the traceback)"
             ) from None
 
 
 def _one_line(exc: BaseException | str) -> str:
-    return " ".join(str(exc).split()) or repr(exc)
+    return safe_text.one_line(exc) or safe_text.one_line(repr(exc))
+
+
+def _stdout_failed(exc: OSError) -> bool:
+    """Whether ``exc`` came from writing standard output (click.echo or rich; e.g. >/dev/full); then stop
+    writing to it (the interpreter would try again at exit)."""
+    tb, frames = exc.__traceback__, []
+    while tb is not None:
+        frames.append(tb.tb_frame.f_code.co_filename.replace(os.sep, "/"))
+        tb = tb.tb_next
+    if exc.filename is not None or not any(f.endswith(("click/utils.py", "rich/console.py")) for f in frames):
+        return False
+    _silence_stdout()
+    return True
 
 
 def _load(scenario: str, overrides: Sequence[str]) -> Scenario:
@@ -144,6 +159,12 @@ def cli() -> None:
 def tui_command(scenario: str, overrides: tuple[str, ...]) -> None:
     """Open the TUI on SCENARIO (default: vanishing)."""
     sc = _load(scenario, overrides)  # validate before anything starts
+    from rnnsim import terminal
+
+    problem = terminal.tui_problem(safe_text.clip(scenario, 80))
+    if problem:
+        raise BadInput(problem)
+
     from rnnsim import applog
 
     applog.setup()  # RNNSIM_LOG=FILE: before Textual is imported (it reads TEXTUAL_LOG then)
@@ -172,7 +193,7 @@ def tui_command(scenario: str, overrides: tuple[str, ...]) -> None:
 @click.option(
     "--out",
     "-o",
-    type=click.Path(dir_okay=False),
+    type=click.Path(),  # a directory is refused by out_guard.prepare, in one line
     default=None,
     help="Write results to FILE: .json (everything), .csv (one row per iteration, and the gradient profile in "
     "FILE.profile.csv) or .npz (arrays).",
@@ -195,11 +216,11 @@ def tui_command(scenario: str, overrides: tuple[str, ...]) -> None:
 def run_command(scenario: str, iterations: int | None, overrides: tuple[str, ...], out: str | None,
                 save_weights: str | None, plot: str | None, quiet: bool) -> None:
     """Train SCENARIO without the TUI and print a summary (final loss, gradient decay, clipping, non-finite values)."""
-    from rnnsim import export, weights
+    from rnnsim import export, out_guard, run_signals, weights
 
     sc = _load(scenario, overrides)
     if out is not None:
-        export.check_path(out)  # fail before a long run, not after
+        out_guard.prepare(out)  # fail before a long run, not after: creates (and removes) the temporary file
     if save_weights is not None:
         weights.check_save_path(save_weights)
     if plot is not None:
@@ -233,6 +254,7 @@ def run_command(scenario: str, iterations: int | None, overrides: tuple[str, ...
             transient=True,
         )
     single_loss: float | None = None
+    stop = run_signals.StopSignals().__enter__()  # SIGTERM and SIGHUP stop the run like Ctrl-C: results kept
     try:
         if progress is not None:
             with progress:
@@ -247,34 +269,42 @@ def run_command(scenario: str, iterations: int | None, overrides: tuple[str, ...
             _, single_loss = run_passes(sim, n, history.append)
     except KeyboardInterrupt:
         interrupted = True
+    except BaseException:
+        stop.__exit__()
+        raise
 
-    result = _collect(sim, sc, history, n, single_loss, interrupted)
     from rnnsim import datasets
 
-    heldout = datasets.evaluate(sim) if not interrupted else None
-    if heldout:
-        result["summary"].update(heldout)
-    if save_weights is not None:
-        try:
-            sim.save_weights(save_weights)
-        except OSError as exc:
-            raise Failure(f"cannot write {save_weights}: {exc.strerror or _one_line(exc)}") from None
-        result["summary"]["weights"] = save_weights
-    if history.first is not None:  # ‖dL/dh_t‖ of the first iteration, for --plot and FILE.profile.csv
-        result["arrays"]["gradient_profile_first"] = history.first
-    if out is not None:
-        try:
-            export.write_results(out, result)
-        except OSError as exc:
-            raise Failure(f"cannot write {out}: {exc.strerror or _one_line(exc)}") from None
+    weights_error = None
+    with stop.shield():  # a second signal cannot cut the writes short
+        result = _collect(sim, sc, history, n, single_loss, interrupted)
+        heldout = datasets.evaluate(sim) if not interrupted else None
+        if heldout:
+            result["summary"].update(heldout)
+        if stop.name:
+            result["summary"]["signal"] = stop.name
+        if history.first is not None:  # ‖dL/dh_t‖ of the first iteration, for --plot and FILE.profile.csv
+            result["arrays"]["gradient_profile_first"] = history.first
+        if save_weights is not None:
+            try:
+                sim.save_weights(save_weights)
+                result["summary"]["weights"] = save_weights
+            except OSError as exc:
+                weights_error = f"cannot write {safe_text.clip(save_weights, 120)}: {exc.strerror or _one_line(exc)}"
+        rescue = out_guard.write_or_rescue(out, result) if out is not None else None
+    stop.__exit__()
+    if rescue is not None and rescue.failed:
+        raise Failure(rescue.note if weights_error is None else f"{weights_error}; {rescue.note}")
+    if weights_error is not None:
+        raise Failure(weights_error)
     if plot is not None:
         try:
             plotting.save(plot, plotting.figure_for_run(result))
         except OSError as exc:
-            raise Failure(f"cannot write {plot}: {exc.strerror or _one_line(exc)}") from None
+            raise Failure(f"cannot write {safe_text.clip(plot, 120)}: {exc.strerror or _one_line(exc)}") from None
         result["summary"]["plot"] = plot
     if interrupted:
-        raise click.exceptions.Exit(EXIT_INTERRUPTED)
+        raise click.exceptions.Exit(stop.exit_code)
     if not quiet:
         _print_summary(sc, result["summary"], out)
 
@@ -339,7 +369,7 @@ def validate_command(files: tuple[str, ...]) -> None:
             for problem in exc.problems:
                 click.echo(problem, err=True)
         else:
-            click.echo(f"ok  {name}")
+            click.echo(f"ok  {safe_text.clip(name, 200)}")
     if bad:
         raise click.exceptions.Exit(EXIT_USAGE)
 
@@ -397,6 +427,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     """Console-script entry point: runs the CLI and exits with its status."""
     try:
         rv = cli.main(args=list(argv) if argv is not None else None, prog_name="rnnsim", standalone_mode=False)
+    except click.exceptions.UsageError as exc:  # one line, not click's usage block
+        where = exc.ctx.command_path if exc.ctx is not None else "rnnsim"
+        click.echo(f"rnnsim: {safe_text.one_line(exc.format_message())} (see {where} --help)", err=True)
+        sys.exit(exc.exit_code)
     except click.exceptions.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)
@@ -420,6 +454,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     except BrokenPipeError:
         _silence_stdout()
         sys.exit(EXIT_BROKEN_PIPE)
+    except OSError as exc:
+        _silence_stdout()
+        click.echo(f"rnnsim: cannot write to standard output: {exc.strerror or _one_line(exc)}", err=True)
+        sys.exit(EXIT_ERROR)
     sys.exit(rv if isinstance(rv, int) else EXIT_OK)
 
 

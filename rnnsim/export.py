@@ -29,11 +29,12 @@ import io
 import json
 import math
 import os
-import tempfile
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import numpy as np
+
+from rnnsim import tempfiles
 
 __all__ = ["ExportError", "SUFFIXES", "check_path", "write_results", "to_jsonable", "profile_csv_path"]
 
@@ -82,7 +83,8 @@ def write_results(path: str | os.PathLike[str], result: dict[str, Any]) -> Path:
 
 @contextlib.contextmanager
 def _temp_beside(p: Path) -> Iterator[tuple[Any, str]]:
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent if str(p.parent) else ".")
+    tempfiles.clean_stale(p)  # what a writer killed with SIGKILL left behind
+    fd, tmp = tempfiles.make_temp(p)  # .NAME.<pid>.<random>.tmp
     try:
         with os.fdopen(fd, "wb") as f:
             yield f, tmp

@@ -23,6 +23,9 @@ import annotated_types
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, ValidationInfo, model_validator
 from pydantic_core import PydanticCustomError
 
+from rnnsim import safe_text, toml_guard
+from rnnsim.scenario_guards import PlainText, none_word
+
 __all__ = [
     "ScenarioError",
     "ScenarioSection",
@@ -65,11 +68,11 @@ class ScenarioError(ValueError):
         if len(self.problems) > 1:
             target = hint_path if hint_path else "FILE"
             message += f" (+{len(self.problems) - 1} more; see rnnsim validate {target})"
-        super().__init__(message)
+        super().__init__(_one_line(message))
 
 
 def _one_line(text: str) -> str:
-    return " ".join(str(text).split())
+    return safe_text.one_line(text)  # whitespace collapsed, control characters escaped, at most 300 characters
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -77,6 +80,9 @@ def _one_line(text: str) -> str:
 # --------------------------------------------------------------------------------------------------------
 
 _CONFIG = ConfigDict(extra="forbid", strict=True, validate_default=True, use_attribute_docstrings=False)
+
+
+_Text = PlainText  # no control characters (rnnsim/scenario_guards.py)
 
 
 def _float(default: Any, description: str, **bounds: float) -> Any:
@@ -88,8 +94,8 @@ class ScenarioSection(BaseModel):
 
     model_config = _CONFIG
 
-    name: str = Field("untitled", min_length=1, max_length=200, description="Title shown in the TUI and in `rnnsim list`.")
-    description: str = Field("", max_length=2000, description="One or two sentences on what to watch; shown in the TUI and `rnnsim list`.")
+    name: _Text = Field("untitled", min_length=1, max_length=200, description="Title shown in the TUI and in `rnnsim list`.")
+    description: _Text = Field("", max_length=2000, description="One or two sentences on what to watch; shown in the TUI and `rnnsim list`.")
     seed: int = Field(0, ge=0, lt=2**32, description="Seed for weights and data: the same scenario and seed give identical arrays.")
     locked: list[Annotated[str, Field(min_length=3, max_length=60)]] = Field(
         [],  # pydantic copies mutable defaults per instance
@@ -103,7 +109,7 @@ class LessonSection(BaseModel):
 
     model_config = _CONFIG
 
-    steps: list[Annotated[str, Field(min_length=1, max_length=600)]] = Field(
+    steps: list[Annotated[_Text, Field(min_length=1, max_length=600)]] = Field(
         [],
         max_length=20,
         description="What to watch, which key to press, what the number means: one short paragraph per step.",
@@ -422,9 +428,9 @@ def max_bytes() -> int:
     if not raw:
         return DEFAULT_MAX_BYTES
     m = re.fullmatch(r"(\d+)\s*([kKmMgGtT]?)(?:i?[bB])?", raw)
-    if not m:
+    if not m or int(m.group(1)) == 0:
         raise ScenarioError(
-            f"RNNSIM_MAX_BYTES = {raw!r}: allowed: a positive number of bytes, optionally with K, M, G or T (e.g. 16G)",
+            f"RNNSIM_MAX_BYTES = {safe_text.show(raw)}: allowed: a positive number of bytes, optionally with K, M, G or T (e.g. 16G)",
             source="environment",
         )
     scale = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}[m.group(2).lower()]
@@ -452,17 +458,8 @@ _SECTIONS: dict[str, type[BaseModel]] = {
 
 
 def _show(value: Any) -> str:
-    """A given value as the user would write it (TOML-ish)."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str):
-        return repr(value) if len(value) <= 60 else repr(value[:57] + "...")
-    if isinstance(value, dict):
-        return "a table"
-    if isinstance(value, list):
-        return "an array"
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
+    """A given value as the user would write it (TOML-ish), escaped and clipped (rnnsim/safe_text.py)."""
+    return safe_text.show(value)
 
 
 def _type_name(value: Any) -> str:
@@ -559,7 +556,7 @@ def _describe_error(
     """One problem (without the source prefix) from one pydantic error; ``sections`` (default: a scenario's)
     names the top-level tables and their models (sweep files pass their own)."""
     sections = _SECTIONS if sections is None else sections
-    loc = tuple(str(p) for p in err["loc"])
+    loc = tuple(safe_text.clip(p, 40) for p in err["loc"])  # keys from a file: escaped, clipped
     etype = err["type"]
     given = err.get("input")
     if etype in ("cross_field", "memory_bound", "locked_key", "data_file"):
@@ -583,6 +580,11 @@ def _describe_error(
             return (
                 f"{dotted}: unknown key{_did_you_mean(key, fields)} "
                 f"(allowed in [{section}]: {', '.join(fields)})"
+            )
+        if etype == "control_chars":
+            return (
+                f"{dotted} = {_show(given)}: contains control characters; allowed: plain text (tabs and newlines are "
+                "fine), no escape sequences"
             )
         if key in model.model_fields:
             allowed = _allowed(model, key)
@@ -609,6 +611,7 @@ def _validate(
 ) -> Scenario:
     if not isinstance(data, Mapping):
         raise ScenarioError(f"{source}: expected a table of sections, got {_type_name(data)}", source=source)
+    max_bytes()  # a bad RNNSIM_MAX_BYTES is the environment's fault, not the file's: say so first
     try:
         sc = Scenario.model_validate(dict(data), context={"base_dir": base_dir})
     except ValidationError as exc:
@@ -634,14 +637,16 @@ def parse_override(text: str) -> tuple[str, Any]:
     ``"x"`` -> str) and otherwise taken as a bare string. Raises ScenarioError without ``=``.
     """
     if "=" not in text:
-        raise ScenarioError(f"--set {text!r}: expected KEY=VALUE, e.g. model.cell=lstm", source="--set")
+        raise ScenarioError(f"--set {safe_text.show(text)}: expected KEY=VALUE, e.g. model.cell=lstm", source="--set")
     key, raw = text.split("=", 1)
     key = key.strip()
     raw = raw.strip()
     if not key:
-        raise ScenarioError(f"--set {text!r}: expected KEY=VALUE with a dotted KEY such as model.cell", source="--set")
+        raise ScenarioError(f"--set {safe_text.show(text)}: expected KEY=VALUE with a dotted KEY such as model.cell", source="--set")
     try:
-        parsed = tomllib.loads(f"v = {raw}")
+        parsed = toml_guard.loads(f"v = {raw}")
+    except toml_guard.TomlLimitError as exc:
+        raise ScenarioError(f"--set {safe_text.clip(key)}: {exc}", source="--set") from None
     except tomllib.TOMLDecodeError:
         return key, raw
     if set(parsed) != {"v"}:
@@ -663,7 +668,7 @@ def _apply_changes(base: dict[str, dict[str, Any]], changes: dict[str, Any], sou
                 if owners:
                     hint = f"; did you mean '{owners[0]}.{key}'?"
             raise ScenarioError(
-                f"{source} (override {key}): {key}: an override key is SECTION.KEY{hint} "
+                f"{source} (override {safe_text.clip(key)}): {safe_text.clip(key)}: an override key is SECTION.KEY{hint} "
                 f"(sections: {', '.join(sections)})",
                 source=source,
             )
@@ -672,7 +677,7 @@ def _apply_changes(base: dict[str, dict[str, Any]], changes: dict[str, Any], sou
             data[section] = {}
         if not isinstance(data[section], dict):
             data[section] = {}
-        data[section][name] = value
+        data[section][name] = none_word(_SECTIONS.get(section), name, value)  # "none": leave it out
     task = data.get("task")
     if (isinstance(task, dict) and task.get("kind") in ("file", "digits") and "task.length" not in changes
             and any(k in changes for k in ("task.kind", "task.path", "task.order"))):
@@ -746,7 +751,9 @@ def _read_toml(path: Path, source: str) -> dict[str, Any]:
             source=source,
         ) from None
     try:
-        return tomllib.loads(text)
+        return toml_guard.loads(text)  # bounded work: key parts, nesting, line and key length checked first
+    except toml_guard.TomlLimitError as exc:
+        raise ScenarioError(f"{source}: {exc}", source=source) from None
     except tomllib.TOMLDecodeError as exc:
         msg = str(exc)
         m = _TOML_POS.search(msg)

@@ -98,6 +98,7 @@ ACTIONS: list[Action] = [
     Action("question_mark", "help", "Help", "this help", "app", 12, "?"),
     Action("q", "quit", "Quit", "quit", "app", 13),
     Action("ctrl+q", "quit", "Quit", "quit", "app", priority=True),
+    Action("ctrl+c", "quit", "Quit", "quit", "app", priority=True),  # Ctrl+C quits (not "press ctrl+q")
 ]
 
 

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 from textual.app import App, ComposeResult
 from textual.containers import Horizontal
+from rich.text import Text
 from textual.widgets import ContentSwitcher, Footer, Static
+
+from rnnsim import safe_text
 
 from . import actions, capture, jobs, knobs, palette, theme
 from .knobs import COMPARE_KNOBS
@@ -219,7 +222,8 @@ class RnnsimApp(App):
         sc = frame.display_scenario
         name = sc.scenario.name
         desc = sc.scenario.description
-        _set(self.query_one("#title", Static), f" {name} — {desc}" if desc else f" {name}")
+        title = safe_text.one_line(f"{name} — {desc}" if desc else name, 400)  # escaped; not markup: "[/]" is text
+        _set(self.query_one("#title", Static), Text(" " + title))
         self.query_one(StatusBar).show(frame, no_color)
         flat_out = frame.training or (frame.playing and frame.speed == 0)
         self._polls += 1

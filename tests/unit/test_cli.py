@@ -244,6 +244,9 @@ def fake_tui(monkeypatch):
     app = types.ModuleType("rnnsim.tui.app")
     app.run_app = lambda sc: calls.append(sc)
     monkeypatch.setitem(sys.modules, "rnnsim.tui.app", app)
+    import rnnsim.terminal
+
+    monkeypatch.setattr(rnnsim.terminal, "tui_problem", lambda scenario: None)  # CliRunner has no terminal
     import rnnsim.tui
 
     monkeypatch.setattr(rnnsim.tui, "app", app, raising=False)
@@ -277,6 +280,9 @@ def test_bad_scenario_does_not_start_tui(fake_tui, tmp_path):
 
 def test_tui_missing_says_so(monkeypatch):
     monkeypatch.setitem(sys.modules, "rnnsim.tui.app", None)  # makes the import fail
+    import rnnsim.terminal
+
+    monkeypatch.setattr(rnnsim.terminal, "tui_problem", lambda scenario: None)
     result = invoke("vanishing")
     assert result.exit_code == 1
     assert "TUI is not available" in result.stderr

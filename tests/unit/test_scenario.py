@@ -489,16 +489,22 @@ def test_to_toml_round_trip_builtins(tmp_path):
     seed=st.integers(min_value=0, max_value=2**32 - 1),
 )
 def test_to_toml_round_trip_any_values(name, description, scale, lr, bias, seed):
-    sc = Scenario().with_changes(
-        {
-            "scenario.name": name,
-            "scenario.description": description,
-            "scenario.seed": seed,
-            "model.recurrent_scale": scale,
-            "model.forget_bias": bias,
-            "training.learning_rate": lr,
-        }
-    )
+    from rnnsim import safe_text
+
+    changes = {
+        "scenario.name": name,
+        "scenario.description": description,
+        "scenario.seed": seed,
+        "model.recurrent_scale": scale,
+        "model.forget_bias": bias,
+        "training.learning_rate": lr,
+    }
+    if safe_text.has_control(name, allow="\t\n\r") or safe_text.has_control(description, allow="\t\n\r"):
+        with pytest.raises(ScenarioError, match="contains control characters") as info:
+            Scenario().with_changes(changes)
+        assert not safe_text.has_control(str(info.value))  # the message itself is safe to print
+        return
+    sc = Scenario().with_changes(changes)
     again = Scenario.from_dict(tomllib.loads(sc.to_toml()))
     assert again == sc
 

@@ -9,7 +9,9 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
-from textual.screen import ModalScreen
+from rnnsim import safe_text
+
+from .safe_modal import SafeModal
 from textual.widgets import Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
@@ -46,7 +48,7 @@ def show_value(v) -> str:
     return str(v)
 
 
-class HelpScreen(ModalScreen):
+class HelpScreen(SafeModal):
     BINDINGS = [Binding("escape,q,question_mark", "dismiss", "Close")]
     DEFAULT_CSS = """
     HelpScreen { align: center middle; }
@@ -82,7 +84,7 @@ class HelpScreen(ModalScreen):
         self.dismiss(None)
 
 
-class PickerScreen(ModalScreen):
+class PickerScreen(SafeModal):
     """Built-in scenarios and *.toml files in the current folder; Enter loads, esc cancels."""
 
     BINDINGS = [Binding("escape", "cancel", "Cancel")]
@@ -109,10 +111,17 @@ class PickerScreen(ModalScreen):
                 desc = sc.scenario.name
             except ScenarioError as exc:
                 desc = f"(invalid: {exc})"
-            options.append(Option(f"{name:<16} built-in · {desc}", id=f"opt{len(self.targets)}"))
+            # Text, not markup: a name such as "[/]" must not crash the picker; escaped: no raw ESC
+            label = f"{safe_text.clip(name, 40):<16} built-in · {safe_text.clip(desc, 120)}"
+            options.append(Option(Text(label), id=f"opt{len(self.targets)}"))
             self.targets.append(name)
-        for path in sorted(self.cwd.glob("*.toml")):
-            options.append(Option(f"{path.name:<16} ./{path.name}", id=f"opt{len(self.targets)}"))
+        try:
+            files = sorted(self.cwd.glob("*.toml"))
+        except OSError:
+            files = []
+        for path in files:
+            shown = safe_text.clip(path.name, 60)  # a file name is untrusted too
+            options.append(Option(Text(f"{shown:<16} ./{shown}"), id=f"opt{len(self.targets)}"))
             self.targets.append(str(path))
         with Vertical():
             yield Label(" Open a scenario (enter loads, esc cancels)")
@@ -122,11 +131,13 @@ class PickerScreen(ModalScreen):
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
         from rnnsim.scenario import load_scenario, ScenarioError
 
+        if self.closing:  # a second Enter of the same burst
+            return
         target = self.targets[event.option_index]
         try:
             sc = load_scenario(target)
         except ScenarioError as exc:
-            self.query_one("#picker-error", Static).update(f"✗ {exc}")
+            self.query_one("#picker-error", Static).update(Text(f"✗ {safe_text.one_line(exc)}"))
             return
         self.dismiss(sc)
 
@@ -134,7 +145,7 @@ class PickerScreen(ModalScreen):
         self.dismiss(None)
 
 
-class ParamScreen(ModalScreen):
+class ParamScreen(SafeModal):
     """Every knob with its value; edit a value and press enter: validated by the scenario schema."""
 
     BINDINGS = [Binding("escape", "close", "Close")]
@@ -195,6 +206,6 @@ class ParamScreen(ModalScreen):
         except ScenarioError as exc:
             error = str(exc)
         if error:
-            msg.update(Text(f"✗ {error}", style="bold red"))
+            msg.update(Text(f"✗ {safe_text.one_line(error)}", style="bold red"))
         else:
-            msg.update(Text(f"✓ {key} = {show_value(value)}", style="green"))
+            msg.update(Text(f"✓ {key} = {safe_text.clip(show_value(value))}", style="green"))

@@ -1,0 +1,29 @@
+"""Whether the TUI can run here: it needs a terminal on stdin, stdout and stderr.
+
+Textual draws on stderr and reads keys from stdin. ``rnnsim vanishing </dev/null >f 2>g`` used to never exit
+and write escape codes into the files; with only stderr redirected the whole TUI was drawn into the file. The
+CLI now prints one line suggesting ``rnnsim run`` and exits 2 instead.
+"""
+
+from __future__ import annotations
+
+import sys
+
+__all__ = ["tui_problem"]
+
+
+def _isatty(stream) -> bool:
+    try:
+        return stream is not None and stream.isatty()
+    except (AttributeError, ValueError, OSError):
+        return False
+
+
+def tui_problem(scenario: str) -> str | None:
+    """One line saying why the TUI cannot start (no terminal), or None."""
+    missing = [name for name, stream in (("stdin", sys.stdin), ("stdout", sys.stdout), ("stderr", sys.stderr))
+               if not _isatty(stream)]
+    if not missing:
+        return None
+    return (f"the TUI needs a terminal, but {', '.join(missing)} {'is' if len(missing) == 1 else 'are'} not one; "
+            f"for a run without the TUI: rnnsim run {scenario}")
