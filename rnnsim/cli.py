@@ -159,15 +159,12 @@ def cli() -> None:
 def tui_command(scenario: str, overrides: tuple[str, ...]) -> None:
     """Open the TUI on SCENARIO (default: vanishing)."""
     sc = _load(scenario, overrides)  # validate before anything starts
-    from rnnsim import terminal
+    from rnnsim import applog, terminal
 
+    applog.setup()  # RNNSIM_LOG=FILE: before Textual is imported (it reads TEXTUAL_LOG then)
     problem = terminal.tui_problem(safe_text.clip(scenario, 80))
     if problem:
         raise BadInput(problem)
-
-    from rnnsim import applog
-
-    applog.setup()  # RNNSIM_LOG=FILE: before Textual is imported (it reads TEXTUAL_LOG then)
     try:
         from rnnsim.tui.app import run_app
     except ImportError as exc:

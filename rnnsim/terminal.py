@@ -7,6 +7,7 @@ CLI now prints one line suggesting ``rnnsim run`` and exits 2 instead.
 
 from __future__ import annotations
 
+import os
 import sys
 
 __all__ = ["tui_problem"]
@@ -20,7 +21,10 @@ def _isatty(stream) -> bool:
 
 
 def tui_problem(scenario: str) -> str | None:
-    """One line saying why the TUI cannot start (no terminal), or None."""
+    """One line saying why the TUI cannot start (no terminal), or None. A session of ``rnnsim serve``
+    (textual-serve sets TEXTUAL_DRIVER to Textual's web driver, which talks over pipes) needs no terminal."""
+    if "web_driver" in os.environ.get("TEXTUAL_DRIVER", ""):
+        return None
     missing = [name for name, stream in (("stdin", sys.stdin), ("stdout", sys.stdout), ("stderr", sys.stderr))
                if not _isatty(stream)]
     if not missing:

@@ -331,3 +331,13 @@ def test_numba_cache_falls_back_when_home_is_not_writable_and_is_private(tmp_pat
                           text=True, env=env, timeout=60)
     where, mode = proc.stdout.split()
     assert where == str(tmp_path / "ok" / "rnnsim" / "numba") and mode == "0o700" and proc.stderr == ""
+
+
+def test_a_served_session_needs_no_terminal(monkeypatch):
+    """rnnsim serve's visitors run the TUI over pipes with Textual's web driver: the terminal check lets them."""
+    from rnnsim import terminal
+
+    monkeypatch.delenv("TEXTUAL_DRIVER", raising=False)
+    assert terminal.tui_problem("vanishing") is not None  # pytest's stdin is not a terminal
+    monkeypatch.setenv("TEXTUAL_DRIVER", "textual.drivers.web_driver:WebDriver")
+    assert terminal.tui_problem("vanishing") is None
