@@ -97,8 +97,10 @@ ACTIONS: list[Action] = [
            "command palette: every action by name, and Theme (rnnsim-print: light, for slides)", "app"),
     Action("question_mark", "help", "Help", "this help", "app", 12, "?"),
     Action("q", "quit", "Quit", "quit", "app", 13),
-    Action("ctrl+q", "quit", "Quit", "quit", "app", priority=True),
-    Action("ctrl+c", "quit", "Quit", "quit", "app", priority=True),  # Ctrl+C quits (not "press ctrl+q")
+    Action("ctrl+q", "quit", "Quit", "quit from any screen, dialogs too (ctrl+q, ctrl+c)", "app", key_display="^q",
+           priority=True),
+    Action("ctrl+c", "quit", "Quit", "quit from any screen, dialogs too (ctrl+q, ctrl+c)", "app", key_display="^c",
+           priority=True),  # Ctrl+C quits (not Textual's "press ctrl+q")
 ]
 
 

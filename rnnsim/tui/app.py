@@ -368,6 +368,9 @@ class RnnsimApp(App):
     def action_screenshot(self) -> None:
         capture.take_screenshot(self)
 
+    def action_command_palette(self) -> None:
+        palette.open_palette(self)
+
     def get_system_commands(self, screen):
         yield from palette.system_commands(self, screen, super().get_system_commands(screen))
 

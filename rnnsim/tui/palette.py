@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from typing import Any, Iterable, Iterator
 
 from textual.app import SystemCommand
-from textual.command import DiscoveryHit, Hit, Hits, Provider
+from textual.await_complete import AwaitComplete
+from textual.command import CommandPalette, DiscoveryHit, Hit, Hits, Provider
 
 from . import actions
 
@@ -67,3 +68,46 @@ class ActionsProvider(Provider):
             score = max(matcher.match(command.title), 0.8 * matcher.match(command.help))
             if score > 0:
                 yield Hit(score, matcher.highlight(command.title), command.callback, help=command.help)
+
+
+class SafeCommandPalette(CommandPalette):
+    """Textual's command palette, closing once: Enter Enter (or Escape Escape) in one burst used to dismiss it twice
+    and pop the main screen (``ScreenStackError``), as the app's own dialogs did (screens/safe_modal.py)."""
+
+    _rnnsim_dismissed: bool = False
+
+    def dismiss(self, result: Any = None) -> AwaitComplete:
+        if self._rnnsim_dismissed or not self.is_active:
+            return AwaitComplete.nothing()
+        self._rnnsim_dismissed = True
+        return super().dismiss(result)
+
+
+def open_palette(app: Any) -> None:
+    """What ctrl+p does (App.action_command_palette, with the palette that closes once)."""
+    if app.use_command_palette and not CommandPalette.is_open(app):
+        app.push_screen(SafeCommandPalette(id="--command-palette"))
+
+
+def _guard_option_list_paging() -> None:
+    """Work around a Textual race (8.2): page up/down in an OptionList that has options but is not laid out yet
+    (the command palette right after ctrl+p, while its hits arrive) raises KeyError in ``_move_page``, which ends
+    the app. Found by the key-storm test (tests/tui/test_reliability_keys.py). Paging then does nothing, as Textual
+    already does for the same case in ``scroll_to_highlight``."""
+    from textual.widgets import OptionList
+
+    move_page = OptionList._move_page
+    if getattr(move_page, "_rnnsim_guarded", False):
+        return
+
+    def guarded(self, direction):
+        try:
+            return move_page(self, direction)
+        except KeyError:
+            return None
+
+    guarded._rnnsim_guarded = True
+    OptionList._move_page = guarded
+
+
+_guard_option_list_paging()

@@ -58,10 +58,13 @@ def test_palette_lists_every_action_once_with_its_help_text():
     names = [e[2] for e in entries]
     assert len(names) == len(set(names)) == len({a.action for a in actions.ACTIONS})
     by_action = {e[2]: e for e in entries}
-    assert by_action["quit"][3] == "q  ctrl+q"
+    assert by_action["quit"][3] == "q  ^q  ^c"
     assert by_action["clip"][1] == "clipping: none → norm → value"
-    for a in actions.ACTIONS:
-        assert by_action[a.action][1] == a.help and by_action[a.action][0] == a.description
+    first = {}
+    for a in actions.ACTIONS:  # an action with several keys (q, ctrl+q, ctrl+c) is one entry: its first key's text
+        first.setdefault(a.action, a)
+    for name, a in first.items():
+        assert by_action[name][1] == a.help and by_action[name][0] == a.description
 
 
 @pytest.mark.parametrize("key, section", [("model.cell", ModelSection), ("training.clip", TrainingSection),
