@@ -47,17 +47,22 @@ class ExportError(ValueError):
 
 def check_path(path: str | os.PathLike[str]) -> Path:
     """Check an output path before a long run: a known suffix and an existing directory. Returns it as a Path."""
+    return check_output_path(path, SUFFIXES, "output")
+
+
+def check_output_path(path: str | os.PathLike[str], suffixes, kind: str, option: str = "") -> Path:
+    """An output path checked before a run: one of ``suffixes``, in an existing folder, not a folder itself; every
+    file rnnsim writes (results, tables, weights, figures) is checked here. Raises ExportError (one line)."""
+    shown, where = os.fspath(path), f"{option}: " if option else ""
     p = Path(path)
-    suffix = p.suffix.lower()
-    if suffix not in SUFFIXES:
-        raise ExportError(
-            f"{os.fspath(path)}: unknown output format {p.suffix or '(no suffix)'!r}; allowed suffixes: {', '.join(SUFFIXES)}"
-        )
+    if p.suffix.lower() not in suffixes:
+        raise ExportError(f"{shown}: {where}unknown {kind} format {p.suffix or '(no suffix)'!r}; allowed suffixes: "
+                          f"{', '.join(suffixes)}")
     parent = p.parent if str(p.parent) else Path(".")
     if not parent.is_dir():
-        raise ExportError(f"{os.fspath(path)}: directory {os.fspath(parent)!r} does not exist")
+        raise ExportError(f"{shown}: {where}directory {os.fspath(parent)!r} does not exist")
     if p.is_dir():
-        raise ExportError(f"{os.fspath(path)}: is a directory")
+        raise ExportError(f"{shown}: {where}is a directory")
     return p
 
 

@@ -25,7 +25,7 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from rnnsim.export import ExportError
+from rnnsim.export import check_output_path
 
 __all__ = ["PLOT_SUFFIXES", "MISSING_EXTRA", "History", "SvgRepr", "check_path", "require", "figure",
            "save", "svg_text"]
@@ -49,16 +49,7 @@ def require() -> None:
 
 def check_path(path: str | os.PathLike[str]) -> Path:
     """A plot path: suffix .svg, .png or .pdf, in an existing folder, not a folder itself."""
-    p = Path(path)
-    if p.suffix.lower() not in PLOT_SUFFIXES:
-        raise ExportError(f"{os.fspath(path)}: --plot: unknown figure format {p.suffix or '(no suffix)'!r}; "
-                          f"allowed suffixes: {', '.join(PLOT_SUFFIXES)}")
-    parent = p.parent if str(p.parent) else Path(".")
-    if not parent.is_dir():
-        raise ExportError(f"{os.fspath(path)}: --plot: directory {os.fspath(parent)!r} does not exist")
-    if p.is_dir():
-        raise ExportError(f"{os.fspath(path)}: --plot: is a directory")
-    return p
+    return check_output_path(path, PLOT_SUFFIXES, "figure", "--plot")
 
 
 def _rows(history: Iterable[Any]) -> list[dict[str, Any]]:

@@ -244,17 +244,9 @@ def apply(params: dict[str, np.ndarray], scenario) -> None:
 # ------------------------------------------------------------------------------------------------ writing
 def check_save_path(path: str | os.PathLike[str]) -> Path:
     """Check a weights output path before a run: a known suffix, an existing folder. Raises ExportError."""
-    from rnnsim.export import ExportError
+    from rnnsim.export import ExportError, check_output_path
 
-    p = Path(path)
-    if p.suffix.lower() not in SUFFIXES:
-        raise ExportError(f"{os.fspath(path)}: unknown weights format {p.suffix or '(no suffix)'!r}; allowed "
-                          f"suffixes: {', '.join(SUFFIXES)}")
-    parent = p.parent if str(p.parent) else Path(".")
-    if not parent.is_dir():
-        raise ExportError(f"{os.fspath(path)}: directory {os.fspath(parent)!r} does not exist")
-    if p.is_dir():
-        raise ExportError(f"{os.fspath(path)}: is a directory")
+    p = check_output_path(path, SUFFIXES, "weights")
     if p.suffix.lower() == ".safetensors":
         try:
             need("safetensors.numpy", "writing .safetensors weights", "safetensors")

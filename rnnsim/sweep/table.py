@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from rnnsim import __version__
-from rnnsim.export import ExportError, _atomic_write, _csv_cell
+from rnnsim.export import ExportError, _atomic_write, _csv_cell, check_output_path
 from rnnsim.results import REGIMES
 from rnnsim.sweep.spec import Run, Sweep
 
@@ -66,16 +66,7 @@ def parquet_module() -> Any:
 
 
 def check_out(path: str | os.PathLike[str]) -> Path:
-    p = Path(path)
-    if p.suffix.lower() not in SUFFIXES:
-        raise ExportError(
-            f"{os.fspath(path)}: unknown table format {p.suffix or '(no suffix)'!r}; allowed suffixes: {', '.join(SUFFIXES)}"
-        )
-    parent = p.parent if str(p.parent) else Path(".")
-    if not parent.is_dir():
-        raise ExportError(f"{os.fspath(path)}: directory {os.fspath(parent)!r} does not exist")
-    if p.is_dir():
-        raise ExportError(f"{os.fspath(path)}: is a directory")
+    p = check_output_path(path, SUFFIXES, "table")
     if p.suffix.lower() == ".parquet":
         parquet_module()
     return p
