@@ -6,6 +6,7 @@ pulls the newest Frame on a 10 fps timer, redrawing only the widgets whose data 
 
 from __future__ import annotations
 
+from textual.await_complete import AwaitComplete
 from textual.app import App, ComposeResult
 from textual.containers import Horizontal
 from rich.text import Text
@@ -367,6 +368,13 @@ class RnnsimApp(App):
 
     def action_screenshot(self) -> None:
         capture.take_screenshot(self)
+
+    def pop_screen(self):
+        """Textual's pop_screen, except that a stale close (a dialog dismissed by a message still queued after it
+        was closed, as in a key burst) cannot pop the main screen: with one screen left it does nothing."""
+        if len(self.screen_stack) <= 1:
+            return AwaitComplete.nothing()
+        return super().pop_screen()
 
     def action_command_palette(self) -> None:
         palette.open_palette(self)
