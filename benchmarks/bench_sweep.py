@@ -195,6 +195,10 @@ def main(argv=None) -> int:
         "",
         table(results),
         "",
+        "Per-run overhead: (wall time x workers - the sum of the rows' `seconds`) / runs: a worker's time per run "
+        "outside the Simulation's own work (1 worker: wall - sum(seconds), over runs). Dask: one LocalCluster "
+        "(2 processes, 1 thread each) started before the rounds, reached by `--scheduler tcp://...`.",
+        "",
         *verdicts(results, ratios),
     ]
     if started_local is not None:
