@@ -87,3 +87,20 @@ def test_sampling_note_counts_single_calls_and_reports_the_widest_spread():
     note = sampling_note(rows)
     assert "1 of the 4 timings above rest on one call" in note
     assert "median 20%" in note and "widest 30% (rnnsim, 1 thread float32 rnn H = 64 B = 1)" in note
+
+
+def test_bench_sweep_summary_table_and_targets_from_fixed_numbers():
+    """benchmarks/bench_sweep.py: its summary, table and target lines (fixed samples; nothing is run or timed)."""
+    from benchmarks import bench_sweep as bs
+
+    one = [dict(wall=w, runs=240, run_seconds=w - 0.24) for w in (1.0, 1.2, 1.1)]        # 1 ms per run outside
+    two = [dict(wall=w, runs=240, run_seconds=2 * w - 0.48) for w in (0.6, 0.55, 0.65)]   # 2 ms worker-time per run
+    results = [bs.summarise("1 local worker", 1, one), bs.summarise("2 local workers", 2, two)]
+    assert results[0]["rate"] == 240 / 1.1 and results[0]["rate_min"] == 200 and results[0]["n"] == 3
+    assert abs(results[0]["overhead_ms"] - 1.0) < 1e-9 and abs(results[1]["overhead_ms"] - 2.0) < 1e-9
+    text = bs.table(results)
+    assert text.splitlines()[0].startswith("| configuration |") and "| 1 local worker | 3 | 240 | 218.2 |" in text
+    lines = bs.verdicts(results, [1.0 / 0.6, 1.2 / 0.55])
+    assert lines[0].startswith("- per-run overhead at 1 worker: 1.0 ms") and lines[0].endswith(": met")
+    assert "speed-up 2 workers vs 1: 1.83x" in lines[1] and ": met;" in lines[1]
+    assert bs.jax_line().startswith("JAX vmap: ")

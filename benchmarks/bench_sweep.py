@@ -1,0 +1,221 @@
+"""Runs per second of the built-in `regimes` sweep (issue 14) at 1 and 2 local workers and on a 2-worker Dask cluster.
+
+Each timed sweep is the real `rnnsim sweep regimes --quiet --out TMP/x.csv [--workers N | --scheduler ADDRESS]`
+(rnnsim.sweep.command, called in this process): validation of every grid point, the backend, the table appended
+and rewritten, all included. The configurations are interleaved in rounds (A B C, then C B A, ...), so a burst of
+load from other processes hits every configuration alike; after one warm-up round (Numba's compile or cache load)
+the median runs/s and its spread (min-max) over the rounds are reported.
+
+    python -m benchmarks.bench_sweep                  # 5 rounds; writes the "Sweeps" section of docs/benchmarks.md
+    python -m benchmarks.bench_sweep --rounds 1 --no-write --no-dask     # a quick check, only prints
+
+Per-run overhead: (sweep wall time x workers - the sum of the rows' `seconds`) / runs, i.e. the time a worker
+spends per run outside the Simulation's own work (for 1 worker: wall time - sum(seconds), over runs). The Dask
+rows use one LocalCluster (2 worker processes, 1 thread each) started once before the rounds and reached by its
+tcp:// address; one extra `--scheduler local` sweep shows the cost of starting a cluster per sweep.
+A JAX vmap column is only measured when `import jax` works (JAX is never a dependency); otherwise one line says
+it is skipped. Progress goes to stderr; tables go to stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+SWEEP = "regimes"
+TARGET_OVERHEAD_MS = 20.0
+TARGET_SPEEDUP = 1.7
+
+
+def log(*args) -> None:
+    print(*args, file=sys.stderr, flush=True)
+
+
+def loadavg() -> str:
+    try:
+        return " ".join(f"{x:.2f}" for x in os.getloadavg())
+    except OSError:
+        return "unknown"
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    import platform
+
+    return platform.processor() or platform.machine()
+
+
+def nproc() -> int:
+    from rnnsim.sweep.backends import default_workers
+
+    return default_workers()
+
+
+def sweep_once(out_dir: Path, tag: str, extra: list[str]) -> dict:
+    """One `rnnsim sweep regimes` through its command, into a fresh table: wall seconds, runs, sum of `seconds`."""
+    from rnnsim.sweep.command import sweep_command
+
+    out = out_dir / f"{tag}-{time.monotonic_ns()}.csv"
+    t0 = time.perf_counter()
+    sweep_command.main([SWEEP, "--quiet", "--out", str(out), *extra], prog_name="rnnsim sweep", standalone_mode=False)
+    wall = time.perf_counter() - t0
+    with out.open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    return {"wall": wall, "runs": len(rows), "run_seconds": sum(float(r["seconds"]) for r in rows),
+            "rows": [{k: v for k, v in r.items() if k != "seconds"} for r in rows]}
+
+
+def summarise(name: str, workers: int, samples: list[dict]) -> dict:
+    rates = [s["runs"] / s["wall"] for s in samples]
+    overheads = [(s["wall"] * workers - s["run_seconds"]) / s["runs"] * 1e3 for s in samples]
+    return {"name": name, "workers": workers, "n": len(samples), "runs": samples[0]["runs"],
+            "rate": statistics.median(rates), "rate_min": min(rates), "rate_max": max(rates),
+            "wall": statistics.median(s["wall"] for s in samples),
+            "overhead_ms": statistics.median(overheads), "overhead_min": min(overheads),
+            "overhead_max": max(overheads)}
+
+
+def table(results: list[dict]) -> str:
+    lines = ["| configuration | rounds | runs | median runs/s | spread (min-max) | median wall s | "
+             "per-run overhead ms (median, min-max) |", "|---|---|---|---|---|---|---|"]
+    for r in results:
+        lines.append(f"| {r['name']} | {r['n']} | {r['runs']} | {r['rate']:.1f} | {r['rate_min']:.1f}-{r['rate_max']:.1f}"
+                     f" | {r['wall']:.2f} | {r['overhead_ms']:.1f} ({r['overhead_min']:.1f}-{r['overhead_max']:.1f}) |")
+    return "\n".join(lines)
+
+
+def verdicts(results: list[dict], ratios: list[float]) -> list[str]:
+    by = {r["name"]: r for r in results}
+    out = []
+    one = by.get("1 local worker")
+    if one is not None:
+        ok = one["overhead_ms"] < TARGET_OVERHEAD_MS
+        out.append(f"- per-run overhead at 1 worker: {one['overhead_ms']:.1f} ms (target < {TARGET_OVERHEAD_MS:g} ms): "
+                   f"{'met' if ok else 'NOT met'}")
+    two = by.get("2 local workers")
+    if one is not None and two is not None:
+        s = two["rate"] / one["rate"]
+        spread = f"; per-round ratios {min(ratios):.2f}-{max(ratios):.2f}x" if ratios else ""
+        out.append(f"- speed-up 2 workers vs 1: {s:.2f}x from the medians (target >= {TARGET_SPEEDUP:g}x): "
+                   f"{'met' if s >= TARGET_SPEEDUP else 'NOT met'}{spread}")
+    dask = by.get("Dask LocalCluster, 2 workers")
+    if one is not None and dask is not None:
+        out.append(f"- Dask 2 workers vs 1 local worker: {dask['rate'] / one['rate']:.2f}x")
+    return out
+
+
+def jax_line() -> str:
+    try:
+        import jax  # noqa: F401
+    except Exception:
+        return "JAX vmap: skipped (`import jax` fails: JAX is not installed; it is never a dependency)."
+    return "JAX vmap: jax is importable but no vmap version of the regimes grid is written yet: skipped."
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rounds", type=int, default=5, help="timed rounds after one warm-up round (default 5)")
+    ap.add_argument("--no-dask", action="store_true", help="leave the Dask configuration out")
+    ap.add_argument("--no-write", action="store_true", help="only print; do not rewrite docs/benchmarks.md")
+    a = ap.parse_args(argv)
+    command = "python -m benchmarks.bench_sweep" + (" " + " ".join(argv if argv is not None else sys.argv[1:])).rstrip()
+    load_before = loadavg()
+    log(f"load average before: {load_before}")
+    cores, cpu = nproc(), cpu_model()
+
+    configs: list[tuple[str, int, list[str]]] = [("1 local worker", 1, ["--workers", "1"]),
+                                                 ("2 local workers", 2, ["--workers", "2"])]
+    cluster = None
+    dask_note = ""
+    if not a.no_dask:
+        try:
+            from dask.distributed import LocalCluster
+        except ImportError:
+            dask_note = "Dask: skipped (dask.distributed is not importable: pip install 'rnnsim[dask]')."
+        else:
+            t0 = time.perf_counter()
+            cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+                                   host="127.0.0.1")
+            log(f"Dask LocalCluster at {cluster.scheduler_address} started in {time.perf_counter() - t0:.2f} s")
+            configs.append(("Dask LocalCluster, 2 workers", 2, ["--scheduler", cluster.scheduler_address]))
+
+    samples: dict[str, list[dict]] = {name: [] for name, _, _ in configs}
+    ratios: list[float] = []
+    reference = None
+    started_local = None
+    try:
+        with tempfile.TemporaryDirectory(prefix="rnnsim-bench-sweep-") as tmp:
+            out_dir = Path(tmp)
+            for r in range(a.rounds + 1):
+                order = configs if r % 2 == 0 else configs[::-1]
+                this_round = {}
+                for name, _, extra in order:
+                    s = sweep_once(out_dir, name.split()[0], extra)
+                    if reference is None:
+                        reference = s["rows"]
+                    elif s["rows"] != reference:
+                        raise SystemExit(f"bench_sweep: the table of {name!r} differs from the first one")
+                    this_round[name] = s
+                    if r > 0:
+                        samples[name].append(s)
+                    log(f"{'warm-up' if r == 0 else f'round {r}'}: {name}: {s['runs']} runs in {s['wall']:.2f} s "
+                        f"({s['runs'] / s['wall']:.1f} runs/s), sum of seconds {s['run_seconds']:.2f} s")
+                if r > 0:
+                    ratios.append(this_round["1 local worker"]["wall"] / this_round["2 local workers"]["wall"])
+            if cluster is not None:
+                cluster.close()
+                cluster = None
+                s = sweep_once(out_dir, "dask-local", ["--scheduler", "local", "--workers", "2"])
+                started_local = s
+                log(f"once: --scheduler local --workers 2 (cluster start included): {s['runs']} runs in "
+                    f"{s['wall']:.2f} s ({s['runs'] / s['wall']:.1f} runs/s)")
+    finally:
+        if cluster is not None:
+            cluster.close()
+    load_after = loadavg()
+    log(f"load average after: {load_after}")
+
+    results = [summarise(name, workers, samples[name]) for name, workers, _ in configs]
+    lines = [
+        f"Command: `{command}` (each sweep: `rnnsim sweep {SWEEP} --quiet --out TMP.csv` plus the configuration's "
+        "options, in this process; the tables go to a temporary folder).",
+        "",
+        f"Machine: {cpu}, nproc {cores}. Load average (1, 5, 15 min) before: {load_before}; after: {load_after}.",
+        "",
+        table(results),
+        "",
+        "Per-run overhead: (wall time x workers - the sum of the rows' `seconds`) / runs: a worker's time per run "
+        "outside the Simulation's own work (1 worker: wall - sum(seconds), over runs). Dask: one LocalCluster "
+        "(2 processes, 1 thread each) started before the rounds, reached by `--scheduler tcp://...`.",
+        "",
+        *verdicts(results, ratios),
+    ]
+    if started_local is not None:
+        lines.append(f"- one `--scheduler local --workers 2` sweep (starting and closing the LocalCluster included): "
+                     f"{started_local['wall']:.2f} s, {started_local['runs'] / started_local['wall']:.1f} runs/s")
+    lines += ["", "Every table was identical to the first (apart from `seconds`)."]
+    lines += [dask_note] if dask_note else []
+    lines.append(jax_line())
+    text = "\n".join(lines)
+    print(text)
+    if not a.no_write:
+        from benchmarks._machine import write_section
+
+        write_section("Sweeps", text)
+        log("wrote the Sweeps section of docs/benchmarks.md")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
