@@ -3,7 +3,7 @@
     rnnsim [SCENARIO] [--set KEY=VALUE ...]     open the TUI (default scenario: vanishing)
     rnnsim run SCENARIO [--iterations N] [--set KEY=VALUE ...] [--out FILE] [--save-weights FILE] [--plot FIGURE]
                [--quiet]
-    rnnsim serve [SCENARIO] [--host 127.0.0.1] [--port 8000]     (rnnsim/serve.py; the `web` extra)
+    rnnsim serve [SCENARIO] [--host 127.0.0.1] [--port 8000]     (rnnsim/tui/serve.py; the `web` extra)
     rnnsim validate FILE...
     rnnsim sweep SWEEP [--out results.csv|.parquet] [--workers N] [--scheduler ADDRESS|local] [--plot F.svg]
     rnnsim list
@@ -213,7 +213,7 @@ def tui_command(scenario: str, overrides: tuple[str, ...]) -> None:
 def run_command(scenario: str, iterations: int | None, overrides: tuple[str, ...], out: str | None,
                 save_weights: str | None, plot: str | None, quiet: bool) -> None:
     """Train SCENARIO without the TUI and print a summary (final loss, gradient decay, clipping, non-finite values)."""
-    from rnnsim import export, out_guard, run_signals, weights
+    from rnnsim import out_guard, run_signals, weights
 
     sc = _load(scenario, overrides)
     if out is not None:
@@ -415,7 +415,7 @@ from rnnsim.sweep.command import sweep_command  # noqa: E402  (imports neither n
 
 cli.add_command(sweep_command)
 
-from rnnsim import serve as _serve  # noqa: E402  (its own module; imports textual_serve only when it runs)
+from rnnsim.tui import serve as _serve  # noqa: E402  (its own module; imports textual_serve only when it runs)
 
 _serve.register(cli, _load, BadInput, Failure)
 

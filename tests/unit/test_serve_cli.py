@@ -10,7 +10,8 @@ import sys
 import pytest
 from click.testing import CliRunner
 
-from rnnsim import applog, serve
+from rnnsim import applog
+from rnnsim.tui import serve
 from rnnsim.cli import cli
 from rnnsim.export import ExportError
 

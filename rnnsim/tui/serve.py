@@ -64,7 +64,7 @@ def visitor_command(scenario: str, overrides: Sequence[str]) -> str:
 
 
 def warm_command(scenario: str, overrides: Sequence[str]) -> list[str]:
-    argv = [sys.executable, "-c", "import sys; from rnnsim.serve import _warm_main; _warm_main(sys.argv[1:])", scenario]
+    argv = [sys.executable, "-c", "import sys; from rnnsim.tui.serve import _warm_main; _warm_main(sys.argv[1:])", scenario]
     for item in overrides:
         argv += ["--set", item]
     return argv
