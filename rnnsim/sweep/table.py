@@ -179,10 +179,7 @@ class Table:
             if text and not text.endswith(b"\n"):  # a run killed mid-line: drop the torn line
                 text = text[: text.rfind(b"\n") + 1]
                 os.ftruncate(fd, len(text))
-            try:
-                lines = list(csv.reader(io.StringIO(text.decode("utf-8"), newline="")))
-            except (UnicodeDecodeError, csv.Error) as exc:
-                raise ExportError(f"{self.journal}: not a table rnnsim sweep wrote ({exc}); use another --out or delete it") from None
+            lines = self._journal_lines(text, "; use another --out or delete it")
             for i, row in read_rows(self.sweep, lines, str(self.journal)).items():
                 rows.setdefault(i, row)
             if not lines:
@@ -203,13 +200,16 @@ class Table:
         if self.journal.exists():
             text = self.journal.read_bytes()
             text = text[: text.rfind(b"\n") + 1]
-            try:
-                lines = list(csv.reader(io.StringIO(text.decode("utf-8"), newline="")))
-            except (UnicodeDecodeError, csv.Error) as exc:
-                raise ExportError(f"{self.journal}: not a table rnnsim sweep wrote ({exc})") from None
-            for i, row in read_rows(self.sweep, lines, str(self.journal)).items():
+            for i, row in read_rows(self.sweep, self._journal_lines(text), str(self.journal)).items():
                 rows.setdefault(i, row)
         return rows
+
+    def _journal_lines(self, text: bytes, advice: str = "") -> list[list[str]]:
+        """The journal's CSV lines; a file that is not UTF-8 CSV is one ExportError line (``advice`` appended)."""
+        try:
+            return list(csv.reader(io.StringIO(text.decode("utf-8"), newline="")))
+        except (UnicodeDecodeError, csv.Error) as exc:
+            raise ExportError(f"{self.journal}: not a table rnnsim sweep wrote ({exc}){advice}") from None
 
     def _check_meta(self) -> None:
         have_table = self.path.exists() or self.journal.exists()
