@@ -10,22 +10,13 @@ import pytest
 
 from rnnsim import Simulation, datasets, load_scenario
 from rnnsim.scenario import Scenario, ScenarioError, task_dims
+from tests.unit.refusal import refusal
 
 
 def scenario(tmp_path, task: str, model: str = 'hidden_size = 4', name="scen.toml"):
     path = tmp_path / name
     path.write_text(f"[scenario]\nseed = 1\n[model]\n{model}\n[task]\n{task}\n", encoding="utf-8")
     return path
-
-
-def refusal(path, *parts):
-    with pytest.raises(ScenarioError) as info:
-        load_scenario(str(path))
-    msg = str(info.value)
-    assert "\n" not in msg and "\x1b" not in msg
-    for part in parts:
-        assert part in msg, msg
-    return msg
 
 
 def seqs(tmp_path, N=10, T=6, D=3, O=2, classes=None, mask=True, name="seqs.npz", **extra):

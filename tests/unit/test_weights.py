@@ -8,7 +8,8 @@ import pytest
 
 from rnnsim import Simulation, load_scenario
 from rnnsim.cells import init_params
-from rnnsim.scenario import Scenario, ScenarioError, task_dims
+from rnnsim.scenario import Scenario, task_dims
+from tests.unit.refusal import refusal
 from rnnsim.weights import expected_shapes
 
 torch = pytest.importorskip("torch")
@@ -20,16 +21,6 @@ def scenario_file(tmp_path, weights, cell="lstm", H=6, extra="", task='kind = "s
     path = tmp_path / "scen.toml"
     path.write_text(text, encoding="utf-8")
     return path
-
-
-def refusal(path, *parts):
-    with pytest.raises(ScenarioError) as info:
-        load_scenario(str(path))
-    msg = str(info.value)
-    assert "\n" not in msg and "\x1b" not in msg
-    for part in parts:
-        assert part in msg, msg
-    return msg
 
 
 @pytest.mark.parametrize("cell", ["rnn", "lstm", "gru", "attention"])
