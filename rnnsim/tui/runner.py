@@ -29,12 +29,36 @@ UI_WAIT = 1.0
 _UPDATE = Unit.UPDATE  # a module global: looking a member up on its Enum class costs ~0.15 µs per step
 
 
+class ExplainRequest:
+    """The explain panel's question to the worker: rnnsim.explain at step ``t`` of A's simulation, answered in the
+    worker (the only thread that touches the Simulation); the panel polls ``done`` on a timer (pull model)."""
+
+    def __init__(self, t: int, sample: int = 0) -> None:
+        self.t, self.sample = t, sample
+        self.done = threading.Event()
+        self.result = None    #: an rnnsim.explain.Explanation
+        self.error: str | None = None
+
+    def run(self, sim) -> None:
+        from rnnsim.explain import explain
+
+        try:
+            if sim is None:
+                self.error = "the simulation is not built yet"
+            else:
+                self.result = explain(sim, self.t, self.sample)
+        except Exception as exc:  # noqa: BLE001 - shown in the panel, not raised in the worker
+            self.error = f"{type(exc).__name__}: {exc}"
+        finally:
+            self.done.set()
+
+
 class Runner:
     """Owns one Play (and the compare view's second one) in a worker thread; the only object that touches them.
 
     Commands (`send(name, *args)`): step [n], play, pause, toggle_play, train, toggle_train,
     reset, new_seed, change (dict of dotted keys), modify (scenario -> dict), load (a Scenario),
-    speed (+1/-1), compare (knob or None), compare_next, noop, stop.
+    speed (+1/-1), compare (knob or None), compare_next, explain (an ExplainRequest), noop, stop.
     """
 
     def __init__(
@@ -249,6 +273,8 @@ class Runner:
             i = COMPARE_KNOBS.index(self._compare_knob) if self._compare_knob in COMPARE_KNOBS else -1
             self._compare_knob = COMPARE_KNOBS[(i + 1) % len(COMPARE_KNOBS)]
             self._sync_b(restart=True)
+        elif name == "explain":
+            args[0].run(self.play.sim if play is not None else None)
         elif name != "noop":
             raise ValueError(f"unknown runner command {name!r}")
 
