@@ -87,11 +87,11 @@ def write_scenario(app: Any, folder: str | os.PathLike[str] | None = None) -> st
     note = ""
     if pending is not None:
         changed = ", ".join(f"{k}={v}" for k, v in scenario_diff(running, pending).items()) or "none"
-        note = f"; includes the pending change {changed} (applies at the next iteration)"
+        note = f", pending included: {changed}"
     if getattr(app, "is_web", False):
         name = f"{scenario_file_stem(sc)}.toml"
         app.deliver_text(io.StringIO(sc.to_toml(absolute=True)), save_filename=name, mime_type="application/toml")
-        message = f"scenario {name}: sent to the browser as a download{note}"
+        message = f"scenario {name} sent to the browser (a download){note}"
     else:
         try:
             path = write(sc, folder)
@@ -100,7 +100,7 @@ def write_scenario(app: Any, folder: str | os.PathLike[str] | None = None) -> st
             _show(app, message, error=True)
             return message
         here = path.parent.resolve() == Path.cwd().resolve()
-        message = f"scenario written: {path.name}" + (" (current folder)" if here else f" in {path.parent}") + note
+        message = "wrote " + (f"./{path.name}" if here else os.fspath(path)) + note
     _show(app, message)
     return message
 
