@@ -85,7 +85,9 @@ def format_line(ln: Line) -> list[str]:
         return [f"{ln.label}: {prefix}{ln.text}" if ln.label else f"{prefix}{ln.text}"]
     out = [f"{ln.label}" + (f" = {ln.formula}" if ln.formula else "")]
     plugged = ", ".join(f"{s} = {num(v)}" for s, v in ln.values)
-    if plugged or ln.result is not None:
+    if not plugged and ln.result is not None:
+        out[0] += f" = {num(ln.result)}"
+    elif plugged:
         out.append("    " + plugged + (f"  →  {num(ln.result)}" if ln.result is not None else ""))
     if ln.text:
         out.append("    " + ln.text)
@@ -281,13 +283,13 @@ def _rnn(sim, t, b, h, updated, add) -> None:
         lnn = _sigma_max(dln)
         add(Line("formula", "‖J_t‖ bound (includes the LN Jacobian)",
                  f"{dname} · ‖∂LN/∂a_t‖ · σ_max(W_hh)", ((dname, dmax), ("‖∂LN/∂a_t‖", lnn), ("σ_max(W_hh)", smax)),
-                 dmax * lnn * smax, text=f"J_t = diag({phi}′) · ∂LN/∂a_t · W_hh; ‖J_t‖ = {num(jn)} (sample {b}); "
-                                         f"LN rescales by rstd = {num(rstd)}", key="jacobian_bound"))
+                 dmax * lnn * smax, text=f"J_t = diag({phi}′) · ∂LN/∂a_t · W_hh; LN rescales by rstd = "
+                                         f"{num(rstd)}", key="jacobian_bound"))
     else:
         add(Line("formula", "‖J_t‖ ≤ bound", f"σ_max(W_hh) · {dname}", (("σ_max(W_hh)", smax), (dname, dmax)),
-                 smax * dmax, text=f"J_t = diag({phi}′(h_t)) W_hh = ∂h_t/∂h_{{t−1}}: ‖J_t‖ = {num(jn)} "
-                                   f"(sample {b}; the plot's ‖J‖ is the mean of 8)", key="jacobian_bound"))
-    add(Line("formula", f"‖J_t‖ of sample {b}", "σ_max(∂h_t/∂h_{t−1})", (), jn, key="jacobian"))
+                 smax * dmax, text=f"J_t = ∂h_t/∂h_{{t−1}} = diag({phi}′(h_t)) W_hh", key="jacobian_bound"))
+    add(Line("formula", f"‖J_t‖ of sample {b}", "σ_max(∂h_t/∂h_{t−1})", (), jn,
+             text="the plot's ‖J‖ is the mean of 8 samples", key="jacobian"))
 
 
 def _gate(ws, t, k, H):

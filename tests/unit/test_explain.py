@@ -212,11 +212,28 @@ def test_non_finite_values_are_named_not_raised():
     for t in range(0, sim.T, 7):
         text = "\n".join(explain(sim, t).text_lines())
         assert "non-finite" in text
-    sim2 = Simulation(load_scenario("exploding").with_changes({"model.recurrent_scale": 3.0, "task.length": 400}))
+    sim2 = Simulation(load_scenario("exploding").with_changes({"model.recurrent_scale": 3.0, "task.length": 800}))
     sim2.forward()
     sim2.backward()
-    text = "\n".join(explain(sim2, 0).text_lines())
-    assert "not finite" in text or "inf" in text
+    assert sim2.sentinel is not None and sim2.sentinel.array == "hidden"  # h overflowed
+    text = "\n".join(explain(sim2, sim2.T - 10).text_lines())
+    assert "max|h_t| = +inf (not finite)" in text and "NaN (not finite)" in text
+
+
+@pytest.mark.parametrize("name", ["lstm", "gru", "layernorm"])
+def test_identity_in_chunked_mode(name, monkeypatch):
+    """Chunked mode keeps no gates (they are recomputed per step): the same numbers come out."""
+    from rnnsim.kernels import config as tunables
+
+    monkeypatch.setattr(tunables, "CACHE_LIMIT", -1)
+    monkeypatch.setattr(tunables, "CHUNK_STEPS", 3)
+    sim = _sim(CELLS[name])
+    assert sim.workspace.K == 3
+    for t in range(sim.T):
+        line = explain(sim, t, 2).line("identity")
+        assert line.result == pytest.approx(np.linalg.norm(sim.grad_hidden[2, t]), rel=1e-12, abs=1e-300)
+    sim.apply_update()
+    assert explain(sim, 3).line("jacobian").kind == "missing"   # chunked gates would be recomputed from new weights
 
 
 def test_number_words():

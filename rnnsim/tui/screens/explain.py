@@ -40,7 +40,8 @@ class ExplainScreen(SafeModal):
         with Vertical():
             yield Static(f"explain t = {self.t}  (↑↓ PgUp PgDn scroll; e or esc closes)", id="explain-title")
             with VerticalScroll(id="explain-scroll"):
-                yield Static("computing… (the worker answers between steps)", id="explain-body")
+                yield Static("computing… (the worker answers after the keys pressed before e; loading kernels takes "
+                             "seconds on a first run)", id="explain-body")
 
     def on_mount(self) -> None:
         self.query_one("#explain-scroll").focus()
