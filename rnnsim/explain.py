@@ -226,6 +226,11 @@ def _cell_lines(sim, t, b, fw, updated, chunked, add) -> None:
                  else "no forward pass yet (press n or space)", key="forward"))
         return
     h = ws.h[t, b].astype(np.float64)
+    bad = int((~np.isfinite(ws.h[t])).sum())
+    if bad:
+        add(Line("note", "h_t not finite", key="h_nonfinite",
+                 text=f"{bad} of the batch's {ws.h[t].size} values of h_t are NaN or inf (sample {b}: "
+                      f"{int((~np.isfinite(h)).sum())}); the numbers below that use them are NaN or inf too"))
     if name == "rnn":
         _rnn(sim, t, b, h, updated, add)
     elif name in ("lstm", "gru"):

@@ -27,6 +27,12 @@ async def _wait_answer(pilot, screen, rounds=200):
     raise AssertionError("the explain panel got no answer")
 
 
+def _body_text(screen) -> str:
+    """The panel's text as drawn (one string per screen row, joined by newlines)."""
+    body = screen.query_one("#explain-body")
+    return "\n".join(s.text for s in body.render_lines(Region(0, 0, body.size.width, body.size.height)))
+
+
 def _squash(text: str) -> str:
     return "".join(text.split())
 
@@ -74,8 +80,33 @@ async def test_e_before_any_pass_names_what_is_missing(small):
         await settle(app, pilot)
         await pilot.press("e")
         await _wait_answer(pilot, app.screen)
-        text = str(app.screen.query_one("#explain-body").render())
-        assert "not there yet" in text and "no forward pass yet" in text
+        text = _squash(_body_text(app.screen))
+        assert _squash("not there yet") in text and _squash("no forward pass yet") in text
+        await pilot.press("escape")
+
+
+async def test_e_after_the_sentinel_says_not_finite(small):
+    """A network that overflowed: the panel writes NaN/inf as such and names the sentinel, it does not crash."""
+    blown = small.with_changes({"model.activation": "relu", "model.init": "identity", "model.recurrent_scale": 60.0,
+                                "task.length": 200})
+    app = RnnsimApp(blown)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        app.runner.send("step", 200)                  # the forward pass overflows part way
+        await settle(app, pilot)
+        assert app.runner.sim.sentinel is not None
+        t = app.runner.sim.sentinel.t                  # the step where h overflowed: the last one done
+        assert t is not None and app.runner.sim.t == t + 1
+        for _ in range(t // 10):
+            await pilot.press("greater_than_sign")
+        for _ in range(t % 10):
+            await pilot.press("full_stop")
+        assert app.cursor == t
+        await pilot.press("e")
+        await _wait_answer(pilot, app.screen)
+        text = _squash(_body_text(app.screen))
+        assert _squash("non-finite value in hidden") in text and _squash("values of h_t are NaN or inf") in text
+        assert app._exception is None
         await pilot.press("escape")
 
 

@@ -218,6 +218,8 @@ def test_non_finite_values_are_named_not_raised():
     assert sim2.sentinel is not None and sim2.sentinel.array == "hidden"  # h overflowed
     text = "\n".join(explain(sim2, sim2.T - 10).text_lines())
     assert "max|h_t| = +inf (not finite)" in text and "NaN (not finite)" in text
+    bad = int((~np.isfinite(sim2.hidden[:, sim2.T - 10])).sum())
+    assert bad and f"{bad} of the batch's {sim2.B * sim2.H} values of h_t are NaN or inf" in text
 
 
 @pytest.mark.parametrize("name", ["lstm", "gru", "layernorm"])
