@@ -112,13 +112,13 @@ def _sigma_max(M) -> float:
     return float(np.linalg.svd(M, compute_uv=False)[0]) if M.size else 0.0
 
 
-def readout_gradient(sim, t: int, b: int) -> np.ndarray:
+def readout_gradient(sim, t: int, b: int, params=None) -> np.ndarray:
     """∂ℓ/∂h_t of sample b through the readout (not through the recurrence), recomputed from dL/dout and the
     readout weights: dout_t W_o for the linear readout; with the attention readout also every later output that
     reads h_t as key and value, and h_t as the query (the readout's backward, in plain NumPy)."""
-    H = sim.H
+    H, P = sim.H, sim.params if params is None else params
     dout = sim._dout[:, b].astype(np.float64)                    # (T, O): dL/dout_t
-    W = sim.params["readout.weight"].astype(np.float64)
+    W = P["readout.weight"].astype(np.float64)
     if not sim.attention_readout:
         return dout[t] @ W
     ws = sim.workspace
@@ -128,10 +128,10 @@ def readout_gradient(sim, t: int, b: int) -> np.ndarray:
     dc = dout @ W[:, H:]
     dq, dk, dv = reference_attend_backward(q[:, None], h[:, None], h[:, None], alpha[:, None], dc[:, None])
     direct = dout[t] @ W[:, :H]
-    return direct + dk[t, 0] + dv[t, 0] + dq[t, 0] @ sim.params["attn.query.weight"].astype(np.float64)
+    return direct + dk[t, 0] + dv[t, 0] + dq[t, 0] @ P["attn.query.weight"].astype(np.float64)
 
 
-def recurrent_gradient(sim, t: int, b: int) -> np.ndarray:
+def recurrent_gradient(sim, t: int, b: int, params=None) -> np.ndarray:
     """J_{t+1}ᵀ dL/ds_{t+1}, its h part: what reaches h_t of sample b from step t+1 (zero at t = T−1 and for the
     attention cell). J_{t+1} = ∂s_{t+1}/∂s_t is the cell's step Jacobian; s = h, or (h, c) for the LSTM, whose
     dL/dc_{t+1} (with h_{t+1} held: the cell-state carry) is rebuilt from grad_hidden and the gates, t = T−1 down."""
@@ -139,7 +139,8 @@ def recurrent_gradient(sim, t: int, b: int) -> np.ndarray:
     ws, H, T = sim.workspace, sim.H, sim.T
     if not cell.STATE or t == T - 1:
         return np.zeros(H)
-    J = cell.step_jacobian(ws, sim.params, sim.scenario.model, t + 1, slice(b, b + 1))[0]
+    P = sim.params if params is None else params
+    J = cell.step_jacobian(ws, P, sim.scenario.model, t + 1, slice(b, b + 1))[0]
     g = ws.dh[t + 1, b].astype(np.float64)
     if sim.cell_name != "lstm":
         return J.T @ g
@@ -153,9 +154,33 @@ def recurrent_gradient(sim, t: int, b: int) -> np.ndarray:
     return (J.T @ np.concatenate([g, carry]))[:H]
 
 
+class PassWeights:
+    """Copies of the parameters a pass used, taken just before the update that ends its iteration (``keep``), and
+    handed back (``get``) only while they still belong to the arrays on show: the same parameter arrays (no
+    rebuild since), one update later, between iterations."""
+
+    def __init__(self) -> None:
+        self._copy: dict | None = None
+        self._ref = None
+        self._iteration = -1
+
+    def keep(self, sim) -> None:
+        self._copy = {k: v.copy() for k, v in sim.params.items()}
+        self._ref, self._iteration = sim.params, sim.iteration
+
+    def get(self, sim) -> dict | None:
+        ok = (self._copy is not None and self._ref is sim.params and sim.iteration == self._iteration + 1
+              and sim.phase == Phase.IDLE)
+        return self._copy if ok else None
+
+
 # ------------------------------------------------------------------------------------------------ explain
-def explain(sim, t: int, b: int = 0) -> Explanation:
-    """Every number the Dynamics view shows at step t, as formulas with values, for sample b."""
+def explain(sim, t: int, b: int = 0, pass_params: dict | None = None) -> Explanation:
+    """Every number the Dynamics view shows at step t, as formulas with values, for sample b.
+
+    ``pass_params``: copies of the parameters the last pass used (kept by the caller before the update, see
+    :class:`PassWeights`), so that after an update the Jacobians and the readout's gradient can still be written;
+    without them those numbers are named as missing."""
     T = sim.T
     t = min(max(int(t), 0), T - 1)
     b = min(max(int(b), 0), sim.B - 1)
@@ -167,19 +192,25 @@ def explain(sim, t: int, b: int = 0) -> Explanation:
     bw = sim.bt > 0 and t >= T - sim.bt           # BPTT has written step t
     updated = sim.phase == Phase.IDLE and sim.t > 0
     chunked = bool(getattr(sim.workspace, "K", 0))
+    P = sim.params
+    if updated and pass_params is not None and not (chunked and cell.G > 1):   # chunked gates: current weights
+        P, updated = pass_params, False
     add(Line("note", "", text=f"step t = {t} (of 0..{T - 1}), sample {b} of {sim.B} (the heatmap's), "
                               f"{cell.describe(m)}, iteration {sim.iteration}, phase {str(sim.phase)}"))
     if sim.sentinel is not None:
         add(Line("note", "non-finite", text=f"{sim.sentinel}; numbers after it are NaN or inf and shown as such",
                  key="sentinel"))
+    if P is not sim.params:
+        add(Line("note", "weights", key="pass_weights",
+                 text="those the pass used, kept before the update that followed it (Pascanu: the current W_hh)"))
     with np.errstate(all="ignore"):
-        _gradient(sim, t, b, bw, updated, add)
-        _cell_lines(sim, t, b, fw, updated, chunked, add)
+        _gradient(sim, t, b, bw, updated, add, P)
+        _cell_lines(sim, t, b, fw, updated, chunked, add, P)
         _pascanu(sim, add)
     return Explanation(t, lines)
 
 
-def _gradient(sim, t, b, bw, updated, add) -> None:
+def _gradient(sim, t, b, bw, updated, add, P) -> None:
     T, ws = sim.T, sim.workspace
     add(Line("heading", "gradient ‖dL/dh_t‖ (BPTT runs from t = T−1 down to 0)"))
     if not bw:
@@ -198,8 +229,8 @@ def _gradient(sim, t, b, bw, updated, add) -> None:
     if updated:
         add(Line("missing", "‖J_{t+1}ᵀ dL/dh_{t+1} + ∂ℓ_t/∂h_t‖", text=NEEDS_WEIGHTS, key="identity"))
         return
-    readout = readout_gradient(sim, t, b)
-    rec = recurrent_gradient(sim, t, b)
+    readout = readout_gradient(sim, t, b, P)
+    rec = recurrent_gradient(sim, t, b, P)
     total = _norm(rec + readout)
     jac = ("J_{t+1} = ∂(h,c)_{t+1}/∂(h,c)_t, with dL/dc_{t+1}" if sim.cell_name == "lstm"
            else "J_{t+1} = ∂h_{t+1}/∂h_t")
@@ -217,7 +248,7 @@ def _gradient(sim, t, b, bw, updated, add) -> None:
     add(Line("note", "∂ℓ_t/∂h_t", text=where))
 
 
-def _cell_lines(sim, t, b, fw, updated, chunked, add) -> None:
+def _cell_lines(sim, t, b, fw, updated, chunked, add, P) -> None:
     ws = sim.workspace
     name = sim.cell_name
     add(Line("heading", "the step at t (forward pass)"))
@@ -232,16 +263,16 @@ def _cell_lines(sim, t, b, fw, updated, chunked, add) -> None:
                  text=f"{bad} of the batch's {ws.h[t].size} values of h_t are NaN or inf (sample {b}: "
                       f"{int((~np.isfinite(h)).sum())}); the numbers below that use them are NaN or inf too"))
     if name == "rnn":
-        _rnn(sim, t, b, h, updated, add)
+        _rnn(sim, t, b, h, updated, add, P)
     elif name in ("lstm", "gru"):
-        if updated and chunked:
+        if chunked and sim.phase == Phase.IDLE and sim.t > 0:
             add(Line("missing", "gates", text="chunked mode recomputes the gates from the weights: " + NEEDS_WEIGHTS))
         else:
             (_lstm if name == "lstm" else _gru)(sim, t, b, h, add)
         if updated:
             add(Line("missing", "‖J_t‖", text=NEEDS_WEIGHTS, key="jacobian"))
         else:
-            J = CELLS[name].step_jacobian(ws, sim.params, sim.scenario.model, t, slice(b, b + 1))[0]
+            J = CELLS[name].step_jacobian(ws, P, sim.scenario.model, t, slice(b, b + 1))[0]
             s = "(h,c)" if name == "lstm" else "h"
             add(Line("formula", f"‖J_t‖ of sample {b}", f"σ_max(∂{s}_t/∂{s}_{{t−1}})", (), _sigma_max(J),
                      text="the plot's ‖J‖ is the mean of 8 samples", key="jacobian"))
@@ -258,7 +289,7 @@ def _cell_lines(sim, t, b, fw, updated, chunked, add) -> None:
                  key="path"))
 
 
-def _rnn(sim, t, b, h, updated, add) -> None:
+def _rnn(sim, t, b, h, updated, add, P) -> None:
     m, ws = sim.scenario.model, sim.workspace
     relu = m.activation == "relu"
     phi = "relu" if relu else "tanh"
@@ -276,15 +307,15 @@ def _rnn(sim, t, b, h, updated, add) -> None:
     if updated:
         add(Line("missing", "‖J_t‖ and its bound", text=NEEDS_WEIGHTS, key="jacobian"))
         return
-    W = sim.params["weight_hh"].astype(np.float64)
+    W = P["weight_hh"].astype(np.float64)
     smax = _sigma_max(W)
-    J = CELLS["rnn"].step_jacobian(ws, sim.params, m, t, slice(b, b + 1))[0]
+    J = CELLS["rnn"].step_jacobian(ws, P, m, t, slice(b, b + 1))[0]
     jn = _sigma_max(J)
     if m.layernorm:
         ahat = ws.ahat[t, b].astype(np.float64)
         rstd = float(ws.rstd[t, b])
         Hn = len(h)
-        dln = rstd * (np.eye(Hn) - 1.0 / Hn - np.outer(ahat, ahat) / Hn) * sim.params["ln.weight"][:, None]
+        dln = rstd * (np.eye(Hn) - 1.0 / Hn - np.outer(ahat, ahat) / Hn) * P["ln.weight"][:, None]
         lnn = _sigma_max(dln)
         add(Line("formula", "‖J_t‖ bound (includes the LN Jacobian)",
                  f"{dname} · ‖∂LN/∂a_t‖ · σ_max(W_hh)", ((dname, dmax), ("‖∂LN/∂a_t‖", lnn), ("σ_max(W_hh)", smax)),

@@ -74,6 +74,29 @@ async def test_e_opens_the_panel_fits_80x24_and_closes(small):
         assert not isinstance(app.screen, ExplainScreen) and len(app.screen_stack) == 1
 
 
+@pytest.mark.parametrize("how", ["steps", "train"])
+async def test_e_after_an_update_uses_the_weights_the_pass_used(small, how):
+    app = RnnsimApp(small)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        if how == "steps":
+            app.runner.send("step", 20 + 20 + 1)  # forward, BPTT, the update (Runner._step)
+        else:
+            app.runner.send("train")              # whole iterations (Runner._train_one), then pause
+            await pilot.pause(0.3)
+            app.runner.send("pause")
+        frame = await settle(app, pilot)
+        assert frame.phase == "idle" and frame.iteration >= 1
+        await pilot.press("e")
+        await _wait_answer(pilot, app.screen)
+        expl = app.screen.request.result
+        assert expl.line("pass_weights").kind == "note"
+        sim = app.runner.sim
+        assert expl.line("identity").result == pytest.approx(np.linalg.norm(sim.grad_hidden[0, 0]), rel=1e-12)
+        assert _squash("kept before the update") in _squash(_body_text(app.screen))
+        await pilot.press("escape")
+
+
 async def test_e_before_any_pass_names_what_is_missing(small):
     app = RnnsimApp(small)
     async with app.run_test(size=SIZE) as pilot:

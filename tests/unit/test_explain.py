@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from rnnsim import Simulation, load_scenario
-from rnnsim.explain import NEEDS_WEIGHTS, explain, format_line, num
+from rnnsim.explain import NEEDS_WEIGHTS, PassWeights, explain, format_line, num
 from tests.unit.conftest import small_scenario
 
 CELLS = {
@@ -243,3 +243,23 @@ def test_number_words():
     from rnnsim.explain import Line
 
     assert format_line(Line("missing", "x", text="why")) == ["x: not there yet: why"]
+
+
+@pytest.mark.parametrize("name", ["rnn", "layernorm", "lstm", "gru", "attention-readout"])
+def test_weights_kept_before_the_update_bring_the_numbers_back(name):
+    sim = _sim(CELLS[name])
+    kept = PassWeights()
+    kept.keep(sim)
+    J_before = explain(sim, 4).line("jacobian").result
+    sim.apply_update()
+    assert any(not np.array_equal(v, kept.get(sim)[k]) for k, v in sim.params.items())   # the update moved them
+    for t in range(sim.T):
+        e = explain(sim, t, 1, kept.get(sim))
+        assert e.line("pass_weights").kind == "note"
+        assert e.line("identity").result == pytest.approx(np.linalg.norm(sim.grad_hidden[1, t]), rel=1e-12,
+                                                          abs=1e-300)
+    assert explain(sim, 4, 0, kept.get(sim)).line("jacobian").result == pytest.approx(J_before, rel=1e-12)
+    sim.step_forward()                         # a new pass: the kept weights no longer belong to what is shown
+    assert kept.get(sim) is None
+    sim.reset()
+    assert kept.get(sim) is None
