@@ -111,6 +111,55 @@ def _atomic_write(p: Path, write: Callable[[Any], Any]) -> None:
         os.replace(tmp, p)
 
 
+def scenario_file_stem(sc) -> str:
+    """``rnnsim-<scenario>``: the built-in's or file's name the scenario came from, else its title, as a slug."""
+    source = sc.source.split(" (override")[0]
+    word = Path(source).stem if source and not source.startswith("<") else sc.scenario.name
+    slug = "".join(ch if ch.isalnum() else "-" for ch in word.lower().encode("ascii", "ignore").decode())
+    slug = "-".join(part for part in slug.split("-") if part)[:40].strip("-") or "scenario"
+    return f"rnnsim-{slug}"
+
+
+def write_scenario(sc, folder: str | os.PathLike[str] | None = None) -> Path:
+    """Write ``sc`` as TOML to a new file ``rnnsim-<scenario>-<n>.toml`` in ``folder`` (default: the current one),
+    the first n from 1 that is free: never over an existing file (written beside it, then hard-linked into place,
+    which fails rather than replace). ``model.weights`` and ``task.path`` are rewritten relative to ``folder``, so
+    the file loads from there. Raises ExportError (one line) when the folder cannot be written."""
+    where = Path(folder) if folder is not None else Path.cwd()
+    text = sc.to_toml(folder=where).encode("utf-8")
+    stem = scenario_file_stem(sc)
+    umask = os.umask(0)
+    os.umask(umask)
+    for n in range(1, 100_000):
+        target = where / f"{stem}-{n}.toml"
+        if os.path.lexists(target):
+            continue
+        try:
+            with _temp_beside(target) as (f, tmp):
+                f.write(text)
+                f.flush()
+                os.fsync(f.fileno())
+                os.chmod(tmp, 0o666 & ~umask)
+                f.close()
+                try:
+                    os.link(tmp, target)     # atomic, and refuses an existing name
+                except FileExistsError:
+                    os.unlink(tmp)
+                    continue
+                except OSError:              # no hard links here (some network or FAT folders)
+                    if os.path.lexists(target):
+                        os.unlink(tmp)
+                        continue
+                    os.replace(tmp, target)
+                else:
+                    os.unlink(tmp)
+        except OSError as exc:
+            raise ExportError(f"{os.fspath(where)}: cannot write the scenario file {target.name} here: "
+                              f"{exc.strerror or exc} (is the folder writable?)") from None
+        return target
+    raise ExportError(f"{os.fspath(where)}: no free name {stem}-<n>.toml (n up to 99999)")
+
+
 def _clean_float(x: float) -> float | str:
     if math.isnan(x):
         return "nan"

@@ -313,12 +313,28 @@ class Scenario(BaseModel):
         """Plain nested dict ``{section: {key: value}}`` (``forget_bias`` may be None)."""
         return self.model_dump()
 
-    def to_toml(self) -> str:
-        """The scenario as TOML text that loads back to an equal Scenario (None values are omitted)."""
+    def to_toml(self, folder: str | os.PathLike[str] | None = None, absolute: bool = False) -> str:
+        """The scenario as TOML text that loads back to an equal Scenario (None values are omitted).
+
+        ``model.weights`` and ``task.path`` are relative to the scenario file's folder. Written as they are by
+        default (the text then belongs in that folder); with ``folder``, a relative one is rewritten relative to
+        ``folder`` (where the text will be saved; unchanged when that is the scenario's own folder); with
+        ``absolute``, it becomes an absolute path. A scenario built in memory counts the current folder as its own.
+        """
         from rnnsim.scenario import _toml_value as toml_value
 
+        data = self.to_dict()
+        if folder is not None or absolute:
+            own = os.path.abspath(self._base_dir or os.curdir)
+            there = os.path.abspath(os.fspath(folder)) if folder is not None else None
+            for section, key in (("model", "weights"), ("task", "path")):
+                value = data[section][key]
+                if value is None or os.path.isabs(value) or (there == own and not absolute):
+                    continue
+                full = os.path.normpath(os.path.join(own, value))
+                data[section][key] = full if absolute or there is None else _relative(full, there)
         lines: list[str] = []
-        for section, values in self.to_dict().items():
+        for section, values in data.items():
             if lines:
                 lines.append("")
             lines.append(f"[{section}]")
@@ -432,6 +448,14 @@ _SECTIONS: dict[str, type[BaseModel]] = {
     "lesson": LessonSection,
 }
 
+
+
+def _relative(path: str, folder: str) -> str:
+    """``path`` relative to ``folder``; absolute when there is no relative way (another drive)."""
+    try:
+        return os.path.relpath(path, folder)
+    except ValueError:
+        return path
 
 
 def _did_you_mean(word: str, choices: list[str]) -> str:

@@ -369,6 +369,15 @@ class RnnsimApp(App):
     def action_screenshot(self) -> None:
         capture.take_screenshot(self)
 
+    def action_write_scenario(self) -> None:
+        capture.write_scenario(self)
+
+    def action_explain(self) -> None:
+        from .screens.explain import ExplainScreen
+
+        T = self.frame.T if self.frame is not None and self.frame.T else 1
+        self.push_screen(ExplainScreen(self.runner, min(self.cursor, T - 1)))
+
     def pop_screen(self):
         """Textual's pop_screen, except that a stale close (a dialog dismissed by a message still queued after it
         was closed, as in a key burst) cannot pop the main screen: with one screen left it does nothing."""

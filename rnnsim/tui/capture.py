@@ -1,4 +1,4 @@
-"""ctrl+s: an SVG screenshot of the current screen.
+"""ctrl+s: an SVG screenshot of the current screen; w: the current scenario as a TOML file.
 
 In a terminal it is written to the current folder as ``rnnsim-<scenario>-<view>-<date>-<time>.svg`` (a new name if
 that exists; written to a temporary file and renamed, so no half file is left); in a browser session (``rnnsim
@@ -65,6 +65,42 @@ def take_screenshot(app: Any, folder: str | os.PathLike[str] | None = None) -> s
             return message
         here = where.resolve() == Path.cwd().resolve()
         message = f"screenshot saved: {name}" + (" (current folder)" if here else f" in {where}")
+    _show(app, message)
+    return message
+
+
+def write_scenario(app: Any, folder: str | os.PathLike[str] | None = None) -> str:
+    """w: the scenario as the next iteration will run it (the pending change applied, when there is one) to a new
+    ``rnnsim-<scenario>-<n>.toml`` in the current folder (rnnsim.export.write_scenario), or, in a browser session,
+    delivered as a download (weights and data paths then absolute). Returns the status-line message."""
+    import io
+
+    from rnnsim import safe_text
+    from rnnsim.export import ExportError, scenario_file_stem
+    from rnnsim.export import write_scenario as write
+    from rnnsim.play import scenario_diff
+
+    frame = app.runner.frame
+    running = frame.scenario if frame.ready and frame.scenario is not None else app.scenario
+    pending = frame.pending if frame.ready else None
+    sc = pending if pending is not None else running
+    note = ""
+    if pending is not None:
+        changed = ", ".join(f"{k}={v}" for k, v in scenario_diff(running, pending).items()) or "none"
+        note = f", pending included: {changed}"
+    if getattr(app, "is_web", False):
+        name = f"{scenario_file_stem(sc)}.toml"
+        app.deliver_text(io.StringIO(sc.to_toml(absolute=True)), save_filename=name, mime_type="application/toml")
+        message = f"scenario {name} sent to the browser (a download){note}"
+    else:
+        try:
+            path = write(sc, folder)
+        except ExportError as exc:
+            message = "scenario not written: " + safe_text.one_line(str(exc))
+            _show(app, message, error=True)
+            return message
+        here = path.parent.resolve() == Path.cwd().resolve()
+        message = "wrote " + (f"./{path.name}" if here else os.fspath(path)) + note
     _show(app, message)
     return message
 

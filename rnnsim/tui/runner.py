@@ -16,6 +16,7 @@ import threading
 import time
 from typing import Callable
 
+from rnnsim.explain import PassWeights
 from rnnsim.play import Change, Phase, Play, Unit, changes_model
 
 from .frames import DEFAULT_SPEED_INDEX, SPEEDS, Frame, History, build_frame, compare_frame, speed_label
@@ -27,6 +28,31 @@ BURST = 0.01  # seconds of stepping at max speed between checks of the queue and
 #: importing numba holds the GIL for most of ~0.8 s and would otherwise delay that first paint
 UI_WAIT = 1.0
 _UPDATE = Unit.UPDATE  # a module global: looking a member up on its Enum class costs ~0.15 µs per step
+_BACKWARD_DONE = Phase.BACKWARD_DONE
+
+
+class ExplainRequest:
+    """The explain panel's question to the worker: rnnsim.explain at step ``t`` of A's simulation, answered in the
+    worker (the only thread that touches the Simulation); the panel polls ``done`` on a timer (pull model)."""
+
+    def __init__(self, t: int, sample: int = 0) -> None:
+        self.t, self.sample = t, sample
+        self.done = threading.Event()
+        self.result = None    #: an rnnsim.explain.Explanation
+        self.error: str | None = None
+
+    def run(self, sim, pass_params=None) -> None:
+        from rnnsim.explain import explain
+
+        try:
+            if sim is None:
+                self.error = "the simulation is not built yet"
+            else:
+                self.result = explain(sim, self.t, self.sample, pass_params)
+        except Exception as exc:  # noqa: BLE001 - shown in the panel, not raised in the worker
+            self.error = f"{type(exc).__name__}: {exc}"
+        finally:
+            self.done.set()
 
 
 class Runner:
@@ -34,7 +60,7 @@ class Runner:
 
     Commands (`send(name, *args)`): step [n], play, pause, toggle_play, train, toggle_train,
     reset, new_seed, change (dict of dotted keys), modify (scenario -> dict), load (a Scenario),
-    speed (+1/-1), compare (knob or None), compare_next, noop, stop.
+    speed (+1/-1), compare (knob or None), compare_next, explain (an ExplainRequest), noop, stop.
     """
 
     def __init__(
@@ -77,6 +103,7 @@ class Runner:
         self._next_step_at = 0.0
         self._history = History()
         self._history_b = History()
+        self._pass_weights = PassWeights()  # the parameters of the last pass, kept for the explain panel
 
     sim = property(lambda self: None if self.play is None else self.play.sim, doc="A's Simulation")
     sim_b = property(lambda self: None if self.play_b is None else self.play_b.sim, doc="B's (compare view)")
@@ -249,6 +276,9 @@ class Runner:
             i = COMPARE_KNOBS.index(self._compare_knob) if self._compare_knob in COMPARE_KNOBS else -1
             self._compare_knob = COMPARE_KNOBS[(i + 1) % len(COMPARE_KNOBS)]
             self._sync_b(restart=True)
+        elif name == "explain":
+            sim = self.play.sim if play is not None else None
+            args[0].run(sim, self._pass_weights.get(sim) if sim is not None else None)
         elif name != "noop":
             raise ValueError(f"unknown runner command {name!r}")
 
@@ -344,6 +374,8 @@ class Runner:
         """One unit of play on A and on B (see Play.advance); A's pending change waits until B did its update.
         Returns whether a simulation can still step (as _alive_sims, without a second call per step)."""
         play = self.play
+        if play.sim.phase is _BACKWARD_DONE:  # the next unit is the update: keep the pass's weights (explain)
+            self._pass_weights.keep(play.sim)
         unit = play.advance(False)  # settle=False: a pending change waits for B's update (below)
         b = self.play_b
         if b is not None and b.advance() is _UPDATE and unit is None:
@@ -361,6 +393,7 @@ class Runner:
         """One whole iteration on A and B (finishing a pass that is under way): forward, BPTT, update."""
         play = self.play
         dead = play.sim.sentinel is not None  # then only B (compare view) still runs
+        self._pass_weights.keep(play.sim)  # the weights this iteration's pass runs with (explain, after the update)
         self._steps_done += play.iterate(settle=False)
         if self.play_b is not None:
             self.play_b.iterate()

@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 import time
+import tomllib
 import urllib.request
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -258,6 +259,13 @@ def test_browser_shows_the_app_takes_keys_and_screenshots(server):
             shot.wait_for_load_state()
             assert "/download/" in shot.url
             svg = shot.content()
+            # w: the scenario as TOML, delivered to the browser as a download (deliver_text), not saved on the server
+            page.bring_to_front()
+            page.click("#terminal")
+            with page.expect_download(timeout=60_000) as download:
+                page.keyboard.press("w")
+            toml_text = Path(download.value.path()).read_text(encoding="utf-8")
+            toml_name = download.value.suggested_filename
         finally:
             browser.close()
     start = svg.find("<svg")
@@ -265,3 +273,6 @@ def test_browser_shows_the_app_takes_keys_and_screenshots(server):
     text = "".join(root.itertext()).replace("\xa0", " ")
     assert "‖dL/dh_t‖" in text and "t 3/20" in text  # the Dynamics view after three steps
     assert not list(Path(server["folder"]).glob("*.svg"))  # delivered to the browser, not saved on the server
+    assert toml_name.startswith("rnnsim-") and toml_name.endswith(".toml")
+    assert tomllib.loads(toml_text)["task"]["length"] == 20
+    assert not list(Path(server["folder"]).glob("rnnsim-*.toml"))
