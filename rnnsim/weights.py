@@ -184,31 +184,29 @@ def _rename(arrays: dict[str, np.ndarray], label: str, num_layers: int = 1):
             break
     if prefix and any(k in arrays for k in ("weight_hh", "weight_hh_l0")):
         prefix = ""
+    strip = lambda name: name[len(prefix):] if prefix and name.startswith(prefix) else name  # noqa: E731
+    layers = {int(m.group(2)) if m else 0 for name in arrays
+              for m in [_LAYER.match(strip(name))] if m or strip(name) in RECURRENT}
+    found = max(layers) + 1 if layers else 0
+    if layers and found != num_layers:
+        top = next((n for n in arrays if strip(n) == f"weight_hh_l{found - 1}"), None)
+        shown = f" (up to {show(top)})" if top and found > 1 else ""
+        raise DataFileError(f"{label}: the file holds {found} recurrent layer{'s' if found > 1 else ''}{shown}; the "
+                            f"scenario has model.num_layers = {num_layers}; set model.num_layers = {found} or save a "
+                            f"model with num_layers={num_layers}")
     out: dict[str, np.ndarray] = {}
     original: dict[str, str] = {}
-    layers: set[int] = set()
     for name, a in arrays.items():
-        short = name[len(prefix):] if prefix and name.startswith(prefix) else name
+        short = strip(name)
         m = _LAYER.match(short)
-        if m:
-            layers.add(int(m.group(2)))
-            if num_layers == 1:
-                short = m.group(1)
-        elif short in RECURRENT:
-            layers.add(0)
-            if num_layers > 1:
-                short = f"{short}_l0"
+        if m and num_layers == 1:
+            short = m.group(1)
+        elif not m and short in RECURRENT and num_layers > 1:
+            short = f"{short}_l0"
         if short in out:
             raise DataFileError(f"{label}: tensor {show(name)} appears twice (with and without the _l0 suffix)")
         out[short] = a
         original[short] = name
-    found = max(layers) + 1 if layers else 0
-    if layers and found != num_layers:
-        names = sorted(n for n in arrays if _LAYER.match(n[len(prefix):] if n.startswith(prefix) else n))
-        shown = f" ({show(names[-1])})" if names and found > 1 else ""
-        raise DataFileError(f"{label}: the file holds {found} recurrent layer{'s' if found > 1 else ''}{shown}; "
-                            f"the scenario has model.num_layers = {num_layers}: set model.num_layers = {found} or "
-                            "save a model with as many layers")
     return out, original
 
 
