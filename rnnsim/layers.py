@@ -113,3 +113,28 @@ class Stack:
     def stacked(self, name: str) -> np.ndarray:
         """(N, B, T, ·) copy of a per-step array of every layer (``h``, ``dh``, ``c``)."""
         return np.stack([getattr(ws, name).transpose(1, 0, 2) for ws in self.ws])
+
+
+# ------------------------------------------------------------------------------------ plain NumPy reference
+def reference_forward(cell, X, layer_params, *args):
+    """A stack in plain NumPy, from each cell's own ``reference_forward``: layer l reads layer l − 1's h_t.
+    Returns the per-layer forward dicts, bottom first."""
+    fws, inputs = [], X
+    for p in layer_params:
+        fw = cell.reference_forward(inputs, p, *args)
+        fws.append(fw)
+        inputs = fw["h"]
+    return fws
+
+
+def reference_backward(cell, X, layer_params, fws, dh_out, *args):
+    """BPTT of a stack in plain NumPy, top layer first: ``dh_out`` (T, B, H) is ∂ℓ/∂h_t of the last layer through
+    the readout; each layer's dL/dx_t is the dL/dh_t from above of the layer below. Returns (per-layer grads,
+    per-layer total dL/dh_t, dL/dx_t of the task inputs)."""
+    N = len(layer_params)
+    grads, dhs = [None] * N, [None] * N
+    for layer in reversed(range(N)):
+        inputs = X if layer == 0 else fws[layer - 1]["h"]
+        grads[layer], dhs[layer], dh_out = cell.reference_backward(inputs, layer_params[layer], fws[layer], dh_out,
+                                                                   *args)
+    return grads, dhs, dh_out

@@ -145,8 +145,10 @@ def estimate_bytes(cell, model, T, B, D, O, itemsize) -> int:
     dims = [D] + [H] * (getattr(model, "num_layers", 1) - 1)
     n_params = sum(cell.param_count(model, d, H) for d in dims) + O * H + O
     total = itemsize * T * B * (2 * D + 3 * O)
-    for d in dims:
+    for layer, d in enumerate(dims):
         total += cell.buffer_bytes(model, T, B, d, H, itemsize, K, n_params)
+        if layer:   # its dL/dx_t, (T, B, H) (layer 0's, (T, B, D), is in the 2·D above)
+            total += itemsize * T * B * d
     if model.readout == "attention":
         # q, c, dq, dc (T, B, H) + slack; α (T, B, T); scratch (T); W_q (H, H) and the readout's second half (O, H)
         total += itemsize * T * B * (5 * H + T) + itemsize * T
