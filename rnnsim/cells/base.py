@@ -146,7 +146,9 @@ def estimate_bytes(cell, model, T, B, D, O, itemsize) -> int:
     n_params = sum(cell.param_count(model, d, H) for d in dims) + O * H + O
     total = itemsize * T * B * (2 * D + 3 * O)
     for layer, d in enumerate(dims):
-        total += cell.buffer_bytes(model, T, B, d, H, itemsize, K, n_params)
+        # chunked mode's weight-sized scratch is per layer (layer 0's count includes the readout, as for one layer)
+        n_layer = cell.param_count(model, d, H) + (O * H + O if layer == 0 else 0)
+        total += cell.buffer_bytes(model, T, B, d, H, itemsize, K, n_layer)
         if layer:   # its dL/dx_t, (T, B, H) (layer 0's, (T, B, D), is in the 2·D above)
             total += itemsize * T * B * d
     if model.readout == "attention":
