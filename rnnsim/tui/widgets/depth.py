@@ -2,8 +2,9 @@
 network is drawn), one column per time step with the heatmap's column mapping, so the gradient can be seen dying
 back in time (to the left) and down in depth (to the bottom rows).
 
-Colour: a sequential ramp of eight colours on the xterm 6×6×6 cube over the decades shown (the title is the
-labelled decade scale); NO_COLOR: the eighth-block glyph ramp ▁..█ (height = decade), with the same scale.
+Colour: a sequential ramp of eight colours on the xterm 6×6×6 cube over the decades shown, in levels aligned on
+whole decades (the title is the labelled decade scale); NO_COLOR: the eighth-block glyph ramp ▁..█ (height =
+level), with the same scale.
 Not reached by BPTT yet: ·; non-finite: !.
 """
 
@@ -28,13 +29,30 @@ _STYLES = [Style(color=rgb(c)) for c in RAMP]
 LEVELS = len(RAMP)
 
 
+def scale(lo: int, hi: int) -> tuple[float, int]:
+    """(step, n): n levels of ``step`` decades each from the decade lo up to hi, aligned on whole decades (two or
+    more levels per decade when few decades are shown, one level per ⌈decades/8⌉ when many)."""
+    span = max(hi - lo, 1)
+    if span <= LEVELS:
+        per = LEVELS // span
+        return 1.0 / per, span * per
+    step = math.ceil(span / LEVELS)
+    return float(step), math.ceil(span / step)
+
+
+def ramp_index(i: int, n: int) -> int:
+    """The colour (and glyph) of level i of n: spread over the whole ramp."""
+    return 0 if n <= 1 else round(i * (LEVELS - 1) / (n - 1))
+
+
 def levels(values: np.ndarray, lo: int, hi: int) -> np.ndarray:
-    """0..LEVELS−1 for each value by its log10 between the decades lo and hi; −1 NaN (not reached), −2 non-finite
-    or negative (blown up); 0 for an exact zero."""
+    """The level 0..n−1 of ``scale(lo, hi)`` of each value by its log10; −1 NaN (not reached), −2 inf (blown
+    up); 0 for an exact zero."""
+    step, n = scale(lo, hi)
     v = np.asarray(values, dtype=float)
     with np.errstate(divide="ignore", invalid="ignore"):
-        frac = (np.log10(np.where(v > 0, v, np.nan)) - lo) / max(hi - lo, 1)
-    idx = np.clip(np.floor(np.nan_to_num(frac, nan=0.0) * LEVELS), 0, LEVELS - 1).astype(int)
+        frac = (np.log10(np.where(v > 0, v, np.nan)) - lo) / step
+    idx = np.clip(np.floor(np.nan_to_num(frac, nan=0.0, posinf=n - 1.0, neginf=0.0)), 0, n - 1).astype(int)
     idx = np.where(np.isnan(v), -1, idx)
     return np.where(np.isinf(v), -2, idx)
 
@@ -49,18 +67,21 @@ def decade_range(depth: np.ndarray) -> tuple[int, int]:
 
 
 def legend(lo: int, hi: int, no_color: bool, room: int) -> list[Segment]:
-    """The decade scale: a glyph (or colour) per level with the decade where it starts, as many as fit."""
+    """The labelled decade scale: one swatch (NO_COLOR: glyph) per level, each whole decade's start labelled."""
+    step, n = scale(lo, hi)
     segs: list[Segment] = []
     used = 0
-    span = hi - lo
-    for k in range(LEVELS):
-        start = lo + span * k / LEVELS
-        text = f"1e{start:.0f}" if float(start).is_integer() or span >= LEVELS else f"1e{start:.1f}"
-        piece = f"{EIGHTHS[k + 1] if no_color else '█'}{text} "
-        if used + len(piece) > room:
+    for i in range(n):
+        start = lo + i * step
+        text = f"1e{round(start)}" if abs(start - round(start)) < 1e-9 else ""
+        k = ramp_index(i, n)
+        piece = (EIGHTHS[k + 1] if no_color else "█") + text
+        if used + len(piece) + 1 > room:
             break
         segs += [Segment(piece[0], NULL if no_color else _STYLES[k]), Segment(piece[1:], LABEL)]
         used += len(piece)
+    if used + len(f"…1e{hi}") <= room:
+        segs.append(Segment(f"…1e{hi}", LABEL))
     return segs
 
 
@@ -102,6 +123,7 @@ class DepthMap(CachedLines, Widget):
         lines = [Strip([Segment(title, LABEL), *legend(lo, hi, no_color, width - len(title))]
                        ).adjust_cell_length(width, NULL)]
         idx = levels(data, lo, hi)
+        n_levels = scale(lo, hi)[1]
         c_cur = next((c for c, (a, b) in enumerate(cols) if a <= self.cursor < b), None)
         for layer in reversed(range(N)):   # the last layer on top, as the network is drawn
             mark = "▸" if layer == self.shown else " "
@@ -112,8 +134,9 @@ class DepthMap(CachedLines, Widget):
                 elif i == -2:
                     cells.append(("!", BAR_BAD))
                 else:
-                    cells.append((EIGHTHS[i + 1], None) if no_color else ("█", _STYLES[i]))
-            label = f"l{layer}{mark}"
+                    k = ramp_index(i, n_levels)
+                    cells.append((EIGHTHS[k + 1], None) if no_color else ("█", _STYLES[k]))
+            label = f"L{layer + 1}{mark}"   # 1-based, as the status line's "layer 2/3"
             segs = [Segment(f"{label:>{GUTTER - 1}} "[:GUTTER], CURSOR if layer == self.shown else LABEL),
                     *_runs(cells)]
             lines.append(Strip(segs).adjust_cell_length(width, NULL))
