@@ -182,7 +182,7 @@ def compare_frame(play_a, play_b, history: History, version: int, knob: str) -> 
         value_b=knob_value(b.scenario, knob),
         scenario=b.scenario,
         profile=np.asarray(d.gradient_profile(b), dtype=float).copy(),
-        grad_filled=int(b.bt),
+        grad_filled=int(b.layer_steps(b.num_layers - 1)[1] if getattr(b, "num_layers", 1) > 1 else b.bt),
         losses=losses,
         finite_flags=finite,
         loss=_f(b.loss) if b.loss is not None else (_f(last.loss) if last else None),

@@ -214,3 +214,39 @@ def test_estimate_bytes_counts_every_layer(cell, mode, monkeypatch):
         assert real <= estimate_bytes(s) <= 1.6 * real + 64 * 1024
         sizes.append(estimate_bytes(s))
     assert sizes[1] > 2.5 * sizes[0] - 64 * 1024
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+@pytest.mark.parametrize("layernorm", [False, True])
+def test_expected_weight_shapes_are_the_stack_init_shapes(cell, layernorm):
+    from rnnsim.cells import init_params
+    from rnnsim.scenario import task_dims
+    from rnnsim.weights import expected_shapes
+
+    sc = Scenario().with_changes({"model.cell": cell, "model.layernorm": layernorm, "model.num_layers": 3,
+                                  "model.hidden_size": 7, "task.kind": "random", "task.input_size": 3})
+    D, O, _ = task_dims(sc.task)
+    shapes, how = expected_shapes(sc.model, D, O)
+    assert shapes == {k: v.shape for k, v in init_params(sc.model, D, O, 0, np.float64).items()}
+    assert set(how) == set(shapes) and how["weight_ih_l1"].endswith("× H (layer l−1's h_t)")
+
+
+def test_attention_readout_on_a_stack_matches_finite_differences():
+    sim = Simulation(stacked("gru", 2, **{"model.readout": "attention"}))
+    sim.forward()
+    sim.backward()
+    grads = {k: v.copy() for k, v in sim.grads.items()}
+    for k in ("weight_hh_l0", "weight_ih_l1", "attn.query.weight", "readout.weight"):
+        err = _fd_check(sim, sim.params[k], grads[k], n=6, eps=1e-5)
+        assert err < 1e-6, f"{k}: relative error {err:.2e}"
+
+
+def test_float32_stack_close_to_float64():
+    a = Simulation(stacked("lstm", 3))
+    b = Simulation(stacked("lstm", 3, **{"model.dtype": "float32"}))
+    for sim in (a, b):
+        sim.forward()
+        sim.backward()
+    assert b.layer_hidden.dtype == np.float32
+    np.testing.assert_allclose(b.layer_hidden, a.layer_hidden, atol=1e-5)
+    np.testing.assert_allclose(b.layer_grad_hidden, a.layer_grad_hidden, rtol=1e-3, atol=1e-6)
