@@ -292,6 +292,8 @@ def influence_by_cell(scenario, cells=("rnn", "lstm", "attention"), samples: int
     out = {}
     for cell in cells:
         other = {"model.weights": None} if cell != scenario.model.cell else {}  # a weights file fits its cell only
+        if cell == "attention":   # one self-attention layer: a stack's num_layers does not apply
+            other |= {"model.num_layers": 1}
         sim = Simulation(scenario.with_changes({"model.cell": cell, "task.batch_size": samples} | other))
         sim.forward()
         sim.backward()
@@ -324,8 +326,9 @@ def parallel_timing(scenario, lengths=(16, 32, 64, 128, 256, 512, 1024, 2048), c
     points = []
     for cell in cells:
         for T in lengths:
+            one = {"model.num_layers": 1} if cell == "attention" else {}   # attention: one layer
             sc = scenario.with_changes({"model.cell": cell, "task.length": int(T), "task.batch_size": batch_size,
-                                        "task.kind": "random", "model.weights": None})
+                                        "task.kind": "random", "model.weights": None, **one})
             sim = Simulation(sc)
             sim.forward()   # warm-up (and JIT on the first call)
             sim.backward()

@@ -164,17 +164,20 @@ class Simulation(SvgRepr):
     @property
     def dependent_steps(self) -> int:
         """Sequential operations of one forward pass (Vaswani et al. 2017, table 1): T for rnn/lstm/gru (each step
-        waits for the previous one), 1 for attention (every position is independent given the inputs)."""
-        return 1 if self.cell_name == "attention" else self.T
+        waits for the previous one; N stacked layers: T + N − 1, the critical path of the (layer, t) grid), 1 for
+        attention (every position is independent given the inputs)."""
+        return 1 if self.cell_name == "attention" else self.T + self.num_layers - 1
 
     @property
     def max_path_length(self) -> int:
         """Hops on the longest shortest path from the input x_0 to the output at T−1 (Vaswani et al. 2017, table 1):
         T−1 recurrent steps for rnn/lstm/gru, 1 attention step for the attention cell. With the attention readout
-        the output at T−1 reads h_0 directly, so it is 1 there too (T = 1: 0)."""
+        the output at T−1 reads h_0 directly, so it is 1 there too (T = 1: 0). A stack of N layers adds the N − 1
+        hops from layer 0 up to the last layer."""
+        up = self.num_layers - 1   # a stack: the layer hops from layer 0 up to the last layer
         if self.cell_name == "attention" or self.attention_readout:
-            return min(1, self.T - 1)
-        return self.T - 1
+            return min(1, self.T - 1) + up
+        return self.T - 1 + up
 
     # --------------------------------------------------------------------------------------------- forward
     def _begin_forward(self) -> None:
