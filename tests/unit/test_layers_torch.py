@@ -138,3 +138,16 @@ def test_saved_stack_loads_into_torch_lstm_num_layers(tmp_path, fmt):
     again = Simulation(sc.with_changes({"model.weights": str(path)}))   # and back into rnnsim
     for k, v in sim.params.items():
         np.testing.assert_array_equal(again.params[k], v)
+
+
+def test_a_bad_tensor_of_an_upper_layer_is_named_with_the_shape_it_should_have(tmp_path):
+    from tests.unit.refusal import refusal
+
+    sd = dict(torch.nn.LSTM(1, 6, num_layers=2).double().state_dict())
+    sd["weight_ih_l1"] = torch.zeros(24, 3, dtype=torch.float64)   # layer 1 reads layer 0's h_t: (4·H, H)
+    st.save_file(sd, str(tmp_path / "w.safetensors"))
+    refusal(scenario_file(tmp_path, "w.safetensors", extra="num_layers = 2"), "tensor 'weight_ih_l1' has shape (24, 3)",
+            "the scenario implies (24, 6) = 4·H × H (layer l−1's h_t)")
+    del sd["weight_ih_l1"]
+    st.save_file(sd, str(tmp_path / "w.safetensors"))
+    refusal(scenario_file(tmp_path, "w.safetensors", extra="num_layers = 2"), "tensor 'weight_ih_l1' is missing")
