@@ -62,7 +62,7 @@ def expected_shapes(model, D: int, O: int) -> tuple[dict[str, tuple[int, ...]], 
         N = getattr(model, "num_layers", 1)
         for layer in range(N):
             sfx = f"_l{layer}" if N > 1 else ""
-            d, dn = (D, "D") if layer == 0 else (H, "H (layer l−1's h_t)")
+            d, dn = (D, "D") if layer == 0 else (H, "H")   # layer l > 0 reads layer l − 1's h_t
             shapes |= {f"weight_ih{sfx}": (G * H, d), f"weight_hh{sfx}": (G * H, H), f"bias_ih{sfx}": (G * H,),
                        f"bias_hh{sfx}": (G * H,)}
             how |= {f"weight_ih{sfx}": f"{g} × {dn}", f"weight_hh{sfx}": f"{g} × H", f"bias_ih{sfx}": g,

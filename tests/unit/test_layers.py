@@ -228,7 +228,7 @@ def test_expected_weight_shapes_are_the_stack_init_shapes(cell, layernorm):
     D, O, _ = task_dims(sc.task)
     shapes, how = expected_shapes(sc.model, D, O)
     assert shapes == {k: v.shape for k, v in init_params(sc.model, D, O, 0, np.float64).items()}
-    assert set(how) == set(shapes) and how["weight_ih_l1"].endswith("× H (layer l−1's h_t)")
+    assert set(how) == set(shapes) and how["weight_ih_l1"].endswith("H × H") and how["weight_ih_l0"].endswith("× D")
 
 
 def test_attention_readout_on_a_stack_matches_finite_differences():

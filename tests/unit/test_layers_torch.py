@@ -147,7 +147,7 @@ def test_a_bad_tensor_of_an_upper_layer_is_named_with_the_shape_it_should_have(t
     sd["weight_ih_l1"] = torch.zeros(24, 3, dtype=torch.float64)   # layer 1 reads layer 0's h_t: (4·H, H)
     st.save_file(sd, str(tmp_path / "w.safetensors"))
     refusal(scenario_file(tmp_path, "w.safetensors", extra="num_layers = 2"), "tensor 'weight_ih_l1' has shape (24, 3)",
-            "the scenario implies (24, 6) = 4·H × H (layer l−1's h_t)")
+            "the scenario implies (24, 6) = 4·H × H for cell lstm")
     del sd["weight_ih_l1"]
     st.save_file(sd, str(tmp_path / "w.safetensors"))
     refusal(scenario_file(tmp_path, "w.safetensors", extra="num_layers = 2"), "tensor 'weight_ih_l1' is missing")
