@@ -29,7 +29,7 @@ from rnnsim import __version__, safe_text
 from rnnsim.completion import complete_scenario
 from rnnsim.export import ExportError
 from rnnsim.results import collect as _collect
-from rnnsim.results import run_passes
+from rnnsim.results import layers_text, run_passes
 from rnnsim.scenario import Scenario, ScenarioError, builtin_scenarios, load_scenario, parse_override
 
 DEFAULT_SCENARIO = "vanishing"
@@ -322,7 +322,8 @@ def _print_summary(sc: Scenario, s: dict[str, Any], out: str | None) -> None:
     table.add_column("what", style="bold")
     table.add_column("value")
     done = s["iterations_done"]
-    table.add_row("cell", f"{sc.model.cell}, H={sc.model.hidden_size}, T={sc.task.length}, B={sc.task.batch_size}")
+    layers = f", {sc.model.num_layers} layers" if sc.model.num_layers > 1 else ""
+    table.add_row("cell", f"{sc.model.cell}{layers}, H={sc.model.hidden_size}, T={sc.task.length}, B={sc.task.batch_size}")
     table.add_row("iterations", f"{done}" if s["iterations_requested"] else "0 (one forward and backward pass)")
     table.add_row("final loss", _fmt(s["final_loss"]))
     table.add_row("task baseline", _fmt(s["baseline"]))
@@ -332,6 +333,8 @@ def _print_summary(sc: Scenario, s: dict[str, Any], out: str | None) -> None:
     table.add_row("regime", str(s.get("regime", "-")))
     if s["decay"]:
         table.add_row("gradient profile", str(s["decay"]))
+    if s.get("layer_gradients"):
+        table.add_row("‖dL/dh_0‖ … ‖dL/dh_T-1‖ per layer", layers_text(s["layer_gradients"]))
     table.add_row("clipping events", str(s["clipping_events"]))
     table.add_row("non-finite events", str(s["nonfinite_events"]))
     if s["sentinel"]:

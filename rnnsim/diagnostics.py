@@ -22,20 +22,51 @@ def _batch_mean_norm(a):
     return np.linalg.norm(a, axis=2).mean(axis=1)
 
 
-def gradient_profile(sim) -> np.ndarray:
+def _layer(sim, layer):
+    """The layer a diagnostic reads: ``layer`` (0 = the bottom one), or by default the last (the readout's)."""
+    n = getattr(sim, "num_layers", 1)
+    if layer is None:
+        return n - 1
+    if not 0 <= layer < n:
+        raise ValueError(f"layer {layer}: the network has {n} layer{'s' if n > 1 else ''} (0 to {n - 1})")
+    return layer
+
+
+def _steps(sim, layer):
+    """(forward steps, BPTT steps) of ``layer`` in the latest pass (a single-layer sim: (t, bt))."""
+    return sim.layer_steps(layer) if hasattr(sim, "layer_steps") else (sim.t, sim.bt)
+
+
+def _ws(sim, layer):
+    return sim.layer_workspace(layer) if hasattr(sim, "layer_workspace") else sim.workspace
+
+
+def _params(sim, layer):
+    return sim.layer_params(layer) if hasattr(sim, "layer_params") else sim.params
+
+
+def gradient_profile(sim, layer: int | None = None) -> np.ndarray:
     """‖dL/dh_t‖ for t = 0..T−1, the 2-norm per sample averaged over the batch (total gradient: through the readout
-    at t and through the recurrence). NaN where BPTT has not reached yet."""
+    at t and through the recurrence; below the top of a stack, through the layer above). NaN where BPTT has not
+    reached yet. ``layer``: which layer of a stack (default: the last)."""
+    layer = _layer(sim, layer)
     out = np.full(sim.T, np.nan)
-    lo = sim.T - sim.bt   # sim.bt counts the BPTT steps of the latest pass; still valid after apply_update
-    out[lo:] = _batch_mean_norm(sim.workspace.dh[lo:])
+    lo = sim.T - _steps(sim, layer)[1]   # BPTT steps of the latest pass; still valid after apply_update
+    out[lo:] = _batch_mean_norm(_ws(sim, layer).dh[lo:])
     return out
+
+
+def depth_profile(sim) -> np.ndarray:
+    """(N, T): ‖dL/dh_t^l‖ of every layer l (rows, 0 = the bottom layer) and step t, batch mean; NaN where BPTT
+    has not reached. Where the gradient dies over depth and over time (the TUI's depth × time map)."""
+    return np.stack([gradient_profile(sim, layer) for layer in range(getattr(sim, "num_layers", 1))])
 
 
 def input_influence(sim) -> np.ndarray:
     """‖dL/dx_t‖ for t = 0..T−1, batch mean (recency bias shows as mass at the last steps). NaN before BPTT ends."""
-    if sim.bt < sim.T:
+    if _steps(sim, 0)[1] < sim.T:
         return np.full(sim.T, np.nan)
-    return _batch_mean_norm(sim.workspace.dx)
+    return _batch_mean_norm(_ws(sim, 0).dx)
 
 
 def influence_share_last(influence, fraction=0.1) -> float:
@@ -47,26 +78,29 @@ def influence_share_last(influence, fraction=0.1) -> float:
 
 
 # ---------------------------------------------------------------------------------------------- Jacobians
-def step_jacobians(sim, t: int, batch=slice(None)) -> np.ndarray:
+def step_jacobians(sim, t: int, batch=slice(None), layer: int | None = None) -> np.ndarray:
     """The Jacobians of the recurrent state at step t with respect to the state at t − 1, per sample: (b, S, S).
 
     The state is h_t (S = H) for the RNN and GRU, and (h_t, c_t) for the LSTM (S = 2H), since the gradient flows
     back through both (the cell's ``STATE``). With h_{-1} = c_{-1} = 0 at t = 0. Needs step t done forward.
-    The attention cell has no recurrent state: a ValueError. (Each cell's ``step_jacobian``.)
+    The attention cell has no recurrent state: a ValueError. (Each cell's ``step_jacobian``.) ``layer``: the
+    layer of a stack whose recurrence it is (default: the last).
     """
-    return CELLS[sim.cell_name].step_jacobian(sim.workspace, sim.params, sim.scenario.model, t, batch)
+    layer = _layer(sim, layer)
+    return CELLS[sim.cell_name].step_jacobian(_ws(sim, layer), _params(sim, layer), sim.scenario.model, t, batch)
 
 
-def jacobian_norms(sim, max_batch: int = 8) -> np.ndarray:
+def jacobian_norms(sim, max_batch: int = 8, layer: int | None = None) -> np.ndarray:
     """Spectral norm ‖∂s_t/∂s_{t-1}‖₂ per step, averaged over the first ``max_batch`` samples; NaN where the
     forward pass has not reached. Below 1 step after step, the gradient must shrink (vanishing).
-    All NaN for the attention cell (no recurrence)."""
+    All NaN for the attention cell (no recurrence). ``layer``: which layer of a stack (default: the last)."""
+    layer = _layer(sim, layer)
     out = np.full(sim.T, np.nan)
     if not CELLS[sim.cell_name].STATE:
         return out
     b = slice(0, min(sim.B, max_batch))
-    for t in range(sim.t):
-        J = step_jacobians(sim, t, b)
+    for t in range(_steps(sim, layer)[0]):
+        J = step_jacobians(sim, t, b, layer)
         out[t] = np.linalg.svd(J, compute_uv=False)[:, 0].mean()
     return out
 
@@ -82,16 +116,17 @@ class Spectrum:
     verdict: str             #: the Pascanu et al. 2013 condition in words
 
 
-def spectrum(sim) -> Spectrum:
+def spectrum(sim, layer: int | None = None) -> Spectrum:
     """Eigenvalues and σ_max of the recurrent weights, and the Pascanu, Mikolov & Bengio (2013) condition:
-    σ_max < 1/γ is sufficient for vanishing gradients; σ_max > 1/γ is necessary for exploding ones."""
+    σ_max < 1/γ is sufficient for vanishing gradients; σ_max > 1/γ is necessary for exploding ones.
+    ``layer``: whose W_hh in a stack (default: the last)."""
     m = sim.scenario.model
     cell = CELLS[m.cell]
     if cell.G == 0:
         return Spectrum(np.zeros(0, dtype=complex), math.nan, math.nan, 1.0, 1.0,
                         "does not apply: the attention cell has no recurrent matrix (no W_hh; nothing is "
                         "multiplied step after step)")
-    W = candidate_matrix(cell, sim.params["weight_hh"].astype(np.float64))
+    W = candidate_matrix(cell, _params(sim, _layer(sim, layer))["weight_hh"].astype(np.float64))
     eig = np.linalg.eigvals(W)
     smax = float(np.linalg.svd(W, compute_uv=False)[0])
     gamma = 1.0
@@ -109,12 +144,14 @@ def spectrum(sim) -> Spectrum:
     return Spectrum(eig, float(np.abs(eig).max()), smax, gamma, bound, verdict)
 
 
-def gate_means(sim) -> dict[str, np.ndarray]:
+def gate_means(sim, layer: int | None = None) -> dict[str, np.ndarray]:
     """Mean gate activations per step over the batch and units, for the steps done forward:
-    LSTM "input", "forget", "output"; GRU "reset", "update"; RNN none (each cell's GATE_STATS)."""
-    t_done = sim.t
+    LSTM "input", "forget", "output"; GRU "reset", "update"; RNN none (each cell's GATE_STATS).
+    ``layer``: which layer of a stack (default: the last)."""
+    layer = _layer(sim, layer)
+    t_done = _steps(sim, layer)[0]
     out = {}
-    for name, v in CELLS[sim.cell_name].gate_means(sim.workspace, t_done).items():
+    for name, v in CELLS[sim.cell_name].gate_means(_ws(sim, layer), t_done).items():
         full = np.full(sim.T, np.nan)
         full[:t_done] = v
         out[name] = full
@@ -255,6 +292,8 @@ def influence_by_cell(scenario, cells=("rnn", "lstm", "attention"), samples: int
     out = {}
     for cell in cells:
         other = {"model.weights": None} if cell != scenario.model.cell else {}  # a weights file fits its cell only
+        if cell == "attention":   # one self-attention layer: a stack's num_layers does not apply
+            other |= {"model.num_layers": 1}
         sim = Simulation(scenario.with_changes({"model.cell": cell, "task.batch_size": samples} | other))
         sim.forward()
         sim.backward()
@@ -287,8 +326,9 @@ def parallel_timing(scenario, lengths=(16, 32, 64, 128, 256, 512, 1024, 2048), c
     points = []
     for cell in cells:
         for T in lengths:
+            one = {"model.num_layers": 1} if cell == "attention" else {}   # attention: one layer
             sc = scenario.with_changes({"model.cell": cell, "task.length": int(T), "task.batch_size": batch_size,
-                                        "task.kind": "random", "model.weights": None})
+                                        "task.kind": "random", "model.weights": None, **one})
             sim = Simulation(sc)
             sim.forward()   # warm-up (and JIT on the first call)
             sim.backward()

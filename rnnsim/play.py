@@ -54,11 +54,15 @@ def finish_pass(sim) -> int:
     Stops at backward_done (the update is the caller's: `Play.iterate`, `Simulation.train`). Returns the
     number of time steps run, forward and backward."""
     steps = 0
+    n = getattr(sim, "num_layers", 1)
     if sim.phase in _FORWARD:
-        steps += sim.T - (sim.t if sim.phase == Phase.FORWARD else 0)
+        # (layer, t) steps: a stack runs layer 0 over the sequence first, then layer 1, ...
+        done = (sim.layer * sim.T + sim.t) if sim.phase == Phase.FORWARD else 0
+        steps += n * sim.T - done
         sim.forward()
     if sim.sentinel is None and sim.phase in _BACKWARD:
-        steps += sim.T - sim.bt
+        done = ((n - 1 - sim.layer) * sim.T + sim.bt) if sim.phase == Phase.BACKWARD else 0
+        steps += n * sim.T - done
         sim.backward()
     return steps
 
@@ -254,39 +258,42 @@ class Play:
             self._diag = diagnostics
         return self._diag
 
-    def jacobian_norms(self, force: bool = False) -> np.ndarray:
+    def jacobian_norms(self, force: bool = False, layer: int | None = None) -> np.ndarray:
         """Per-step Jacobian norms (diagnostics.jacobian_norms, ~1 ms per step), cached per (build, iteration, t).
 
         Unless ``force`` (stepping or paused: always current), they are recomputed at most once per
         JAC_BUDGET × their own cost, so they take at most ~1/JAC_BUDGET of the time while playing; in between
-        the last ones are returned (NaN when they belong to another build or length)."""
+        the last ones are returned (NaN when they belong to another build, length or layer). ``layer``: which
+        layer of a stack (default: the last)."""
         sim = self.sim
-        key = (self.builds, sim.iteration, sim.t, sim.phase == Phase.IDLE)
+        key = (self.builds, sim.iteration, sim.t, sim.phase == Phase.IDLE, getattr(sim, "layer", 0), layer)
         hit = self._cache.get("jac")
         if hit is not None and hit[0] == key:
             return hit[1]
         now = time.perf_counter()
         if not force and hit is not None and now - self._jac_time < JAC_BUDGET * self._jac_cost:
             arr = hit[1]
-            if hit[0][0] == key[0] and len(arr) == sim.T:
+            if hit[0][0] == key[0] and hit[0][-1] == layer and len(arr) == sim.T:
                 return arr
             return np.full(sim.T, np.nan)
-        arr = np.asarray(self.diagnostics.jacobian_norms(sim), dtype=float).copy()
+        arr = np.asarray(self.diagnostics.jacobian_norms(sim, layer=layer) if layer is not None
+                         else self.diagnostics.jacobian_norms(sim), dtype=float).copy()
         done = time.perf_counter()
         self._jac_cost, self._jac_time = done - now, done
         self._cache["jac"] = (key, arr)
         return arr
 
-    def spectrum(self):
+    def spectrum(self, layer: int | None = None):
         """(text, Spectrum with read-only eigenvalues) of the current weights, computed once per (build,
-        iteration): the weights change only at an update or a rebuild. ("", None) if it cannot be computed."""
+        iteration, layer): the weights change only at an update or a rebuild. ("", None) if it cannot be
+        computed. ``layer``: whose W_hh in a stack (default: the last)."""
         sim = self.sim
-        key = (self.builds, sim.iteration)
+        key = (self.builds, sim.iteration, layer)
         cached = self._cache.get("spec")
         if cached is not None and cached[0] == key:
             return cached[1], cached[2]
         try:
-            sp = self.diagnostics.spectrum(sim)
+            sp = self.diagnostics.spectrum(sim, layer) if layer is not None else self.diagnostics.spectrum(sim)
             eig = np.array(sp.eigenvalues, dtype=complex)
             eig.flags.writeable = False
             spec = type(sp)(eig, sp.radius, sp.sigma_max, sp.gamma, sp.bound, sp.verdict)

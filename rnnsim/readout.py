@@ -141,10 +141,11 @@ class Readout:
         dh += dq @ p["attn.query.weight"]
         np.matmul(dq.T, h, out=sim.grads["attn.query.weight"])
 
-    def backward_checks(self, t_lo: int, t_hi: int, done: bool):
+    def backward_checks(self, t_lo: int, t_hi: int, done: bool, ws=None):
         """(code, t) of the first non-finite value of BPTT steps t_hi down to t_lo; once ``done``, then of dL/dx_t
-        and each gradient (t is then its index in ``grads``)."""
-        ws = self.sim._ws
+        and each gradient (t is then its index in ``grads``). ``ws``: a stacked layer's workspace (default: the
+        last layer's)."""
+        ws = self.sim._ws if ws is None else ws
         if not done:
             t = checks.first_nonfinite_step(ws.dh, t_lo, t_hi + 1, True)
             return (checks.GRAD_HIDDEN if t >= 0 else checks.OK), t

@@ -103,6 +103,11 @@ def collect(sim: Any, sc: Any, history: list[Any], n: int, single_loss: float | 
     return {"scenario": sc.to_dict(), "history": rows, "summary": summary, "arrays": arrays}
 
 
+def layers_text(layer_gradients) -> str:
+    """``summary["layer_gradients"]`` in lines, the top layer first (as the TUI's depth × time map draws them)."""
+    return "\n".join(f"layer {k + 1}: {a:.2e} … {b:.2e}" for k, (a, b) in reversed(list(enumerate(layer_gradients))))
+
+
 def regime(ratio: float | None, finite: bool) -> str:
     """vanishing / stable / exploding from the gradient ratio ‖dL/dh_0‖/‖dL/dh_{T-1}‖ of the last pass.
 
@@ -139,6 +144,10 @@ def _profile(sim: Any, summary: dict, arrays: dict) -> None:
         summary["decay"] = getattr(decay, "text", None)
     else:
         summary["decay"] = _NOT_FINITE
+    if getattr(sim, "num_layers", 1) > 1:   # stacked layers: [‖dL/dh_0^l‖, ‖dL/dh_{T-1}^l‖] per layer, bottom first
+        depth = np.asarray(diagnostics.depth_profile(sim), dtype=np.float64)
+        arrays["depth_profile"] = depth
+        summary["layer_gradients"] = [[float(row[0]), float(row[-1])] for row in depth]
 
 
 def _max_norm(values: Any) -> float | None:

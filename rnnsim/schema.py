@@ -121,12 +121,20 @@ class ModelSection(BaseModel):
         "context concatenated with h_t before the linear layer (reaches past the fixed-size state).",
     )
     dtype: Literal["float64", "float32"] = Field("float64", description="Floating-point type of every array.")
+    num_layers: int = Field(
+        1,
+        ge=1,
+        le=8,
+        description="Stacked recurrent layers (rnn, lstm, gru; not attention), as torch.nn.RNN/LSTM/GRU(num_layers=N) "
+        "without dropout: layer l > 0 reads layer l-1's h_t. Parameters are then named weight_ih_l0 ... bias_hh_l{N-1}.",
+    )
     weights: str | None = Field(
         None,
         min_length=1,
         max_length=4096,
         description="Start from saved weights: a .safetensors or .npz file with PyTorch names (a torch.nn.RNNCell/"
-        "LSTMCell/GRUCell state_dict, or a one-layer torch.nn.RNN/LSTM/GRU one with _l0; readout.* optional), relative "
+        "LSTMCell/GRUCell state_dict, or a torch.nn.RNN/LSTM/GRU one with _l0.._l{N-1} for model.num_layers = N; "
+        "readout.* optional), relative "
         "to the scenario file's folder. They replace the initialised weights (init, recurrent_scale, forget_bias "
         "then have no effect).",
     )
@@ -139,6 +147,17 @@ class ModelSection(BaseModel):
                 "model.readout = '{readout}': model.cell = 'attention' needs model.readout = 'linear' (the "
                 "self-attention layer already attends over every earlier position)",
                 {"readout": self.readout},
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _attention_layers(self) -> "ModelSection":
+        if self.cell == "attention" and self.num_layers != 1:
+            raise PydanticCustomError(
+                "cross_field",
+                "model.num_layers = {n}: model.cell = 'attention' runs one self-attention layer; allowed: "
+                "model.num_layers = 1 (stacked layers are for rnn, lstm and gru)",
+                {"n": self.num_layers},
             )
         return self
 

@@ -15,7 +15,8 @@ import numpy as np
 
 from rnnsim import tasks, weights
 from rnnsim.cells import CELLS, init_params
-from rnnsim.kernels import checks, modes
+from rnnsim.kernels import checks
+from rnnsim.layers import Stack
 from rnnsim.optim import clip_, global_norm, make_optimizer
 from rnnsim.readout import Readout
 from rnnsim.play import Phase, finish_pass
@@ -88,11 +89,13 @@ class Simulation(SvgRepr):
             weights.apply(self.params, sc)
         self.grads = {k: np.zeros_like(v) for k, v in self.params.items()}
         self._optimizer = make_optimizer(sc.training, self.params)
-        # every size question answered once: the execution mode and the rest of the plan (rnnsim/kernels/modes.py)
-        plan = modes.choose(self._cell, T, B, D, self.H, O, self.dtype.itemsize, m)
-        self._ws = self._cell.allocate(T, B, D, self.H, self.dtype, m, plan)
+        # one cell workspace per layer (rnnsim/layers.py), each with its execution mode, chosen once
+        # (rnnsim/kernels/modes.py); the readout reads the last layer's
+        self._stack = Stack(self._cell, m, T, B, D, self.H, O, self.dtype, self.params, self.grads)
+        self.num_layers = self._stack.N
+        self._ws = self._stack.top
         self.attention_readout = m.readout == "attention"
-        self._quiet = (lambda: _null) if plan.small_pass else _errstate
+        self._quiet = (lambda: _null) if self._ws.small_pass and self.num_layers == 1 else _errstate
 
         self._X = np.zeros((T, B, D), dtype=self.dtype)
         self._Y = np.zeros((T, B), dtype=np.int64) if self.classification else np.zeros((T, B, O), dtype=self.dtype)
@@ -107,8 +110,9 @@ class Simulation(SvgRepr):
         self._draw_batch()
         self._new_batch_due = False
 
-        self.t = 0                # forward steps done in this pass
-        self.bt = 0               # backward steps done in this pass
+        self.t = 0                # forward steps done in this pass (in layer ``layer`` of a stack)
+        self.bt = 0               # backward steps done in this pass (in layer ``layer`` of a stack)
+        self.layer = 0            # the layer being stepped (forward: 0 first; BPTT: the top one first)
         self.phase = Phase.IDLE
         self.iteration = 0        # updates applied
         self.loss: float | None = None
@@ -129,7 +133,28 @@ class Simulation(SvgRepr):
     hidden = property(lambda self: self._ws.h.transpose(1, 0, 2), doc="(B, T, H) h_t after step t")
     outputs = property(lambda self: self._out.transpose(1, 0, 2), doc="(B, T, O) readout of h_t (and c_t)")
     grad_hidden = property(lambda self: self._ws.dh.transpose(1, 0, 2), doc="(B, T, H) total dL/dh_t")
-    grad_inputs = property(lambda self: self._ws.dx.transpose(1, 0, 2), doc="(B, T, D) dL/dx_t")
+    grad_inputs = property(lambda self: self._stack.ws[0].dx.transpose(1, 0, 2), doc="(B, T, D) dL/dx_t")
+    layer_hidden = property(lambda self: self._stack.stacked("h"),
+                            doc="(N, B, T, H) h_t of every layer (a copy); [-1] is ``hidden``")
+    layer_grad_hidden = property(lambda self: self._stack.stacked("dh"),
+                                 doc="(N, B, T, H) total dL/dh_t of every layer (a copy); [-1] is ``grad_hidden``")
+
+    @property
+    def layer_cell_state(self):
+        """(N, B, T, H) LSTM c_t of every layer (a copy), None for other cells."""
+        return self._stack.stacked("c") if self.cell_name == "lstm" else None
+
+    def layer_steps(self, layer: int) -> tuple[int, int]:
+        """(forward steps, BPTT steps) done in ``layer`` by the latest pass (T each once it is complete)."""
+        return self._stack.steps(self, layer)
+
+    def layer_workspace(self, layer: int):
+        """The cell workspace of ``layer`` (time-major arrays, for diagnostics); ``workspace`` is the last one."""
+        return self._stack.ws[layer]
+
+    def layer_params(self, layer: int) -> dict[str, np.ndarray]:
+        """The parameters of ``layer`` under the cell's names (``weight_hh`` for ``weight_hh_l{layer}``): views."""
+        return self._stack.params[layer]
 
     @property
     def cell_state(self):
@@ -139,17 +164,20 @@ class Simulation(SvgRepr):
     @property
     def dependent_steps(self) -> int:
         """Sequential operations of one forward pass (Vaswani et al. 2017, table 1): T for rnn/lstm/gru (each step
-        waits for the previous one), 1 for attention (every position is independent given the inputs)."""
-        return 1 if self.cell_name == "attention" else self.T
+        waits for the previous one; N stacked layers: T + N − 1, the critical path of the (layer, t) grid), 1 for
+        attention (every position is independent given the inputs)."""
+        return 1 if self.cell_name == "attention" else self.T + self.num_layers - 1
 
     @property
     def max_path_length(self) -> int:
         """Hops on the longest shortest path from the input x_0 to the output at T−1 (Vaswani et al. 2017, table 1):
         T−1 recurrent steps for rnn/lstm/gru, 1 attention step for the attention cell. With the attention readout
-        the output at T−1 reads h_0 directly, so it is 1 there too (T = 1: 0)."""
+        the output at T−1 reads h_0 directly, so it is 1 there too (T = 1: 0). A stack of N layers adds the N − 1
+        hops from layer 0 up to the last layer."""
+        up = self.num_layers - 1   # a stack: the layer hops from layer 0 up to the last layer
         if self.cell_name == "attention" or self.attention_readout:
-            return min(1, self.T - 1)
-        return self.T - 1
+            return min(1, self.T - 1) + up
+        return self.T - 1 + up
 
     # --------------------------------------------------------------------------------------------- forward
     def _begin_forward(self) -> None:
@@ -157,24 +185,37 @@ class Simulation(SvgRepr):
             self._draw_batch()
             self._new_batch_due = False
         with self._quiet():
-            self._cell.begin_forward(self._ws, self._X, self.params)
+            self._stack.begin_forward(0, self._X)
         self.t = 0
         self.bt = 0
+        self.layer = 0
         self.loss = None
         self.phase = Phase.FORWARD
 
     def _forward_to(self, t1: int) -> None:
-        """Steps [t, t1) of the cell, their outputs and checks, and at t1 = T the loss."""
-        t0 = self.t
+        """Steps [t0, t1) of the current layer; in the last layer their outputs and checks, and at t1 = T the
+        loss. A layer below the last that reaches t1 = T hands over to the next one (rnnsim/layers.py)."""
+        t0, layer = self.t, self.layer
         check = self.sentinel is None
+        top = layer == self.num_layers - 1
         with self._quiet():
-            self._cell.run_forward(self._ws, self.params, self.scenario.model, t0, t1)
-            code, t, loss = self._ro.forward(t0, t1, check)
+            self._stack.run_forward(layer, t0, t1)
+            if top:
+                code, t, loss = self._ro.forward(t0, t1, check)
+            else:
+                bad = self._stack.forward_checks(layer, t0, t1) if check else None
         self.t = t1
-        if check and code != checks.OK:
+        if top and check and code != checks.OK:
             self.sentinel = Sentinel(self.iteration, "forward", t, checks.FORWARD_ARRAYS[code])
+        elif not top and bad is not None:
+            self.sentinel = Sentinel(self.iteration, "forward", bad[1], bad[0])
         if t1 == self.T:
-            self._finish_forward(loss)
+            if top:
+                self._finish_forward(loss)
+            else:
+                self.layer, self.t = layer + 1, 0
+                with self._quiet():
+                    self._stack.begin_forward(layer + 1, self._X)
 
     def _finish_forward(self, loss: float) -> None:
         """The pass reached t = T: keep the loss, and name it in the sentinel if it is not finite."""
@@ -194,7 +235,8 @@ class Simulation(SvgRepr):
             return self._ro.loss()
 
     def step_forward(self) -> bool:
-        """Run one time step forward. Returns False once t == T (then ``loss`` is set)."""
+        """Run one time step forward (with stacked layers one (layer, t) step: layer 0 over t = 0..T−1 first).
+        Returns False once t == T in the last layer (then ``loss`` is set)."""
         if self.phase != "forward":
             if self.phase == "forward_done" or self.phase == "backward":
                 return False
@@ -207,34 +249,46 @@ class Simulation(SvgRepr):
         """The whole sequence for the whole batch (finishing a stepped pass if one is under way); the loss."""
         if self.phase != "forward":
             self._begin_forward()
-        self._forward_to(self.T)
+        while self.phase == Phase.FORWARD:
+            self._forward_to(self.T)
         return self.loss
 
     # -------------------------------------------------------------------------------------------- backward
     def _begin_backward(self) -> None:
         with self._quiet():
             self._ro.backward()
-            self._cell.begin_backward(self._ws)
+            self._stack.begin_backward(self.num_layers - 1)
         self.bt = 0
+        self.layer = self.num_layers - 1
         self.phase = Phase.BACKWARD
 
     def _backward_to(self, bt1: int) -> None:
+        """BPTT steps of the current layer down to t = T − bt1; a layer that reaches t = 0 gets its weight
+        gradients and dL/dx_t, and (below the top) hands its dL/dx_t to the layer beneath (rnnsim/layers.py)."""
         t_hi = self.T - 1 - self.bt
         t_lo = self.T - bt1
+        layer = self.layer
         with self._quiet():
-            self._cell.run_backward(self._ws, self.params, self.scenario.model, t_hi, t_lo)
+            self._stack.run_backward(layer, t_hi, t_lo)
             self.bt = bt1
-            done = bt1 == self.T
-            if done:
-                self._cell.finish_backward(self._ws, self._X, self.params, self.grads, self.scenario.model)
-                self.phase = Phase.BACKWARD_DONE
-        if self.sentinel is not None:
-            return
-        code, t = self._ro.backward_checks(t_lo, t_hi, done)
-        if code == checks.GRADS:
-            self.sentinel = Sentinel(self.iteration, "backward", None, f"grads[{list(self.grads)[t]}]")
-        elif code != checks.OK:
-            self.sentinel = Sentinel(self.iteration, "backward", t, checks.BACKWARD_ARRAYS[code])
+            layer_done = bt1 == self.T
+            done = layer_done and layer == 0
+            if layer_done:
+                self._stack.finish_backward(layer, self._X)
+                if done:
+                    self.phase = Phase.BACKWARD_DONE
+        if self.sentinel is None:
+            code, t = self._ro.backward_checks(t_lo, t_hi, done, self._stack.ws[layer])
+            names = checks.BACKWARD_ARRAYS if layer == self.num_layers - 1 else \
+                {checks.GRAD_HIDDEN: f"layer_grad_hidden[{layer}]", checks.GRAD_INPUTS: "grad_inputs"}
+            if code == checks.GRADS:
+                self.sentinel = Sentinel(self.iteration, "backward", None, f"grads[{list(self.grads)[t]}]")
+            elif code != checks.OK:
+                self.sentinel = Sentinel(self.iteration, "backward", t, names[code])
+        if layer_done and not done:
+            with self._quiet():
+                self._stack.begin_backward(layer - 1)
+            self.layer, self.bt = layer - 1, 0
 
     def _require_forward(self) -> None:
         if self.phase not in ("forward_done", "backward", "backward_done"):
@@ -242,7 +296,9 @@ class Simulation(SvgRepr):
                                f"until it returns False); phase is {self.phase!r}")
 
     def step_backward(self) -> bool:
-        """Run one BPTT step, from t = T−1 down to 0. Returns False once done (then ``grads`` are set)."""
+        """Run one BPTT step, from t = T−1 down to 0 (with stacked layers one (layer, t) step, the top layer
+        first: layer l − 1's BPTT needs layer l's dL/dx_t for every t). Returns False once done (then ``grads``
+        are set)."""
         self._require_forward()
         if self.phase == "backward_done":
             return False
@@ -256,7 +312,8 @@ class Simulation(SvgRepr):
         self._require_forward()
         if self.phase != "backward":
             self._begin_backward()
-        self._backward_to(self.T)
+        while self.phase == Phase.BACKWARD:
+            self._backward_to(self.T)
 
     # ---------------------------------------------------------------------------------------------- update
     @_errstate()
@@ -355,7 +412,8 @@ class Simulation(SvgRepr):
 
     def save_weights(self, path) -> None:
         """Write the parameters to ``path`` (.safetensors or .npz; PyTorch names in the ``_l0`` form), atomically."""
-        weights.save(self.params, path, {"cell": self.cell_name, "hidden_size": str(self.H)})
+        weights.save(self.params, path, {"cell": self.cell_name, "hidden_size": str(self.H),
+                                         "num_layers": str(self.num_layers)})
 
     # ------------------------------------------------------------------------------------------- internals
     @property

@@ -5,9 +5,9 @@ Formats, by suffix: ``.safetensors`` (read and written with ``safetensors.numpy`
 with a line saying how to save it instead.
 
 Names are PyTorch's (DESIGN.md §2): a ``torch.nn.RNNCell/LSTMCell/GRUCell`` state_dict (``weight_ih``,
-``weight_hh``, ``bias_ih``, ``bias_hh``), or a single-layer ``torch.nn.RNN/LSTM/GRU`` one (the same names with
-``_l0``); a whole model's state_dict whose recurrent layer sits under one prefix (``lstm.weight_ih_l0``) works too.
-``ln.*`` (LayerNorm RNN), ``attn.*`` (attention cell and readout) as rnnsim names them. The readout
+``weight_hh``, ``bias_ih``, ``bias_hh``), or a ``torch.nn.RNN/LSTM/GRU`` one (the same names with ``_l0``; with
+``model.num_layers = N`` ``_l0`` .. ``_l{N-1}``, and a file with another layer count is refused naming both); a whole model's state_dict whose recurrent layer sits under one prefix (``lstm.weight_ih_l0``) works too.
+``ln.*`` (LayerNorm RNN; per layer ``ln.weight_l1`` in a stack), ``attn.*`` (attention cell and readout) as rnnsim names them. The readout
 (``readout.weight``, ``readout.bias``) is optional: without it the scenario's initial readout is kept. The file's
 weights replace the initialised ones, so ``init``, ``recurrent_scale`` and ``forget_bias`` have no effect on them.
 Files are written with the ``_l0`` form, so ``torch.nn.LSTM(...).load_state_dict(sd, strict=False)`` takes the
@@ -59,11 +59,17 @@ def expected_shapes(model, D: int, O: int) -> tuple[dict[str, tuple[int, ...]], 
     else:
         G = _GATES[cell]
         g = f"{G}·H" if G > 1 else "H"
-        shapes |= {"weight_ih": (G * H, D), "weight_hh": (G * H, H), "bias_ih": (G * H,), "bias_hh": (G * H,)}
-        how |= {"weight_ih": f"{g} × D", "weight_hh": f"{g} × H", "bias_ih": g, "bias_hh": g}
-        if cell == "rnn" and model.layernorm:
-            shapes |= {"ln.weight": (H,), "ln.bias": (H,)}
-            how |= {"ln.weight": "H", "ln.bias": "H"}
+        N = getattr(model, "num_layers", 1)
+        for layer in range(N):
+            sfx = f"_l{layer}" if N > 1 else ""
+            d, dn = (D, "D") if layer == 0 else (H, "H")   # layer l > 0 reads layer l − 1's h_t
+            shapes |= {f"weight_ih{sfx}": (G * H, d), f"weight_hh{sfx}": (G * H, H), f"bias_ih{sfx}": (G * H,),
+                       f"bias_hh{sfx}": (G * H,)}
+            how |= {f"weight_ih{sfx}": f"{g} × {dn}", f"weight_hh{sfx}": f"{g} × H", f"bias_ih{sfx}": g,
+                    f"bias_hh{sfx}": g}
+            if cell == "rnn" and model.layernorm:
+                shapes |= {f"ln.weight{sfx}": (H,), f"ln.bias{sfx}": (H,)}
+                how |= {f"ln.weight{sfx}": "H", f"ln.bias{sfx}": "H"}
     if model.readout == "attention":
         shapes |= {"readout.weight": (O, 2 * H), "readout.bias": (O,), "attn.query.weight": (H, H)}
         how |= {"readout.weight": "O × 2H", "readout.bias": "O", "attn.query.weight": "H × H"}
@@ -165,9 +171,9 @@ def load(value: str, base_dir=None) -> tuple[Path, dict[str, np.ndarray]]:
 
 
 # ------------------------------------------------------------------------------------------------ checking
-def _rename(arrays: dict[str, np.ndarray], label: str) -> tuple[dict[str, np.ndarray], dict[str, str]]:
-    """rnnsim names (a common prefix of the recurrent tensors dropped, ``_l0`` dropped; layer 1+ refused), and
-    each one's name in the file."""
+def _rename(arrays: dict[str, np.ndarray], label: str, num_layers: int = 1):
+    """rnnsim names (a common prefix of the recurrent tensors dropped; one layer: ``_l0`` dropped), and each one's
+    name in the file. A file whose layer count differs from ``num_layers`` is refused naming both."""
     prefix = ""
     for name in arrays:
         for base in ("weight_hh_l0", "weight_hh"):
@@ -178,25 +184,29 @@ def _rename(arrays: dict[str, np.ndarray], label: str) -> tuple[dict[str, np.nda
             break
     if prefix and any(k in arrays for k in ("weight_hh", "weight_hh_l0")):
         prefix = ""
+    strip = lambda name: name[len(prefix):] if prefix and name.startswith(prefix) else name  # noqa: E731
+    layers = {int(m.group(2)) if m else 0 for name in arrays
+              for m in [_LAYER.match(strip(name))] if m or strip(name) in RECURRENT}
+    found = max(layers) + 1 if layers else 0
+    if layers and found != num_layers:
+        top = next((n for n in arrays if strip(n) == f"weight_hh_l{found - 1}"), None)
+        shown = f" (up to {show(top)})" if top and found > 1 else ""
+        raise DataFileError(f"{label}: the file holds {found} recurrent layer{'s' if found > 1 else ''}{shown}; the "
+                            f"scenario has model.num_layers = {num_layers}; set model.num_layers = {found} or save a "
+                            f"model with num_layers={num_layers}")
     out: dict[str, np.ndarray] = {}
     original: dict[str, str] = {}
-    stacked: list[str] = []
     for name, a in arrays.items():
-        short = name[len(prefix):] if prefix and name.startswith(prefix) else name
+        short = strip(name)
         m = _LAYER.match(short)
-        if m and m.group(2) != "0":
-            stacked.append(name)
-            continue
-        if m:
+        if m and num_layers == 1:
             short = m.group(1)
+        elif not m and short in RECURRENT and num_layers > 1:
+            short = f"{short}_l0"
         if short in out:
             raise DataFileError(f"{label}: tensor {show(name)} appears twice (with and without the _l0 suffix)")
         out[short] = a
         original[short] = name
-    if stacked:
-        raise DataFileError(f"{label}: tensors of a stacked model ({', '.join(map(show, sorted(stacked)[:4]))}); "
-                            "rnnsim runs one layer: save a model with num_layers=1 (model.num_layers is not "
-                            "available yet)")
     return out, original
 
 
@@ -205,10 +215,12 @@ def check(model, D: int, O: int, task_kind: str, base_dir=None) -> dict[str, np.
     be absent). Raises DataFileError with one line for the first problem."""
     path, raw = load(model.weights, base_dir)
     label = f"{_KEY} = {show(model.weights)}"
-    arrays, original = _rename(raw, label)
+    arrays, original = _rename(raw, label, getattr(model, "num_layers", 1))
     shapes, how = expected_shapes(model, D, O)
     readout = _readout_names(model)
     allowed = [n + ("[_l0]" if n in RECURRENT else "") for n in shapes]
+    if len(allowed) > 10:   # a stack: name the pattern, not every layer
+        allowed = [n for n in allowed if not re.search(r"_l[1-9]\d*$", n)] + ["... _l" + str(model.num_layers - 1)]
     extra = sorted(set(arrays) - set(shapes))
     if extra:
         names = ", ".join(show(original[n]) for n in extra[:6]) + (f" (+{len(extra) - 6} more)" if len(extra) > 6 else "")
@@ -220,7 +232,7 @@ def check(model, D: int, O: int, task_kind: str, base_dir=None) -> dict[str, np.
              f"task {task_kind}), O = {O} (its output size)")
     for name in required:
         if name not in arrays:
-            form = f" (or {name}_l0)" if name in RECURRENT else ""
+            form = f" (or {name}_l0)" if name in RECURRENT and getattr(model, "num_layers", 1) == 1 else ""
             what = " (the readout is optional, but all of it or none)" if name in readout else ""
             raise DataFileError(f"{label}: tensor {show(name)}{form} is missing{what}; the scenario implies shape "
                                 f"{shapes[name]} = {how[name]} {sizes}; the file has {', '.join(map(show, raw))}")
@@ -261,6 +273,7 @@ def save(params: dict[str, np.ndarray], path: str | os.PathLike[str], metadata: 
     from rnnsim.export import _atomic_write
 
     p = check_save_path(path)
+    # one layer: weight_ih → weight_ih_l0; a stack's names already carry their _lN
     tensors = {(f"{k}_l0" if k in RECURRENT else k): np.ascontiguousarray(v) for k, v in params.items()}
     if p.suffix.lower() == ".safetensors":
         import safetensors.numpy

@@ -135,13 +135,22 @@ def candidate_matrix(cell, W_hh: np.ndarray) -> np.ndarray:
 # ------------------------------------------------------------------------------------------------ buffers
 def estimate_bytes(cell, model, T, B, D, O, itemsize) -> int:
     """Rough upper estimate of what a Simulation allocates: ``itemsize * T * B * (2*D + 3*O)`` for the inputs,
-    targets and outputs, the cell's buffers (``cell.buffer_bytes``: see each cell's ``allocate``), the attention
+    targets and outputs, the cell's buffers (``cell.buffer_bytes``: see each cell's ``allocate``) once per layer
+    (``model.num_layers``; input size D for layer 0, H above), the attention
     readout's (q, c, dq, dc (T, B, H) + slack, α (T, B, T)) and four copies of the weights (parameters, gradients,
     two optimiser moments)."""
     H = model.hidden_size
     K = chunk_steps(cell.cached_bytes(T, B, H, itemsize, model), T) if cell.G else 0
-    n_params = cell.param_count(model, D, H) + O * H + O
-    total = itemsize * T * B * (2 * D + 3 * O) + cell.buffer_bytes(model, T, B, D, H, itemsize, K, n_params)
+    # every layer of a stack (model.num_layers): layer 0 reads the D inputs, layer l > 0 the H outputs of l − 1
+    dims = [D] + [H] * (getattr(model, "num_layers", 1) - 1)
+    n_params = sum(cell.param_count(model, d, H) for d in dims) + O * H + O
+    total = itemsize * T * B * (2 * D + 3 * O)
+    for layer, d in enumerate(dims):
+        # chunked mode's weight-sized scratch is per layer (layer 0's count includes the readout, as for one layer)
+        n_layer = cell.param_count(model, d, H) + (O * H + O if layer == 0 else 0)
+        total += cell.buffer_bytes(model, T, B, d, H, itemsize, K, n_layer)
+        if layer:   # its dL/dx_t, (T, B, H) (layer 0's, (T, B, D), is in the 2·D above)
+            total += itemsize * T * B * d
     if model.readout == "attention":
         # q, c, dq, dc (T, B, H) + slack; α (T, B, T); scratch (T); W_q (H, H) and the readout's second half (O, H)
         total += itemsize * T * B * (5 * H + T) + itemsize * T

@@ -43,6 +43,8 @@ _CURSOR1 = "move the cursor one step (exact numbers below the plot)"
 _CURSOR10 = "move the cursor ten steps"
 _VIEWS12 = "Dynamics view / Training view / switch between them"
 _LESSON = "lesson: next / previous step (or page)"
+_LAYER = ("stacked layers: show the layer below / above in the Dynamics view (heatmap, ‖dL/dh_t‖, J row, gates, "
+          "spectrum; the depth × time map marks it ▸)")
 _KNOB_NAMES = {"model.cell": "cell", "training.clip": "clip", "model.init": "init", "model.layernorm": "LayerNorm",
                "model.activation": "activation"}
 
@@ -78,6 +80,8 @@ ACTIONS: list[Action] = [
     Action("1", "view('dynamics')", "Dynamics", _VIEWS12, "views"),
     Action("2", "view('training')", "Training", _VIEWS12, "views"),
     Action("tab", "toggle_view", "View", _VIEWS12, "views", 11, priority=True),
+    Action("d", "layer(-1)", "Layer ↓", _LAYER, "views"),
+    Action("D", "layer(1)", "Layer ↑", _LAYER, "views"),
     Action("3", "view('spectrum')", "Spectrum",
            "Spectrum: eigenvalues of W_hh (braille), σ_max against 1/γ, Pascanu et al. verdict", "views"),
     Action("4", "view('compare')", "Compare",

@@ -299,6 +299,10 @@ class RnnsimApp(App):
     def action_train(self) -> None:
         self.runner.send("toggle_train")
 
+    def action_layer(self, delta: int) -> None:
+        """d / D: the layer the Dynamics view shows (stacked layers)."""
+        self.runner.send("layer", delta)
+
     def action_speed(self, delta: int) -> None:
         self.runner.send("speed", delta)
 

@@ -72,6 +72,10 @@ class Frame:
     cosine: float | None = None  # cos(g before clipping, g after) of the last update
     compare: Any = None  # a CompareFrame while the compare view's second simulation exists
     sentinel: str | None = None
+    num_layers: int = 1   # model.num_layers of the simulation
+    layer: int = 0        # the layer hidden/profile/jacobian/gates/spectrum show (d / D)
+    layer_now: int = 0    # the layer being stepped (forward: 0 first; BPTT: the last first)
+    depth: np.ndarray | None = None  # (N, T) ‖dL/dh_t^l‖ of every layer (diagnostics.depth_profile), N > 1 only
     error: str | None = None
     message: str = ""
     playing: bool = False
@@ -178,7 +182,7 @@ def compare_frame(play_a, play_b, history: History, version: int, knob: str) -> 
         value_b=knob_value(b.scenario, knob),
         scenario=b.scenario,
         profile=np.asarray(d.gradient_profile(b), dtype=float).copy(),
-        grad_filled=int(b.bt),
+        grad_filled=int(b.layer_steps(b.num_layers - 1)[1] if getattr(b, "num_layers", 1) > 1 else b.bt),
         losses=losses,
         finite_flags=finite,
         loss=_f(b.loss) if b.loss is not None else (_f(last.loss) if last else None),
@@ -188,10 +192,12 @@ def compare_frame(play_a, play_b, history: History, version: int, knob: str) -> 
     )
 
 
-def build_frame(play, history: History, *, busy: bool, compare: CompareFrame | None, **status) -> Frame:
+def build_frame(play, history: History, *, busy: bool, compare: CompareFrame | None, layer: int | None = None,
+                **status) -> Frame:
     """A Frame of ``play``'s simulation; ``status`` fills the runner's fields (seq, message, speed...).
 
-    ``busy`` (playing or training): the Jacobian norms keep to their time budget (Play.jacobian_norms)."""
+    ``busy`` (playing or training): the Jacobian norms keep to their time budget (Play.jacobian_norms).
+    ``layer``: which layer of a stack the per-layer fields show (default and one layer: the last)."""
     sim = play.sim
     d = play.diagnostics
     T = int(sim.T)
@@ -200,20 +206,32 @@ def build_frame(play, history: History, *, busy: bool, compare: CompareFrame | N
     # after an update (phase idle) the core's arrays and diagnostics still describe the latest pass until the
     # next forward begins: show them, marked as the previous pass
     stale = phase == Phase.IDLE and t > 0
-    hidden = np.array(sim.hidden[0], dtype=float)
-    profile = np.asarray(d.gradient_profile(sim), dtype=float).copy()
-    jac = play.jacobian_norms(force=not busy)
-    gates = {k: np.asarray(v, dtype=float).copy() for k, v in d.gate_means(sim).items()}
-    hidden_filled = T if phase in FORWARD_COMPLETE else t
+    n = int(getattr(sim, "num_layers", 1))
+    if n > 1:
+        shown = n - 1 if layer is None else min(max(int(layer), 0), n - 1)
+        fw, bw = sim.layer_steps(shown)
+        hidden = np.array(sim.layer_workspace(shown).h[:, 0], dtype=float)
+        profile = np.asarray(d.gradient_profile(sim, shown), dtype=float).copy()
+        jac = play.jacobian_norms(force=not busy, layer=shown)
+        gates = {k: np.asarray(v, dtype=float).copy() for k, v in d.gate_means(sim, shown).items()}
+        depth = np.asarray(d.depth_profile(sim), dtype=float).copy()
+        hidden_filled, spec_layer = int(fw), shown
+    else:
+        shown, bw, depth, spec_layer = 0, bt, None, None
+        hidden = np.array(sim.hidden[0], dtype=float)
+        profile = np.asarray(d.gradient_profile(sim), dtype=float).copy()
+        jac = play.jacobian_norms(force=not busy)
+        gates = {k: np.asarray(v, dtype=float).copy() for k, v in d.gate_means(sim).items()}
+        hidden_filled = T if phase in FORWARD_COMPLETE else t
     losses, gnorms, cnorms, clipped, finite = history.update(sim.history)
     last = sim.history[-1] if sim.history else None
     decay = ""
     try:
-        if bt >= T and T >= 2:
+        if bw >= T and T >= 2:
             decay = d.decay_summary(profile).text
     except Exception:  # noqa: BLE001 - a summary is optional decoration
         decay = ""
-    spectrum, spec = play.spectrum()
+    spectrum, spec = play.spectrum(spec_layer) if spec_layer is not None else play.spectrum()
     sentinel = sim.sentinel
     return Frame(
         ready=True,
@@ -234,7 +252,7 @@ def build_frame(play, history: History, *, busy: bool, compare: CompareFrame | N
         hidden=hidden,
         hidden_filled=hidden_filled,
         profile=profile,
-        grad_filled=bt,
+        grad_filled=int(bw),
         jacobian=jac,
         gates=gates,
         stale=stale,
@@ -250,5 +268,9 @@ def build_frame(play, history: History, *, busy: bool, compare: CompareFrame | N
         cosine=_f(getattr(last, "cosine", None)) if last else None,
         compare=compare,
         sentinel=None if sentinel is None else str(sentinel),
+        num_layers=n,
+        layer=shown,
+        layer_now=int(getattr(sim, "layer", 0)),
+        depth=depth,
         **status,
     )

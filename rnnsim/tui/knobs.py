@@ -45,6 +45,8 @@ def next_value(sc, key: str) -> Any:
     """The value after sc's in the key's cycle (the first one if sc's is not in it); a bool flips."""
     cur = knob_value(sc, key)
     cyc = choices(key)
+    if key == "model.cell" and sc.model.num_layers > 1:   # a stack of attention layers is refused: skip it
+        cyc = [c for c in cyc if c != "attention"]
     if isinstance(cur, bool):
         return not cur
     return cyc[(cyc.index(cur) + 1) % len(cyc)] if cur in cyc else cyc[0]

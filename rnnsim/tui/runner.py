@@ -91,6 +91,7 @@ class Runner:
         self._playing = False
         self._training = False
         self._speed_index = DEFAULT_SPEED_INDEX
+        self._layer: int | None = None  # the layer the Dynamics view shows (None: the last one)
         self._seq = 0
         self._data_version = 0
         self._history_version = 0
@@ -223,6 +224,13 @@ class Runner:
             if ready:
                 for _ in range(int(args[0]) if args else 1):
                     self._step()
+        elif name == "layer":   # d / D: the layer the Dynamics view shows, clamped to the stack
+            n = getattr(play.sim, "num_layers", 1) if play is not None else 1
+            now = n - 1 if self._layer is None else min(self._layer, n - 1)
+            self._layer = min(max(now + int(args[0]), 0), n - 1)
+            self._message = f"showing layer {self._layer + 1}/{n}" if n > 1 else "one layer (model.num_layers = 1)"
+            self._dirty = True
+            self._data_version += 1
         elif name == "speed":
             self._speed_index = min(max(self._speed_index + int(args[0]), 0), len(SPEEDS) - 1)
             self._message = f"speed {speed_label(SPEEDS[self._speed_index])}"
@@ -423,5 +431,6 @@ class Runner:
             self.play, self._history, busy=self._playing or self._training, compare=compare,
             playing=self._playing, training=self._training, speed=SPEEDS[self._speed_index],
             steps_done=self._steps_done, data_version=self._data_version, history_version=self._history_version,
+            layer=self._layer,
             **status,
         )

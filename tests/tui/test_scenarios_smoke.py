@@ -32,10 +32,11 @@ async def test_scenario_draws(name, changes):
     async with app.run_test(size=(80, 24)) as pilot:
         f = await settle(app, pilot)
         assert f.ready and f.error is None
-        app.runner.send("step", 2 * f.T + 1 + f.T // 2)  # one iteration, then half a forward pass
+        # one iteration (a stack steps (layer, t): 2·N·T steps and the update), then half a forward pass
+        app.runner.send("step", 2 * sc.model.num_layers * f.T + 1 + f.T // 2)
         f = await settle(app, pilot)
         assert f.error is None and f.iteration == 1 and f.phase == "forward"
-        assert f.hidden.shape == (f.T, f.H) and np.isfinite(f.hidden[: f.t]).all()
+        assert f.hidden.shape == (f.T, f.H) and np.isfinite(f.hidden[: f.hidden_filled]).all()
         heat = app.query_one("#heatmap")
         lines = [heat.render_line(y).text for y in range(heat.size.height)]
         assert "h_t" in lines[0] and "▀" in "".join(lines)
@@ -64,7 +65,7 @@ async def test_scenario_new_views_draw(name, monkeypatch):
         f = await settle(app, pilot)
         assert f.spectrum is not None and str(app.query_one("#spectrum-info").render()).strip()
         await pilot.press("4")
-        app.runner.send("step", 2 * f.T + 1)
+        app.runner.send("step", 2 * sc.model.num_layers * f.T + 1)   # one iteration ((layer, t) steps in a stack)
         f = await settle(app, pilot)
         assert f.compare is not None and f.compare.iteration == f.iteration == 1
         assert "‖dL/dh_t‖" in app.query_one("#compare-grad").text

@@ -91,3 +91,20 @@ def test_copy_scenarios_share_task_seed_and_budget_and_state_the_baseline():
     S, K, T = a.task.symbols, a.task.alphabet, a.task.length
     assert T - 2 * S == 50                                            # the lag the lesson talks about
     assert Simulation(a).baseline == pytest.approx(S * math.log(K) / T)
+
+
+def test_stacked_gradient_shrinks_down_the_stack_and_back_in_time_and_the_bottom_keeps_more_at_t0():
+    """stacked's lesson: at the last step the gradient falls layer by layer down the stack; back in time it falls
+    in every layer; at t = 0 the bottom layer keeps more than the top (more paths); an LSTM with a forget bias
+    in every layer keeps the top layer's."""
+    sim = Simulation(load_scenario("stacked"))
+    sim.forward()
+    sim.backward()
+    d = diagnostics.depth_profile(sim)            # (3, T), row 0 = the bottom layer
+    assert d[2, -1] > d[1, -1] > d[0, -1]
+    assert all(d[layer, 0] < 1e-2 * d[layer, -1] for layer in range(3))
+    assert d[0, 0] > 10 * d[2, 0]
+    lstm = Simulation(load_scenario("stacked").with_changes({"model.cell": "lstm"}))
+    lstm.forward()
+    lstm.backward()
+    assert diagnostics.depth_profile(lstm)[2, 0] > 1e4 * d[2, 0]

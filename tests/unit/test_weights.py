@@ -215,9 +215,15 @@ def test_extra_tensors_are_listed(tmp_path):
             "allowed for cell lstm: weight_ih[_l0]")
 
 
-def test_stacked_layers_are_refused_for_now(tmp_path):
+def test_a_layer_count_other_than_num_layers_is_refused_naming_both(tmp_path):
     st.save_file(torch.nn.LSTM(1, 6, num_layers=2).double().state_dict(), str(tmp_path / "w.safetensors"))
-    refusal(scenario_file(tmp_path, "w.safetensors"), "stacked model", "'weight_hh_l1'", "num_layers=1")
+    refusal(scenario_file(tmp_path, "w.safetensors"), "the file holds 2 recurrent layers", "'weight_hh_l1'",
+            "model.num_layers = 1", "set model.num_layers = 2")
+    refusal(scenario_file(tmp_path, "w.safetensors", extra="num_layers = 3"), "the file holds 2 recurrent layers",
+            "model.num_layers = 3")
+    st.save_file(torch.nn.LSTMCell(1, 6).double().state_dict(), str(tmp_path / "c.safetensors"))
+    refusal(scenario_file(tmp_path, "c.safetensors", extra="num_layers = 2"), "the file holds 1 recurrent layer;",
+            "model.num_layers = 2")
 
 
 def test_non_float_dtype(tmp_path):

@@ -23,6 +23,7 @@ KNOBS = [
     ("model.cell", "rnn | lstm | gru | attention"),
     ("model.activation", "tanh | relu (rnn)"),
     ("model.hidden_size", "H units"),
+    ("model.num_layers", "1..8 stacked (not attention)"),
     ("model.layernorm", "true | false (rnn)"),
     ("model.init", "pytorch | orthogonal | identity | normal"),
     ("model.recurrent_scale", "multiplies W_hh"),

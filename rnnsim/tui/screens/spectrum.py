@@ -61,7 +61,8 @@ def spectrum_text(frame, no_color: bool) -> Text:
         t.append(" Press m for a recurrent cell.", style="dim")
         return t
     t.append(f" Eigenvalues of {candidate_label(CELLS[m.cell])}", style="bold")
-    t.append(f" · H={frame.H} · it {frame.iteration}\n")
+    layer = f" · layer {frame.layer + 1}/{frame.num_layers} (d/D)" if frame.num_layers > 1 else ""
+    t.append(f"{layer} · H={frame.H} · it {frame.iteration}\n")
     t.append(f" ρ (largest |λ|)  {spec.radius:.4g}\n")
     t.append(f" σ_max            {spec.sigma_max:.4g}\n")
     act = CELLS[m.cell].candidate_activation(m)

@@ -12,6 +12,7 @@ from textual.widgets import Static
 
 from rnnsim.cells import CELLS
 
+from ..widgets.depth import DepthMap
 from ..widgets.gradient import GradientPanel, cursor_text
 from ..widgets.heatmap import Heatmap, rows_needed
 
@@ -36,14 +37,16 @@ class DynamicsView(Vertical):
     def compose(self) -> ComposeResult:
         yield Heatmap(id="heatmap")
         yield GradientPanel(id="gradient")
+        yield DepthMap(id="depth")
         yield Static("", id="cursor-info")
         yield Static("", id="dyn-summary")
 
-    def _fit_heatmap(self, H: int) -> None:
-        """Give the heatmap the rows its units need (up to 17) and the gradient panel the rest."""
+    def _fit_heatmap(self, H: int, depth_rows: int = 0) -> None:
+        """Give the heatmap the rows its units need (up to 17) and the gradient panel the rest (after the depth
+        map's rows, when the network has stacked layers)."""
         if not H or not self.size.height:
             return
-        available = self.size.height - 2 - PANEL_MIN  # minus the cursor and summary lines
+        available = self.size.height - 2 - PANEL_MIN - depth_rows  # minus the cursor and summary lines
         want = min(rows_needed(H, max(available, 3), self.app.no_color), 17)
         heat = self.query_one(Heatmap)
         if heat.styles.height is None or heat.styles.height.value != want:
@@ -52,21 +55,38 @@ class DynamicsView(Vertical):
     def on_resize(self) -> None:
         frame = getattr(self.app, "frame", None)
         if frame is not None and frame.ready:
-            self._fit_heatmap(frame.H)
+            self._fit_heatmap(frame.H, self._depth_rows(frame))
+
+    def _depth_rows(self, frame) -> int:
+        """The depth map's height: a title and one row per layer; 0 (hidden) for one layer."""
+        return frame.num_layers + 1 if frame.num_layers > 1 and frame.depth is not None else 0
 
     def show(self, frame, cursor: int) -> None:
         if frame is None or not frame.ready:
             return
         sc = frame.scenario
-        self._fit_heatmap(frame.H)
+        rows = self._depth_rows(frame)
+        depth = self.query_one(DepthMap)
+        if depth.display != bool(rows) or (rows and depth.styles.height.value != rows):
+            depth.display = bool(rows)
+            if rows:
+                depth.styles.height = rows
+        self._fit_heatmap(frame.H, rows)
         bounded = CELLS[sc.model.cell].bounded_state(sc.model)
-        self.query_one(Heatmap).set_data(
-            frame.hidden, frame.hidden_filled, bounded, cursor, frame.stale, (frame.data_version, id(frame.hidden))
+        heat, grad = self.query_one(Heatmap), self.query_one(GradientPanel)
+        # which layer of a stack the heatmap, the gradient panel and its J and gate rows show (d / D)
+        heat.layer_label = grad.layer_label = f"layer {frame.layer + 1}/{frame.num_layers} " \
+            if frame.num_layers > 1 else ""
+        heat.set_data(
+            frame.hidden, frame.hidden_filled, bounded, cursor, frame.stale,
+            (frame.data_version, id(frame.hidden), heat.layer_label)
         )
-        self.query_one(GradientPanel).set_data(
+        grad.set_data(
             frame.profile, frame.jacobian, frame.gates, sc.model.cell, frame.grad_filled, cursor,
-            "", (frame.data_version, id(frame.profile)),
+            "", (frame.data_version, id(frame.profile), grad.layer_label),
         )
+        if rows:
+            depth.set_data(frame.depth, frame.layer, cursor, (frame.data_version, id(frame.depth)))
         _set(self.query_one("#cursor-info", Static), " cursor (, . < >) " + cursor_text(frame, cursor))
         parts = [p for p in (frame.decay_text, frame.spectrum_text) if p]
         _set(self.query_one("#dyn-summary", Static), " " + " · ".join(parts))

@@ -54,6 +54,7 @@ class GradientPanel(CachedLines, Widget):
         self._lines: list[Strip] | None = None
         self._lines_size = None
         self.decades: tuple[int, int] | None = None
+        self.layer_label = ""   # "layer 2/3 " for a stack (set by the Dynamics view)
 
     def set_data(self, profile, jacobian, gates, cell, filled, cursor, decay_text, key) -> bool:
         k = (key, filled, cursor, cell)
@@ -79,7 +80,7 @@ class GradientPanel(CachedLines, Widget):
         rows = max(height - 1 - extra, 1)
         vals = aggregate(np.asarray(prof, float), cols, "max")
         how = "" if "steps" not in col_label else " (max)"
-        title = f" ‖dL/dh_t‖ batch mean, log axis, BPTT fills ←{how}"
+        title = f" {self.layer_label}‖dL/dh_t‖ batch mean, log axis, BPTT fills ←{how}"
         if self.decay_text:
             title += f" · {self.decay_text}"
         lines = [Strip([Segment(title[:width], LABEL)]).adjust_cell_length(width, NULL)]

@@ -77,6 +77,7 @@ class Heatmap(Widget):
         self._lines: list[Strip] | None = None
         self._lines_size = None
         self.title = ""
+        self.layer_label = ""   # "layer 2/3 " for a stack (set by the Dynamics view)
 
     def set_data(self, hidden, filled: int, bounded: bool, cursor: int, stale: bool, key) -> bool:
         """Store new data; refresh only when `key` (data version, cursor, ...) changed."""
@@ -129,7 +130,7 @@ class Heatmap(Widget):
         how = f"{units}/{'row' if no_color else 'half-row'}"
         legend = "shade = |h| ' ░▒▓█'" if no_color else "blue − · + red"
         state = " (previous pass)" if self.stale else ""
-        title = f" h_t, batch elem 0{state} · T={T}, {col_label}"
+        title = f" {self.layer_label}h_t, batch elem 0{state} · T={T}, {col_label}"
         if "steps" in col_label:
             title += " (max |h|)"
         title += f" · {how} · {legend} {self.scale_label}"

@@ -66,6 +66,8 @@ def status_text(frame, no_color: bool = False) -> Text:
         step = f" bptt {frame.bt}/{frame.T}"
     else:
         step = f" t {frame.t}/{frame.T}"
+    if frame.num_layers > 1 and frame.phase != "idle":   # the (layer, t) step of a stack: which layer the step counter is in
+        step += f" layer {frame.layer_now + 1}/{frame.num_layers}"
     t.append(step)
     t.append(f" · it {frame.iteration}")
     t.append(f" · loss {fmt(frame.loss, 4)}")
