@@ -15,6 +15,7 @@ Nothing here imports Textual.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -116,7 +117,7 @@ def readout_gradient(sim, t: int, b: int, params=None) -> np.ndarray:
     """∂ℓ/∂h_t of sample b through the readout (not through the recurrence), recomputed from dL/dout and the
     readout weights: dout_t W_o for the linear readout; with the attention readout also every later output that
     reads h_t as key and value, and h_t as the query (the readout's backward, in plain NumPy)."""
-    H, P = sim.H, sim.params if params is None else params
+    H, P = sim.H, top_layer_params(sim, sim.params) if params is None else params
     dout = sim._dout[:, b].astype(np.float64)                    # (T, O): dL/dout_t
     W = P["readout.weight"].astype(np.float64)
     if not sim.attention_readout:
@@ -139,7 +140,7 @@ def recurrent_gradient(sim, t: int, b: int, params=None) -> np.ndarray:
     ws, H, T = sim.workspace, sim.H, sim.T
     if not cell.STATE or t == T - 1:
         return np.zeros(H)
-    P = sim.params if params is None else params
+    P = top_layer_params(sim, sim.params) if params is None else params
     J = cell.step_jacobian(ws, P, sim.scenario.model, t + 1, slice(b, b + 1))[0]
     g = ws.dh[t + 1, b].astype(np.float64)
     if sim.cell_name != "lstm":
@@ -188,26 +189,53 @@ def explain(sim, t: int, b: int = 0, pass_params: dict | None = None) -> Explana
     cell = CELLS[m.cell]
     lines: list[Line] = []
     add = lines.append
-    fw = t < sim.t                                 # the forward pass has written step t
-    bw = sim.bt > 0 and t >= T - sim.bt           # BPTT has written step t
+    top = getattr(sim, "num_layers", 1) - 1        # a stack: the top layer is explained (its readout term)
+    done_t, done_bt = progress(sim)
+    fw = t < done_t                                # the forward pass has written step t
+    bw = done_bt > 0 and t >= T - done_bt          # BPTT has written step t
     updated = sim.phase == Phase.IDLE and sim.t > 0
     chunked = bool(getattr(sim.workspace, "K", 0))
-    P = sim.params
+    P = current = top_layer_params(sim, sim.params)
     if updated and pass_params is not None and not (chunked and cell.G > 1):   # chunked gates: current weights
-        P, updated = pass_params, False
+        P, updated = top_layer_params(sim, pass_params), False
     add(Line("note", "", text=f"step t = {t} (of 0..{T - 1}), sample {b} of {sim.B} (the heatmap's), "
                               f"{cell.describe(m)}, iteration {sim.iteration}, phase {str(sim.phase)}"))
     if sim.sentinel is not None:
         add(Line("note", "non-finite", text=f"{sim.sentinel}; numbers after it are NaN or inf and shown as such",
                  key="sentinel"))
-    if P is not sim.params:
+    if top:
+        add(Line("note", "layer", key="layer",
+                 text=f"the top layer ({top + 1} of {top + 1}): the one the readout reads; its J and gates"))
+    if P is not current:
         add(Line("note", "weights", key="pass_weights",
                  text="those the pass used, kept before the update that followed it (Pascanu: the current W_hh)"))
     with np.errstate(all="ignore"):
         _gradient(sim, t, b, bw, updated, add, P)
         _cell_lines(sim, t, b, fw, updated, chunked, add, P)
-        _pascanu(sim, add)
+        _pascanu(sim, add, current)
     return Explanation(t, lines)
+
+
+def progress(sim) -> tuple[int, int]:
+    """(forward steps, BPTT steps) of the explained layer (the top one of a stack) in the latest pass."""
+    top = getattr(sim, "num_layers", 1) - 1
+    return sim.layer_steps(top) if top else (sim.t, sim.bt)
+
+
+def top_layer_params(sim, params: dict) -> dict:
+    """``params`` with a stack's top-layer tensors under the cell's own names (``weight_hh_l2`` -> ``weight_hh``),
+    the readout's kept, the lower layers' left out; a one-layer Simulation's unchanged."""
+    top = getattr(sim, "num_layers", 1) - 1
+    if top == 0:
+        return params
+    suffix = f"_l{top}"
+    out = {}
+    for name, value in params.items():
+        if name.endswith(suffix):
+            out[name[:-len(suffix)]] = value
+        elif re.search(r"_l\d+$", name) is None:
+            out[name] = value
+    return out
 
 
 def _gradient(sim, t, b, bw, updated, add, P) -> None:
@@ -215,7 +243,8 @@ def _gradient(sim, t, b, bw, updated, add, P) -> None:
     add(Line("heading", "gradient ‖dL/dh_t‖ (BPTT runs from t = T−1 down to 0)"))
     if not bw:
         why = ("needs a complete forward pass first, then BPTT from T−1" if sim.phase in (Phase.IDLE, Phase.FORWARD)
-               else f"BPTT has done t = {T - 1}..{T - sim.bt}" if sim.bt else "BPTT has not started")
+               else f"BPTT has done t = {T - 1}..{T - progress(sim)[1]}" if progress(sim)[1]
+               else "BPTT has not started")
         add(Line("missing", "‖dL/dh_t‖, ‖∂ℓ_t/∂h_t‖, J_{t+1}ᵀ dL/dh_{t+1}, ratio", text=why, key="grad"))
         return
     norms = np.linalg.norm(ws.dh.astype(np.float64), axis=2)      # (T, B) per sample
@@ -253,7 +282,7 @@ def _cell_lines(sim, t, b, fw, updated, chunked, add, P) -> None:
     name = sim.cell_name
     add(Line("heading", "the step at t (forward pass)"))
     if not fw:
-        add(Line("missing", "h_t, ‖J_t‖, gates", text=f"the forward pass has done t < {sim.t}" if sim.t
+        add(Line("missing", "h_t, ‖J_t‖, gates", text=f"the forward pass has done t < {progress(sim)[0]}" if progress(sim)[0]
                  else "no forward pass yet (press n or space)", key="forward"))
         return
     h = ws.h[t, b].astype(np.float64)
@@ -342,8 +371,8 @@ def _lstm(sim, t, b, h, add) -> None:
               ("‖c_{t−1}‖", _norm(c_prev))), _norm(f[b] * c_prev + i[b] * g[b]),
              text=f"means over batch and units; ‖c_t‖ of sample {b} as the kernel wrote it = {num(_norm(c))}",
              key="lstm_cell"))
-    if sim.t < T:
-        add(Line("missing", "Π mean f from t to T−1", text=f"the forward pass has done t < {sim.t}",
+    if progress(sim)[0] < T:
+        add(Line("missing", "Π mean f from t to T−1", text=f"the forward pass has done t < {progress(sim)[0]}",
                  key="forget_product"))
         return
     fm = [float(_gate(ws, k, 1, H).mean()) for k in range(t, T)]
@@ -374,7 +403,7 @@ def _attention(sim, alpha_arr, t, b, add, what) -> None:
              ent, text=what + f" (sample {b}); entropy in nats", key="attention"))
 
 
-def _pascanu(sim, add) -> None:
+def _pascanu(sim, add, P) -> None:
     from rnnsim import diagnostics
 
     m = sim.scenario.model
@@ -383,7 +412,7 @@ def _pascanu(sim, add) -> None:
     if cell.G == 0:
         add(Line("note", "σ_max(W_hh) vs 1/γ", text="does not apply: the attention cell has no W_hh", key="pascanu"))
         return
-    if not _finite(sim.params["weight_hh"]):
+    if not _finite(P["weight_hh"]):
         add(Line("note", "σ_max(W_hh) vs 1/γ", text="W_hh is not finite (NaN or inf): no spectrum", key="pascanu"))
         return
     s = diagnostics.spectrum(sim)

@@ -263,3 +263,23 @@ def test_weights_kept_before_the_update_bring_the_numbers_back(name):
     assert kept.get(sim) is None
     sim.reset()
     assert kept.get(sim) is None
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+def test_stack_explains_the_top_layer(cell):
+    """With num_layers = 3 the panel explains the top layer: the identity holds against grad_hidden (the top
+    layer's), its J comes from weight_hh_l2, and a note says which layer."""
+    sim = _sim({"model.cell": cell, "model.num_layers": 3})
+    e = explain(sim, 3, 1)
+    assert "top layer (3 of 3)" in e.line("layer").text
+    for t in range(sim.T):
+        line = explain(sim, t, 1).line("identity")
+        assert line.result == pytest.approx(np.linalg.norm(sim.grad_hidden[1, t]), rel=1e-12, abs=1e-300)
+    before = explain(sim, 0, 1).line("identity").value("‖J_{t+1}ᵀ dL/dh_{t+1}‖")
+    sim.params["weight_hh_l2"][:] *= 0.0          # the top layer's W_hh alone carries the J term
+    assert before > 0
+    after = explain(sim, 0, 1).line("identity").value("‖J_{t+1}ᵀ dL/dh_{t+1}‖")
+    if cell == "rnn":
+        assert after == 0.0                       # J = diag(1 − h²) W_hh_l2 = 0
+    else:                                         # gated: the carry (c, or z ⊙ h) remains, changed
+        assert after != pytest.approx(before, rel=1e-6)
