@@ -109,6 +109,17 @@ class Sweep:
                 yield Run(index, tuple(point), seed)
                 index += 1
 
+    def run_at(self, index: int) -> Run:
+        """The run with this index (as ``runs()`` numbers them: the seeds fastest, then the last key)."""
+        if not 0 <= index < self.n_runs:
+            raise IndexError(f"run {index} of a sweep of {self.n_runs} runs")
+        rest, picks = index, []
+        for values in (*self.values, self.seeds)[::-1]:
+            rest, pos = divmod(rest, len(values))
+            picks.append(values[pos])
+        *point, seed = picks[::-1]
+        return Run(index, tuple(point), seed)
+
     def changes(self, run: Run) -> dict[str, Any]:
         """The overrides of one run: `rnnsim run SCENARIO --set KEY=VALUE ...` with these gives the same row."""
         changes = dict(zip(self.keys, run.values))

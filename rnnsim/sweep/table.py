@@ -287,6 +287,10 @@ class Table:
         meta = {"rnnsim.sweep": self.sweep.source, "rnnsim.fingerprint": self.sweep.fingerprint}
         return pa.table(arrays).replace_schema_metadata(meta)
 
+    def fds(self) -> tuple[int, ...]:
+        """The file descriptors this table holds open (a forked worker closes them: it must not keep the lock)."""
+        return () if self._fd is None else (self._fd,)
+
     def close(self) -> None:
         if self._fd is not None:
             with contextlib.suppress(OSError):
