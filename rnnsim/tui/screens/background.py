@@ -293,7 +293,7 @@ def regimes_note(sc) -> Text:
     t = Text(no_wrap=False)
     t.append(f" * this scenario (scale {sc.model.recurrent_scale:g}, T = {sc.task.length}). ", style="bold")
     t.append(f"Cell: log10 ‖dL/dh_0‖/‖dL/dh_T-1‖, one pass at the initial weights; {rule_text()}. ")
-    t.append("Pascanu 2013: σ_max(W_hh) < 1/γ (γ = 1 for tanh) makes it vanish.", style="dim")
+    t.append("Pascanu 2013: σ_max(W_hh) < 1/γ (γ = 1 for tanh) is sufficient for vanishing.", style="dim")
     return t
 
 
