@@ -13,8 +13,10 @@ Per-run overhead: (sweep wall time x workers - the sum of the rows' `seconds`) /
 spends per run outside the Simulation's own work (for 1 worker: wall time - sum(seconds), over runs). The Dask
 rows use one LocalCluster (2 worker processes, 1 thread each) started once before the rounds and reached by its
 tcp:// address; one extra `--scheduler local` sweep shows the cost of starting a cluster per sweep.
-A JAX vmap column is only measured when `import jax` works (JAX is never a dependency); otherwise one line says
-it is skipped. Progress goes to stderr; tables go to stdout.
+A JAX vmap column (benchmarks/jax_sweep.py) is measured when `import jax` works (JAX is never a dependency; otherwise
+one line says it is skipped): the same grid's grad_ratio, one forward and backward pass per point, vmapped over the
+points of one shape; it is first checked equal to the warm-up table's grad_ratio (tolerances in jax_sweep.py), its
+compile time is reported apart, and it joins the interleaved rounds. Progress goes to stderr; tables go to stdout.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from pathlib import Path
 SWEEP = "regimes"
 TARGET_OVERHEAD_MS = 20.0
 TARGET_SPEEDUP = 1.7
+JAX_NAME = "JAX vmap (this process)"
 
 
 def log(*args) -> None:
@@ -90,8 +93,10 @@ def table(results: list[dict]) -> str:
     lines = ["| configuration | rounds | runs | median runs/s | spread (min-max) | median wall s | "
              "per-run overhead ms (median, min-max) |", "|---|---|---|---|---|---|---|"]
     for r in results:
+        over = ("- (only the passes are timed)" if r["name"] == JAX_NAME else
+                f"{r['overhead_ms']:.1f} ({r['overhead_min']:.1f}-{r['overhead_max']:.1f})")
         lines.append(f"| {r['name']} | {r['n']} | {r['runs']} | {r['rate']:.1f} | {r['rate_min']:.1f}-{r['rate_max']:.1f}"
-                     f" | {r['wall']:.2f} | {r['overhead_ms']:.1f} ({r['overhead_min']:.1f}-{r['overhead_max']:.1f}) |")
+                     f" | {r['wall']:.2f} | {over} |")
     return "\n".join(lines)
 
 
@@ -115,18 +120,51 @@ def verdicts(results: list[dict], ratios: list[float]) -> list[str]:
     return out
 
 
-def jax_line() -> str:
+def jax_setup(rows: list[dict]) -> tuple[object | None, str]:
+    """The JAX column's grid (benchmarks/jax_sweep.py) after its check against rnnsim's table, or None and why not."""
     try:
         import jax  # noqa: F401
     except Exception:
-        return "JAX vmap: skipped (`import jax` fails: JAX is not installed; it is never a dependency)."
-    return "JAX vmap: jax is importable but no vmap version of the regimes grid is written yet: skipped."
+        return None, "JAX vmap: skipped (`import jax` fails: JAX is not installed; it is never a dependency)."
+    from benchmarks import jax_sweep
+    from rnnsim.sweep import load_sweep
+
+    sweep = load_sweep(SWEEP)
+    t0 = time.perf_counter()
+    grid = jax_sweep.JaxGrid(sweep)
+    prep = time.perf_counter() - t0
+    compile_s = grid.compile()
+    by_index = {i: _typed(r) for i, r in enumerate(rows)}
+    compared = jax_sweep.check(grid.run(), by_index)
+    grid.note = (f"JAX {jax.__version__} vmap, float64, CPU: {len(grid.groups)} jit(vmap(...)) calls, one per shape "
+                 f"(cell, T), each over its scales x seeds; weights and data from rnnsim's Simulation (same seed and "
+                 f"init), prepared once in {prep:.1f} s, not timed; trace and compile {compile_s:.1f} s, not timed "
+                 f"(reported apart). Checked first against rnnsim's grad_ratio: "
+                 + "; ".join(f"{k} {n} runs, largest relative difference {w:.1g}" for k, (n, w) in sorted(compared.items()))
+                 + f" (tolerance: {jax_sweep.RTOL:g} relative for vanishing and stable runs; exploding runs: the same "
+                 f"regime and log10 within {jax_sweep.EXPLODING_LOG10_TOL:g}, their forward pass is chaotic).")
+    return grid, grid.note
+
+
+def _typed(row: dict) -> dict:
+    """A CSV row's grad_ratio, finite and regime as Python values."""
+    ratio = row["grad_ratio"]
+    return {"grad_ratio": float(ratio) if ratio not in ("", None) else None, "finite": row["finite"] == "true",
+            "regime": row["regime"]}
+
+
+def jax_once(grid) -> dict:
+    t0 = time.perf_counter()
+    values = grid.run()
+    wall = time.perf_counter() - t0
+    return {"wall": wall, "runs": len(values), "run_seconds": 0.0}
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=5, help="timed rounds after one warm-up round (default 5)")
     ap.add_argument("--no-dask", action="store_true", help="leave the Dask configuration out")
+    ap.add_argument("--no-jax", action="store_true", help="leave the JAX vmap column out")
     ap.add_argument("--no-write", action="store_true", help="only print; do not rewrite docs/benchmarks.md")
     a = ap.parse_args(argv)
     command = "python -m benchmarks.bench_sweep" + (" " + " ".join(argv if argv is not None else sys.argv[1:])).rstrip()
@@ -154,6 +192,7 @@ def main(argv=None) -> int:
     ratios: list[float] = []
     reference = None
     started_local = None
+    jax_grid, jax_note = None, "JAX vmap: left out (--no-jax)."
     try:
         with tempfile.TemporaryDirectory(prefix="rnnsim-bench-sweep-") as tmp:
             out_dir = Path(tmp)
@@ -161,6 +200,12 @@ def main(argv=None) -> int:
                 order = configs if r % 2 == 0 else configs[::-1]
                 this_round = {}
                 for name, _, extra in order:
+                    if extra is None:  # the JAX column: the same grid's grad_ratio, vmapped (checked at set-up)
+                        s = jax_once(jax_grid)
+                        this_round[name] = s
+                        samples[name].append(s)
+                        log(f"round {r}: {name}: {s['runs']} runs in {s['wall']:.2f} s ({s['runs'] / s['wall']:.1f} runs/s)")
+                        continue
                     s = sweep_once(out_dir, name.split()[0], extra)
                     if reference is None:
                         reference = s["rows"]
@@ -173,6 +218,13 @@ def main(argv=None) -> int:
                         f"({s['runs'] / s['wall']:.1f} runs/s), sum of seconds {s['run_seconds']:.2f} s")
                 if r > 0:
                     ratios.append(this_round["1 local worker"]["wall"] / this_round["2 local workers"]["wall"])
+                elif not a.no_jax:
+                    log("JAX column: preparing, compiling and checking against the first table...")
+                    jax_grid, jax_note = jax_setup(reference)
+                    log(jax_note)
+                    if jax_grid is not None:
+                        configs.append((JAX_NAME, 1, None))
+                        samples[JAX_NAME] = []
             if cluster is not None:
                 cluster.close()
                 cluster = None
@@ -206,7 +258,11 @@ def main(argv=None) -> int:
                      f"{started_local['wall']:.2f} s, {started_local['runs'] / started_local['wall']:.1f} runs/s")
     lines += ["", "Every table was identical to the first (apart from `seconds`)."]
     lines += [dask_note] if dask_note else []
-    lines.append(jax_line())
+    lines.append(jax_note)
+    by = {r["name"]: r for r in results}
+    if JAX_NAME in by and "1 local worker" in by:
+        lines.append(f"- JAX vmap vs 1 local worker: {by[JAX_NAME]['rate'] / by['1 local worker']['rate']:.2f}x (JAX's "
+                     "row times only the vmapped passes; XLA may use both cores)")
     text = "\n".join(lines)
     print(text)
     if not a.no_write:
