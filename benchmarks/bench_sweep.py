@@ -33,7 +33,7 @@ from pathlib import Path
 SWEEP = "regimes"
 TARGET_OVERHEAD_MS = 20.0
 TARGET_SPEEDUP = 1.7
-JAX_NAME = "JAX vmap (this process)"
+JAX_NAME = "JAX vmap (own process)"
 
 
 def log(*args) -> None:
@@ -121,9 +121,11 @@ def verdicts(results: list[dict], ratios: list[float]) -> list[str]:
 
 
 def jax_setup(rows: list[dict]) -> tuple[object | None, str]:
-    """The JAX column's grid (benchmarks/jax_sweep.py) after its check against rnnsim's table, or None and why not."""
+    """The JAX column's grid (benchmarks/jax_sweep.py) after its check against rnnsim's table, or None and why not.
+    Runs in a child process of its own (see JaxProcess): XLA starts threads, and a process with threads must not
+    fork the sweep's pool."""
     try:
-        import jax  # noqa: F401
+        import jax
     except Exception:
         return None, "JAX vmap: skipped (`import jax` fails: JAX is not installed; it is never a dependency)."
     from benchmarks import jax_sweep
@@ -136,14 +138,14 @@ def jax_setup(rows: list[dict]) -> tuple[object | None, str]:
     compile_s = grid.compile()
     by_index = {i: _typed(r) for i, r in enumerate(rows)}
     compared = jax_sweep.check(grid.run(), by_index)
-    grid.note = (f"JAX {jax.__version__} vmap, float64, CPU: {len(grid.groups)} jit(vmap(...)) calls, one per shape "
-                 f"(cell, T), each over its scales x seeds; weights and data from rnnsim's Simulation (same seed and "
-                 f"init), prepared once in {prep:.1f} s, not timed; trace and compile {compile_s:.1f} s, not timed "
-                 f"(reported apart). Checked first against rnnsim's grad_ratio: "
-                 + "; ".join(f"{k} {n} runs, largest relative difference {w:.1g}" for k, (n, w) in sorted(compared.items()))
-                 + f" (tolerance: {jax_sweep.RTOL:g} relative for vanishing and stable runs; exploding runs: the same "
-                 f"regime and log10 within {jax_sweep.EXPLODING_LOG10_TOL:g}, their forward pass is chaotic).")
-    return grid, grid.note
+    note = (f"JAX {jax.__version__} vmap, float64, CPU, in a process of its own: {len(grid.groups)} jit(vmap(...)) "
+            f"calls, one per shape (cell, T), each over its scales x seeds; weights and data from rnnsim's Simulation "
+            f"(same seed and init), prepared once in {prep:.1f} s, not timed; trace and compile {compile_s:.1f} s, not "
+            "timed (reported apart). Checked first against rnnsim's grad_ratio: "
+            + "; ".join(f"{k} {n} runs, largest relative difference {w:.1g}" for k, (n, w) in sorted(compared.items()))
+            + f" (tolerance: {jax_sweep.RTOL:g} relative for vanishing and stable runs; exploding runs: the same "
+            f"regime and log10 within {jax_sweep.EXPLODING_LOG10_TOL:g}, their forward pass is chaotic).")
+    return grid, note
 
 
 def _typed(row: dict) -> dict:
@@ -153,11 +155,43 @@ def _typed(row: dict) -> dict:
             "regime": row["regime"]}
 
 
-def jax_once(grid) -> dict:
-    t0 = time.perf_counter()
-    values = grid.run()
-    wall = time.perf_counter() - t0
-    return {"wall": wall, "runs": len(values), "run_seconds": 0.0}
+def _jax_child(conn, rows: list[dict]) -> None:
+    try:
+        grid, note = jax_setup(rows)
+    except Exception as exc:  # noqa: BLE001 - reported as the column's line
+        conn.send((None, f"JAX vmap: failed at set-up ({type(exc).__name__}: {exc})."))
+        return
+    conn.send((grid is not None, note))
+    while grid is not None and conn.recv() == "run":
+        t0 = time.perf_counter()
+        values = grid.run()
+        conn.send({"wall": time.perf_counter() - t0, "runs": len(values), "run_seconds": 0.0})
+
+
+class JaxProcess:
+    """The JAX column in a spawned child (this process never imports JAX, so it may still fork its pool)."""
+
+    def __init__(self, rows: list[dict]):
+        import multiprocessing as mp
+
+        ctx = mp.get_context("spawn")
+        self.conn, child = ctx.Pipe()
+        self.proc = ctx.Process(target=_jax_child, args=(child, rows), daemon=True)
+        self.proc.start()
+        ok, self.note = self.conn.recv()
+        self.ok = bool(ok)
+
+    def run(self) -> dict:
+        self.conn.send("run")
+        return self.conn.recv()
+
+    def close(self) -> None:
+        if self.proc.is_alive():
+            try:
+                self.conn.send("stop")
+            except OSError:
+                pass
+            self.proc.join(10)
 
 
 def main(argv=None) -> int:
@@ -192,7 +226,7 @@ def main(argv=None) -> int:
     ratios: list[float] = []
     reference = None
     started_local = None
-    jax_grid, jax_note = None, "JAX vmap: left out (--no-jax)."
+    jax_proc, jax_note = None, "JAX vmap: left out (--no-jax)."
     try:
         with tempfile.TemporaryDirectory(prefix="rnnsim-bench-sweep-") as tmp:
             out_dir = Path(tmp)
@@ -201,7 +235,7 @@ def main(argv=None) -> int:
                 this_round = {}
                 for name, _, extra in order:
                     if extra is None:  # the JAX column: the same grid's grad_ratio, vmapped (checked at set-up)
-                        s = jax_once(jax_grid)
+                        s = jax_proc.run()
                         this_round[name] = s
                         samples[name].append(s)
                         log(f"round {r}: {name}: {s['runs']} runs in {s['wall']:.2f} s ({s['runs'] / s['wall']:.1f} runs/s)")
@@ -220,9 +254,10 @@ def main(argv=None) -> int:
                     ratios.append(this_round["1 local worker"]["wall"] / this_round["2 local workers"]["wall"])
                 elif not a.no_jax:
                     log("JAX column: preparing, compiling and checking against the first table...")
-                    jax_grid, jax_note = jax_setup(reference)
+                    jax_proc = JaxProcess(reference)
+                    jax_note = jax_proc.note
                     log(jax_note)
-                    if jax_grid is not None:
+                    if jax_proc.ok:
                         configs.append((JAX_NAME, 1, None))
                         samples[JAX_NAME] = []
             if cluster is not None:
@@ -235,6 +270,8 @@ def main(argv=None) -> int:
     finally:
         if cluster is not None:
             cluster.close()
+        if jax_proc is not None:
+            jax_proc.close()
     load_after = loadavg()
     log(f"load average after: {load_after}")
 

@@ -9,6 +9,8 @@ pool's workers are then forked with the kernels already compiled, and Dask worke
 
 from __future__ import annotations
 
+import gc
+import math
 import os
 import signal
 import sys
@@ -50,33 +52,42 @@ def run_chunk(sweep: Sweep, indices: list[int]) -> list[tuple[int, dict[str, Any
     return [(index, run_job(sc, n)) for index, sc, n in map(lambda i: job(sweep, i), indices)]
 
 
-def _kernel_kind(sc: Scenario, n: int) -> tuple:
-    m, t = sc.model, sc.task
-    return (m.cell, m.activation, m.layernorm, m.readout, m.dtype, t.kind, sc.training.optimizer, sc.training.clip, n == 0)
+_KIND_KEYS = ("model.cell", "model.activation", "model.layernorm", "model.readout", "model.dtype", "task.kind",
+              "training.optimizer", "training.clip")
+_SIZE_KEYS = ("task.length", "task.batch_size", "model.hidden_size")
 
 
-def _size(job: Job) -> int:
-    _, sc, n = job
-    return sc.task.length * sc.task.batch_size * sc.model.hidden_size * max(n, 1)
+def _value(sweep: Sweep, changes: dict[str, Any], key: str) -> Any:
+    if key in changes:
+        return changes[key]
+    section, name = key.split(".", 1)
+    return getattr(getattr(sweep.base, section), name)
+
+
+def _iterations(sweep: Sweep, changes: dict[str, Any]) -> int:
+    return sweep.iterations if sweep.iterations is not None else int(_value(sweep, changes, "training.iterations"))
 
 
 def warm_jobs(sweep: Sweep, todo: list[int]) -> list[Job]:
-    """The smallest job of each kind of kernel, in order of first appearance.
+    """The smallest job of each kind of kernel (cell, activation, LayerNorm, readout, dtype, task, optimiser,
+    clipping, and whether it trains), in order of first appearance.
 
-    The seed picks only weights and data, never a kernel, so one seed per grid point is looked at (the first
-    one still to do there)."""
-    best: dict[tuple, Job] = {}
+    Read from the grid values and the base scenario, without building a Scenario per run (only the chosen jobs
+    are built); the seed picks only weights and data, never a kernel, so one seed per grid point is looked at."""
+    best: dict[tuple, tuple[int, int]] = {}
     per_point = len(sweep.seeds)
     seen: set[int] = set()
     for index in todo:
         if index // per_point in seen:
             continue
         seen.add(index // per_point)
-        candidate = job(sweep, index)
-        kind = _kernel_kind(candidate[1], candidate[2])
-        if kind not in best or _size(candidate) < _size(best[kind]):
-            best[kind] = candidate
-    return list(best.values())
+        changes = sweep.changes(sweep.run_at(index))
+        n = _iterations(sweep, changes)
+        kind = (*(_value(sweep, changes, k) for k in _KIND_KEYS), n == 0)
+        size = math.prod(int(_value(sweep, changes, k)) for k in _SIZE_KEYS) * max(n, 1)
+        if kind not in best or size < best[kind][1]:
+            best[kind] = (index, size)
+    return [job(sweep, index) for index, _ in best.values()]
 
 
 class Chunks:
@@ -228,7 +239,11 @@ class Pool(Serial):
             while len(pending) < 2 * self.workers and (chunk := chunks.next()):
                 pending.add(self._executor.submit(_pool_chunk, chunk))
 
-        fill()
+        gc.freeze()  # the workers fork at the first submit: the collector must not touch (and copy) shared pages
+        try:
+            fill()
+        finally:
+            gc.unfreeze()
         while pending:
             finished, _ = cf.wait(pending, return_when=cf.FIRST_COMPLETED)
             for future in finished:

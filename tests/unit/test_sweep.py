@@ -577,3 +577,29 @@ def test_a_chunk_gives_the_rows_of_single_runs(files):
         assert sc == sweep.scenario(list(sweep.runs())[i])
         single = run_job(sc, n)
         assert {k: v for k, v in row.items() if k != "seconds"} == {k: v for k, v in single.items() if k != "seconds"}
+
+
+def test_warm_jobs_pick_the_smallest_run_of_each_kernel_kind_without_building_every_scenario(files, monkeypatch):
+    from rnnsim.sweep import backends
+    from rnnsim.sweep.spec import make_sweep
+
+    _, path = files
+    base = load_sweep(path).base
+    sweep = make_sweep(base, {"task.length": [12, 6, 30], "model.cell": ["rnn", "gru"],
+                              "training.clip": ["none", "norm"]}, 2, (0, 1), source="t")
+    # brute force: build every run's Scenario and group by what the kernels depend on
+    brute: dict = {}
+    for run in sweep.runs():
+        sc = sweep.scenario(run)
+        kind = (sc.model.cell, sc.training.clip)
+        if kind not in brute or sc.task.length < brute[kind][1]:
+            brute[kind] = (run.index, sc.task.length)
+    built = []
+    real = backends.job
+    monkeypatch.setattr(backends, "job", lambda s, i: built.append(i) or real(s, i))
+    warm = backends.warm_jobs(sweep, list(range(sweep.n_runs)))
+    assert [j[0] for j in warm] == [index for index, _ in brute.values()]
+    assert all(j[1].task.length == 6 for j in warm) and len(warm) == 4
+    assert sorted(built) == sorted(j[0] for j in warm)  # only the chosen jobs were built
+    rest = [i for i in range(sweep.n_runs) if i % 2 == 1]  # a resumed sweep: only seed 1 left
+    assert all(j[0] % 2 == 1 for j in backends.warm_jobs(sweep, rest))
