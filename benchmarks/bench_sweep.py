@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import math
 import os
 import statistics
 import sys
@@ -65,18 +66,28 @@ def nproc() -> int:
     return default_workers()
 
 
+def _cpu() -> tuple[float, float]:
+    """CPU seconds (user + system) of this process and of its reaped children (a local pool's workers)."""
+    import resource
+
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime, kids.ru_utime + kids.ru_stime
+
+
 def sweep_once(out_dir: Path, tag: str, extra: list[str]) -> dict:
     """One `rnnsim sweep regimes` through its command, into a fresh table: wall seconds, runs, sum of `seconds`."""
     from rnnsim.sweep.command import sweep_command
 
     out = out_dir / f"{tag}-{time.monotonic_ns()}.csv"
+    c0 = _cpu()
     t0 = time.perf_counter()
     sweep_command.main([SWEEP, "--quiet", "--out", str(out), *extra], prog_name="rnnsim sweep", standalone_mode=False)
     wall = time.perf_counter() - t0
+    cpu = [b - a for a, b in zip(c0, _cpu())]
     with out.open(newline="") as f:
         rows = list(csv.DictReader(f))
     return {"wall": wall, "runs": len(rows), "run_seconds": sum(float(r["seconds"]) for r in rows),
-            "rows": [{k: v for k, v in r.items() if k != "seconds"} for r in rows]}
+            "cpu_parent": cpu[0], "cpu_workers": cpu[1], "rows": [{k: v for k, v in r.items() if k != "seconds"} for r in rows]}
 
 
 def summarise(name: str, workers: int, samples: list[dict]) -> dict:
@@ -86,7 +97,9 @@ def summarise(name: str, workers: int, samples: list[dict]) -> dict:
             "rate": statistics.median(rates), "rate_min": min(rates), "rate_max": max(rates),
             "wall": statistics.median(s["wall"] for s in samples),
             "overhead_ms": statistics.median(overheads), "overhead_min": min(overheads),
-            "overhead_max": max(overheads)}
+            "overhead_max": max(overheads),
+            "cpu_parent": statistics.median(s.get("cpu_parent", math.nan) for s in samples),
+            "cpu_workers": statistics.median(s.get("cpu_workers", math.nan) for s in samples)}
 
 
 def table(results: list[dict]) -> str:
@@ -114,6 +127,11 @@ def verdicts(results: list[dict], ratios: list[float]) -> list[str]:
         spread = f"; per-round ratios {min(ratios):.2f}-{max(ratios):.2f}x" if ratios else ""
         out.append(f"- speed-up 2 workers vs 1: {s:.2f}x from the medians (target >= {TARGET_SPEEDUP:g}x): "
                    f"{'met' if s >= TARGET_SPEEDUP else 'NOT met'}{spread}")
+    for name in ("1 local worker", "2 local workers"):
+        r = by.get(name)
+        if r is not None and not math.isnan(r["cpu_parent"]):
+            out.append(f"- CPU per sweep, {name} (median): this process {r['cpu_parent']:.2f} s, its pool workers "
+                       f"{r['cpu_workers']:.2f} s (getrusage; load-independent where wall time is not)")
     dask = by.get("Dask LocalCluster, 2 workers")
     if one is not None and dask is not None:
         out.append(f"- Dask 2 workers vs 1 local worker: {dask['rate'] / one['rate']:.2f}x")
@@ -249,7 +267,8 @@ def main(argv=None) -> int:
                     if r > 0:
                         samples[name].append(s)
                     log(f"{'warm-up' if r == 0 else f'round {r}'}: {name}: {s['runs']} runs in {s['wall']:.2f} s "
-                        f"({s['runs'] / s['wall']:.1f} runs/s), sum of seconds {s['run_seconds']:.2f} s")
+                        f"({s['runs'] / s['wall']:.1f} runs/s), sum of seconds {s['run_seconds']:.2f} s, CPU "
+                        f"{s['cpu_parent']:.2f} s here + {s['cpu_workers']:.2f} s in pool workers")
                 if r > 0:
                     ratios.append(this_round["1 local worker"]["wall"] / this_round["2 local workers"]["wall"])
                 elif not a.no_jax:
