@@ -254,7 +254,9 @@ class RnnsimApp(App):
         elif self.view == "influence":
             self.query_one(InfluenceView).show(state, jobs.INFLUENCE_SAMPLES, self._sc().task.kind)
         elif self.view == "regimes":
-            self.query_one(RegimesView).show(state, job.info if job is not None else None, self._sc())
+            sweep, sc = (job.info if job is not None else None), self._sc()
+            stale = job is not None and job.key != jobs.regimes_key(sc)
+            self.query_one(RegimesView).show(state, sweep, sweep.base if sweep is not None else sc, stale)
 
     def start_job(self, view: str):
         """Start (or keep) the background computation of a job view for the current scenario."""

@@ -351,3 +351,18 @@ async def test_regimes_view_draws_the_sweep_map_with_this_scenario_marked(small,
         job = app.jobs["regimes"]
         await pilot.press("1", "8")  # opening again reuses the result
         assert app.jobs["regimes"] is job
+        app.apply_changes({"model.recurrent_scale": 1.2})  # the map shown is now of the old scenario: it says so
+        await settle(app, pilot)
+        app.poll_frame(force=True)
+        await pilot.pause()
+        assert "press 8 again" in _text_of(app.query_one("#regimes-note"))
+        assert mark in _text_of(app.query_one("#regimes-map"))  # still the old map, its own point marked
+        await pilot.press("8")
+        state = app.jobs["regimes"].join(120)
+        assert app.jobs["regimes"] is not job and state.finished and state.error is None
+        app.poll_frame(force=True)
+        await pilot.pause()
+        assert 1.2 in app.jobs["regimes"].info.values[0]
+        assert "press 8 again" not in _text_of(app.query_one("#regimes-note"))
+        marked_line = next(line for line in _text_of(app.query_one("#regimes-map")).splitlines() if "*" in line)
+        assert marked_line.split()[0] == str(small.task.length)

@@ -286,11 +286,13 @@ class InfluenceView(JobView):
 
 
 # ------------------------------------------------------------------------------------------------ regimes
-def regimes_note(sc) -> Text:
+def regimes_note(sc, stale: bool = False) -> Text:
     """The regime rule in words, under the map (the map itself is rnnsim.sweep.show's, as `rnnsim sweep --show`)."""
     from rnnsim.sweep.show import rule_text
 
     t = Text(no_wrap=False)
+    if stale:
+        t.append(" The scenario changed: press 8 again for its map. ", style="bold")
     t.append(f" * this scenario (scale {sc.model.recurrent_scale:g}, T = {sc.task.length}). ", style="bold")
     t.append(f"Cell: log10 ‖dL/dh_0‖/‖dL/dh_T-1‖, one pass at the initial weights; {rule_text()}. ")
     t.append("Pascanu 2013: σ_max(W_hh) < 1/γ (γ = 1 for tanh) is sufficient for vanishing.", style="dim")
@@ -311,7 +313,9 @@ class RegimesView(JobView):
         yield Static("", id="regimes-map")
         yield Static("", id="regimes-note")
 
-    def show(self, state, sweep, sc) -> None:
+    def show(self, state, sweep, sc, stale: bool = False) -> None:
+        """``sc``: the scenario the map is of (the sweep's base once it exists); ``stale``: the app's scenario has
+        changed since (its map needs another 8)."""
         from rich.console import Group
 
         from rnnsim.sweep.around import point_of
@@ -327,4 +331,4 @@ class RegimesView(JobView):
                 view.update("")
             else:
                 view.update(Group(*map_tables(sweep, rows, mark=point_of(sc))))
-        _set(self.query_one("#regimes-note", Static), regimes_note(sc))
+        _set(self.query_one("#regimes-note", Static), regimes_note(sc, stale))
