@@ -131,7 +131,7 @@ def verdicts(results: list[dict], ratios: list[float]) -> list[str]:
         r = by.get(name)
         if r is not None and not math.isnan(r["cpu_parent"]):
             out.append(f"- CPU per sweep, {name} (median): this process {r['cpu_parent']:.2f} s, its pool workers "
-                       f"{r['cpu_workers']:.2f} s (getrusage; load-independent where wall time is not)")
+                       f"{r['cpu_workers']:.2f} s (getrusage: less sensitive to other load than wall time)")
     dask = by.get("Dask LocalCluster, 2 workers")
     if one is not None and dask is not None:
         out.append(f"- Dask 2 workers vs 1 local worker: {dask['rate'] / one['rate']:.2f}x")
