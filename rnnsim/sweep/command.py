@@ -185,7 +185,7 @@ def _execute(backend: Any, total: int, runs: dict, sweep: Sweep, table: Any, don
         t0 = time.perf_counter()
         for count, (index, result) in enumerate(backend.results(), start=1):
             row = full_row(sweep, runs[index], result)
-            table.append(row)
+            table.append(row, index)
             done[index] = row
             if progress is not None:
                 progress.update(task, advance=1, rate=f"{count / max(time.perf_counter() - t0, 1e-9):.3g}")
