@@ -13,14 +13,17 @@ Per-run overhead: (sweep wall time x workers - the sum of the rows' `seconds`) /
 spends per run outside the Simulation's own work (for 1 worker: wall time - sum(seconds), over runs). The Dask
 rows use one LocalCluster (2 worker processes, 1 thread each) started once before the rounds and reached by its
 tcp:// address; one extra `--scheduler local` sweep shows the cost of starting a cluster per sweep.
-A JAX vmap column is only measured when `import jax` works (JAX is never a dependency); otherwise one line says
-it is skipped. Progress goes to stderr; tables go to stdout.
+A JAX vmap column (benchmarks/jax_sweep.py) is measured when `import jax` works (JAX is never a dependency; otherwise
+one line says it is skipped): the same grid's grad_ratio, one forward and backward pass per point, vmapped over the
+points of one shape; it is first checked equal to the warm-up table's grad_ratio (tolerances in jax_sweep.py), its
+compile time is reported apart, and it joins the interleaved rounds. Progress goes to stderr; tables go to stdout.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import math
 import os
 import statistics
 import sys
@@ -31,6 +34,7 @@ from pathlib import Path
 SWEEP = "regimes"
 TARGET_OVERHEAD_MS = 20.0
 TARGET_SPEEDUP = 1.7
+JAX_NAME = "JAX vmap (own process)"
 
 
 def log(*args) -> None:
@@ -62,18 +66,28 @@ def nproc() -> int:
     return default_workers()
 
 
+def _cpu() -> tuple[float, float]:
+    """CPU seconds (user + system) of this process and of its reaped children (a local pool's workers)."""
+    import resource
+
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime, kids.ru_utime + kids.ru_stime
+
+
 def sweep_once(out_dir: Path, tag: str, extra: list[str]) -> dict:
     """One `rnnsim sweep regimes` through its command, into a fresh table: wall seconds, runs, sum of `seconds`."""
     from rnnsim.sweep.command import sweep_command
 
     out = out_dir / f"{tag}-{time.monotonic_ns()}.csv"
+    c0 = _cpu()
     t0 = time.perf_counter()
     sweep_command.main([SWEEP, "--quiet", "--out", str(out), *extra], prog_name="rnnsim sweep", standalone_mode=False)
     wall = time.perf_counter() - t0
+    cpu = [b - a for a, b in zip(c0, _cpu())]
     with out.open(newline="") as f:
         rows = list(csv.DictReader(f))
     return {"wall": wall, "runs": len(rows), "run_seconds": sum(float(r["seconds"]) for r in rows),
-            "rows": [{k: v for k, v in r.items() if k != "seconds"} for r in rows]}
+            "cpu_parent": cpu[0], "cpu_workers": cpu[1], "rows": [{k: v for k, v in r.items() if k != "seconds"} for r in rows]}
 
 
 def summarise(name: str, workers: int, samples: list[dict]) -> dict:
@@ -83,15 +97,19 @@ def summarise(name: str, workers: int, samples: list[dict]) -> dict:
             "rate": statistics.median(rates), "rate_min": min(rates), "rate_max": max(rates),
             "wall": statistics.median(s["wall"] for s in samples),
             "overhead_ms": statistics.median(overheads), "overhead_min": min(overheads),
-            "overhead_max": max(overheads)}
+            "overhead_max": max(overheads),
+            "cpu_parent": statistics.median(s.get("cpu_parent", math.nan) for s in samples),
+            "cpu_workers": statistics.median(s.get("cpu_workers", math.nan) for s in samples)}
 
 
 def table(results: list[dict]) -> str:
     lines = ["| configuration | rounds | runs | median runs/s | spread (min-max) | median wall s | "
              "per-run overhead ms (median, min-max) |", "|---|---|---|---|---|---|---|"]
     for r in results:
+        over = ("- (only the passes are timed)" if r["name"] == JAX_NAME else
+                f"{r['overhead_ms']:.1f} ({r['overhead_min']:.1f}-{r['overhead_max']:.1f})")
         lines.append(f"| {r['name']} | {r['n']} | {r['runs']} | {r['rate']:.1f} | {r['rate_min']:.1f}-{r['rate_max']:.1f}"
-                     f" | {r['wall']:.2f} | {r['overhead_ms']:.1f} ({r['overhead_min']:.1f}-{r['overhead_max']:.1f}) |")
+                     f" | {r['wall']:.2f} | {over} |")
     return "\n".join(lines)
 
 
@@ -109,24 +127,96 @@ def verdicts(results: list[dict], ratios: list[float]) -> list[str]:
         spread = f"; per-round ratios {min(ratios):.2f}-{max(ratios):.2f}x" if ratios else ""
         out.append(f"- speed-up 2 workers vs 1: {s:.2f}x from the medians (target >= {TARGET_SPEEDUP:g}x): "
                    f"{'met' if s >= TARGET_SPEEDUP else 'NOT met'}{spread}")
+    for name in ("1 local worker", "2 local workers"):
+        r = by.get(name)
+        if r is not None and not math.isnan(r["cpu_parent"]):
+            out.append(f"- CPU per sweep, {name} (median): this process {r['cpu_parent']:.2f} s, its pool workers "
+                       f"{r['cpu_workers']:.2f} s (getrusage: less sensitive to other load than wall time)")
     dask = by.get("Dask LocalCluster, 2 workers")
     if one is not None and dask is not None:
         out.append(f"- Dask 2 workers vs 1 local worker: {dask['rate'] / one['rate']:.2f}x")
     return out
 
 
-def jax_line() -> str:
+def jax_setup(rows: list[dict]) -> tuple[object | None, str]:
+    """The JAX column's grid (benchmarks/jax_sweep.py) after its check against rnnsim's table, or None and why not.
+    Runs in a child process of its own (see JaxProcess): XLA starts threads, and a process with threads must not
+    fork the sweep's pool."""
     try:
-        import jax  # noqa: F401
+        import jax
     except Exception:
-        return "JAX vmap: skipped (`import jax` fails: JAX is not installed; it is never a dependency)."
-    return "JAX vmap: jax is importable but no vmap version of the regimes grid is written yet: skipped."
+        return None, "JAX vmap: skipped (`import jax` fails: JAX is not installed; it is never a dependency)."
+    from benchmarks import jax_sweep
+    from rnnsim.sweep import load_sweep
+
+    sweep = load_sweep(SWEEP)
+    t0 = time.perf_counter()
+    grid = jax_sweep.JaxGrid(sweep)
+    prep = time.perf_counter() - t0
+    compile_s = grid.compile()
+    by_index = {i: _typed(r) for i, r in enumerate(rows)}
+    compared = jax_sweep.check(grid.run(), by_index)
+    note = (f"JAX {jax.__version__} vmap, float64, CPU, in a process of its own: {len(grid.groups)} jit(vmap(...)) "
+            f"calls, one per shape (cell, T), each over its scales x seeds; weights and data from rnnsim's Simulation "
+            f"(same seed and init), prepared once in {prep:.1f} s, not timed; trace and compile {compile_s:.1f} s, not "
+            "timed (reported apart). Checked first against rnnsim's grad_ratio: "
+            + "; ".join(f"{k} {n} runs, largest relative difference {w:.1g}" for k, (n, w) in sorted(compared.items()))
+            + f" (tolerance: {jax_sweep.RTOL:g} relative for vanishing and stable runs; exploding runs: the same "
+            f"regime and log10 within {jax_sweep.EXPLODING_LOG10_TOL:g}, their forward pass is chaotic).")
+    return grid, note
+
+
+def _typed(row: dict) -> dict:
+    """A CSV row's grad_ratio, finite and regime as Python values."""
+    ratio = row["grad_ratio"]
+    return {"grad_ratio": float(ratio) if ratio not in ("", None) else None, "finite": row["finite"] == "true",
+            "regime": row["regime"]}
+
+
+def _jax_child(conn, rows: list[dict]) -> None:
+    try:
+        grid, note = jax_setup(rows)
+    except Exception as exc:  # noqa: BLE001 - reported as the column's line
+        conn.send((None, f"JAX vmap: failed at set-up ({type(exc).__name__}: {exc})."))
+        return
+    conn.send((grid is not None, note))
+    while grid is not None and conn.recv() == "run":
+        t0 = time.perf_counter()
+        values = grid.run()
+        conn.send({"wall": time.perf_counter() - t0, "runs": len(values), "run_seconds": 0.0})
+
+
+class JaxProcess:
+    """The JAX column in a spawned child (this process never imports JAX, so it may still fork its pool)."""
+
+    def __init__(self, rows: list[dict]):
+        import multiprocessing as mp
+
+        ctx = mp.get_context("spawn")
+        self.conn, child = ctx.Pipe()
+        self.proc = ctx.Process(target=_jax_child, args=(child, rows), daemon=True)
+        self.proc.start()
+        ok, self.note = self.conn.recv()
+        self.ok = bool(ok)
+
+    def run(self) -> dict:
+        self.conn.send("run")
+        return self.conn.recv()
+
+    def close(self) -> None:
+        if self.proc.is_alive():
+            try:
+                self.conn.send("stop")
+            except OSError:
+                pass
+            self.proc.join(10)
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=5, help="timed rounds after one warm-up round (default 5)")
     ap.add_argument("--no-dask", action="store_true", help="leave the Dask configuration out")
+    ap.add_argument("--no-jax", action="store_true", help="leave the JAX vmap column out")
     ap.add_argument("--no-write", action="store_true", help="only print; do not rewrite docs/benchmarks.md")
     a = ap.parse_args(argv)
     command = "python -m benchmarks.bench_sweep" + (" " + " ".join(argv if argv is not None else sys.argv[1:])).rstrip()
@@ -154,6 +244,7 @@ def main(argv=None) -> int:
     ratios: list[float] = []
     reference = None
     started_local = None
+    jax_proc, jax_note = None, "JAX vmap: left out (--no-jax)."
     try:
         with tempfile.TemporaryDirectory(prefix="rnnsim-bench-sweep-") as tmp:
             out_dir = Path(tmp)
@@ -161,6 +252,12 @@ def main(argv=None) -> int:
                 order = configs if r % 2 == 0 else configs[::-1]
                 this_round = {}
                 for name, _, extra in order:
+                    if extra is None:  # the JAX column: the same grid's grad_ratio, vmapped (checked at set-up)
+                        s = jax_proc.run()
+                        this_round[name] = s
+                        samples[name].append(s)
+                        log(f"round {r}: {name}: {s['runs']} runs in {s['wall']:.2f} s ({s['runs'] / s['wall']:.1f} runs/s)")
+                        continue
                     s = sweep_once(out_dir, name.split()[0], extra)
                     if reference is None:
                         reference = s["rows"]
@@ -170,9 +267,18 @@ def main(argv=None) -> int:
                     if r > 0:
                         samples[name].append(s)
                     log(f"{'warm-up' if r == 0 else f'round {r}'}: {name}: {s['runs']} runs in {s['wall']:.2f} s "
-                        f"({s['runs'] / s['wall']:.1f} runs/s), sum of seconds {s['run_seconds']:.2f} s")
+                        f"({s['runs'] / s['wall']:.1f} runs/s), sum of seconds {s['run_seconds']:.2f} s, CPU "
+                        f"{s['cpu_parent']:.2f} s here + {s['cpu_workers']:.2f} s in pool workers")
                 if r > 0:
                     ratios.append(this_round["1 local worker"]["wall"] / this_round["2 local workers"]["wall"])
+                elif not a.no_jax:
+                    log("JAX column: preparing, compiling and checking against the first table...")
+                    jax_proc = JaxProcess(reference)
+                    jax_note = jax_proc.note
+                    log(jax_note)
+                    if jax_proc.ok:
+                        configs.append((JAX_NAME, 1, None))
+                        samples[JAX_NAME] = []
             if cluster is not None:
                 cluster.close()
                 cluster = None
@@ -183,6 +289,8 @@ def main(argv=None) -> int:
     finally:
         if cluster is not None:
             cluster.close()
+        if jax_proc is not None:
+            jax_proc.close()
     load_after = loadavg()
     log(f"load average after: {load_after}")
 
@@ -206,7 +314,11 @@ def main(argv=None) -> int:
                      f"{started_local['wall']:.2f} s, {started_local['runs'] / started_local['wall']:.1f} runs/s")
     lines += ["", "Every table was identical to the first (apart from `seconds`)."]
     lines += [dask_note] if dask_note else []
-    lines.append(jax_line())
+    lines.append(jax_note)
+    by = {r["name"]: r for r in results}
+    if JAX_NAME in by and "1 local worker" in by:
+        lines.append(f"- JAX vmap vs 1 local worker: {by[JAX_NAME]['rate'] / by['1 local worker']['rate']:.2f}x (JAX's "
+                     "row times only the vmapped passes; XLA may use both cores)")
     text = "\n".join(lines)
     print(text)
     if not a.no_write:

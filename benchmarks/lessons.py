@@ -281,8 +281,56 @@ def stacked():
         *rows]))
 
 
+def regime_maps():
+    """The maps view 8 draws for `regime-map` (tanh RNN) and the same scenario with the LSTM (key m): {cell: {(scale,
+    T): log10 ratio}} and the sweeps; the same runs as `rnnsim sweep` (rnnsim.sweep.around)."""
+    from rnnsim.sweep import around
+
+    out = {}
+    for cell in ("rnn", "lstm"):
+        sc = load_scenario("regime-map")
+        sc = sc.with_changes({"model.cell": cell}) if cell != sc.model.cell else sc
+        sweep = around.around(sc)
+        rows = around.rows_of(sweep)
+        out[cell] = (sweep, {(r["model.recurrent_scale"], r["task.length"]):
+                             (math.inf if not r["finite"] else math.log10(r["grad_ratio"]) if r["grad_ratio"] else
+                              -math.inf) for r in rows})
+    return out
+
+
+def regimes():
+    from rnnsim.sweep import around
+    from rnnsim.sweep.show import cell_text
+
+    maps = regime_maps()
+    lines = ["`regime-map` (tanh RNN, H = 32, B = 16, orthogonal W_hh × scale, so every singular value equals the scale; "
+             "random inputs, loss at the last step, float64, seed 0), one forward and backward pass at the initial "
+             "weights per cell: what view 8 draws (`rnnsim regime-map`, key `8`; `m` then `8` for the LSTM). Each "
+             "cell is log10 ‖dL/dh_0‖/‖dL/dh_T−1‖ and its regime (V < −2, E > 2 or not finite, S between); the same "
+             "runs as `rnnsim sweep` (rnnsim/sweep/around.py). The scenario's own point (scale 1, T = 50) is *."]
+    for cell, title in (("rnn", "tanh RNN"), ("lstm", "LSTM, forget_bias = 1 (key m)")):
+        sweep, logs = maps[cell]
+        scales, lengths = sweep.values
+        lines += ["", f"{title}:", "", "| T \\ scale | " + " | ".join(f"{s:g}" for s in scales) + " |",
+                  "|---|" + "---|" * len(scales)]
+        for T in reversed(lengths):
+            cells = []
+            for s in scales:
+                text = cell_text(logs[(s, T)])[0]
+                cells.append(("*" if (s, T) == (1.0, 50) else "") + text)
+            lines.append(f"| {T} | " + " | ".join(cells) + " |")
+    rnn, lstm = maps["rnn"][1], maps["lstm"][1]
+    spread = {c: max(m[(s, 100)] for s in around.SCALES) - min(m[(s, 100)] for s in around.SCALES)
+              for c, m in (("rnn", rnn), ("lstm", lstm))}
+    lines += ["", f"At T = 100 the tanh RNN's log10 ratio spans {spread['rnn']:.1f} decades across the 7 scales, the "
+              f"LSTM's {spread['lstm']:.1f}; exploding cells: tanh RNN "
+              f"{sum(v > 2 for v in rnn.values())}, LSTM {sum(v > 2 for v in lstm.values())}."]
+    return "The regime map: where the gradient vanishes or explodes (view 8)", "\n".join(lines)
+
+
 SECTIONS = {"vanishing": vanishing, "exploding": exploding, "adding": adding, "copy": copy_task,
-            "parallel": parallel, "bottleneck": bottleneck, "recency": recency, "digits-pixel": digits_pixel, "stacked": stacked}
+            "parallel": parallel, "bottleneck": bottleneck, "recency": recency, "digits-pixel": digits_pixel,
+            "stacked": stacked, "regimes": regimes}
 
 
 SCREENSHOTS = {
@@ -295,6 +343,7 @@ SCREENSHOTS = {
     "bottleneck": ("lesson-bottleneck.svg", "--scenario bottleneck --keys 6"),
     "recency": ("lesson-recency.svg", "--scenario recency --keys 7"),
     "stacked": ("lesson-stacked.svg", "--scenario stacked --steps 230"),
+    "regimes": ("lesson-regimes.svg", "--scenario regime-map --keys 8"),
 }
 
 

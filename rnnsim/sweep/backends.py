@@ -9,20 +9,23 @@ pool's workers are then forked with the kernels already compiled, and Dask worke
 
 from __future__ import annotations
 
+import gc
+import math
 import os
 import signal
 import sys
 import time
-from typing import Any, Callable, Iterator
+from typing import Any, Iterator
 
 from rnnsim.scenario import Scenario
+from rnnsim.sweep.spec import Sweep
 
-__all__ = ["Job", "run_job", "warm_jobs", "Serial", "Pool", "DaskCluster", "default_workers", "dask_extra_line"]
+__all__ = ["Job", "run_job", "run_chunk", "job", "warm_jobs", "Chunks", "Serial", "Pool", "DaskCluster", "default_workers",
+           "dask_extra_line"]
 
 Job = tuple[int, Scenario, int]
 """(run index, its validated scenario, iterations)."""
-Jobs = Callable[[], Iterator[Job]]
-"""Makes the jobs afresh on each call (a sweep of many runs is never held in memory as Scenarios at once)."""
+Rows = Iterator[tuple[int, dict[str, Any]]]
 
 
 def run_job(sc: Scenario, n: int) -> dict[str, Any]:
@@ -38,28 +41,83 @@ def run_job(sc: Scenario, n: int) -> dict[str, Any]:
     return row_from_summary(summary, time.perf_counter() - start)
 
 
-def _run_indexed(index: int, sc: Scenario, n: int) -> tuple[int, dict[str, Any]]:
-    return index, run_job(sc, n)
+def job(sweep: Sweep, index: int) -> Job:
+    """Run ``index`` of ``sweep`` as a job: built where it runs (a worker builds its own Scenarios)."""
+    sc = sweep.scenario(sweep.run_at(index))
+    return index, sc, sweep.iterations_for(sc)
 
 
-def _kernel_kind(sc: Scenario, n: int) -> tuple:
-    m, t = sc.model, sc.task
-    return (m.cell, m.activation, m.layernorm, m.readout, m.dtype, t.kind, sc.training.optimizer, sc.training.clip, n == 0)
+def run_chunk(sweep: Sweep, indices: list[int]) -> list[tuple[int, dict[str, Any]]]:
+    """Several runs of ``sweep`` in a row (one pool or Dask task): [(index, result columns), ...]."""
+    return [(index, run_job(sc, n)) for index, sc, n in map(lambda i: job(sweep, i), indices)]
 
 
-def _size(job: Job) -> int:
-    _, sc, n = job
-    return sc.task.length * sc.task.batch_size * sc.model.hidden_size * max(n, 1)
+_KIND_KEYS = ("model.cell", "model.activation", "model.layernorm", "model.readout", "model.dtype", "task.kind",
+              "training.optimizer", "training.clip")
+_SIZE_KEYS = ("task.length", "task.batch_size", "model.hidden_size")
 
 
-def warm_jobs(jobs: Jobs) -> list[Job]:
-    """The smallest job of each kind of kernel, in order of first appearance."""
-    best: dict[tuple, Job] = {}
-    for job in jobs():
-        kind = _kernel_kind(job[1], job[2])
-        if kind not in best or _size(job) < _size(best[kind]):
-            best[kind] = job
-    return list(best.values())
+def _value(sweep: Sweep, changes: dict[str, Any], key: str) -> Any:
+    if key in changes:
+        return changes[key]
+    section, name = key.split(".", 1)
+    return getattr(getattr(sweep.base, section), name)
+
+
+def _iterations(sweep: Sweep, changes: dict[str, Any]) -> int:
+    return sweep.iterations if sweep.iterations is not None else int(_value(sweep, changes, "training.iterations"))
+
+
+def warm_jobs(sweep: Sweep, todo: list[int]) -> list[Job]:
+    """The smallest job of each kind of kernel (cell, activation, LayerNorm, readout, dtype, task, optimiser,
+    clipping, and whether it trains), in order of first appearance.
+
+    Read from the grid values and the base scenario, without building a Scenario per run (only the chosen jobs
+    are built); the seed picks only weights and data, never a kernel, so one seed per grid point is looked at."""
+    best: dict[tuple, tuple[int, int]] = {}
+    per_point = len(sweep.seeds)
+    seen: set[int] = set()
+    for index in todo:
+        if index // per_point in seen:
+            continue
+        seen.add(index // per_point)
+        changes = sweep.changes(sweep.run_at(index))
+        n = _iterations(sweep, changes)
+        kind = (*(_value(sweep, changes, k) for k in _KIND_KEYS), n == 0)
+        size = math.prod(int(_value(sweep, changes, k)) for k in _SIZE_KEYS) * max(n, 1)
+        if kind not in best or size < best[kind][1]:
+            best[kind] = (index, size)
+    return [job(sweep, index) for index, _ in best.values()]
+
+
+class Chunks:
+    """Hands out the runs still to do in chunks of consecutive runs (guided self-scheduling).
+
+    A chunk lasts about ``target`` seconds (from the mean ``seconds`` of the runs finished so far) and holds at
+    most 1/(4 x workers) of what is left, so the parent's cost is per chunk, not per run, while every worker
+    stays busy to the end (the last chunks are single runs) and progress and resume stay fine-grained: a chunk's
+    rows are written as soon as it returns.
+    """
+
+    def __init__(self, todo: list[int], workers: int, target: float = 0.1, cap: int = 256):
+        self.todo, self.workers, self.target, self.cap = todo, workers, target, cap
+        self.pos = 0
+        self.runs = 0
+        self.seconds = 0.0
+
+    def record(self, seconds: float) -> None:
+        self.runs += 1
+        self.seconds += seconds
+
+    def next(self) -> list[int]:
+        left = len(self.todo) - self.pos
+        if left <= 0:
+            return []
+        by_time = self.cap if self.runs == 0 else int(self.target / max(self.seconds / self.runs, 1e-6))
+        size = max(1, min(by_time, self.cap, -(-left // (4 * self.workers))))
+        chunk = self.todo[self.pos: self.pos + size]
+        self.pos += size
+        return chunk
 
 
 def default_workers() -> int:
@@ -74,70 +132,127 @@ class Serial:
 
     name = "this process"
 
-    def __init__(self, jobs: Jobs):
-        self.jobs = jobs
+    def __init__(self, sweep: Sweep, todo: list[int]):
+        self.sweep = sweep
+        self.todo = todo
 
     def start(self) -> None:
         pass
 
-    def results(self) -> Iterator[tuple[int, dict[str, Any]]]:
-        for index, sc, n in self.jobs():
+    def results(self) -> Rows:
+        for index in self.todo:
+            _, sc, n = job(self.sweep, index)
             yield index, run_job(sc, n)
 
     def stop(self) -> None:
         pass
 
-    def _warm_here(self) -> Iterator[tuple[int, dict[str, Any]]]:
-        """Run the warm-up jobs in this process (real rows), then remember which they were."""
-        self.warm = warm_jobs(self.jobs)
+    def _warm_here(self) -> Rows:
+        """Run the warm-up jobs in this process (real rows); ``self.rest`` is then what is left, in order."""
+        self.warm = warm_jobs(self.sweep, self.todo)
+        self.warm_seconds: list[float] = []
         for index, sc, n in self.warm:
-            yield index, run_job(sc, n)
-        self._warm_ids = {job[0] for job in self.warm}
+            result = run_job(sc, n)
+            self.warm_seconds.append(result["seconds"])
+            yield index, result
+        warm_ids = {j[0] for j in self.warm}
+        self.rest = [i for i in self.todo if i not in warm_ids]
 
-    def _rest(self) -> Iterator[Job]:
-        return (job for job in self.jobs() if job[0] not in self._warm_ids)
+
+_WORKER_SWEEP: Sweep | None = None
 
 
-def _ignore_sigint() -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl+C is the parent's: it stops the pool and keeps the rows
+def _die_with_parent(parent: int) -> None:
+    """End this worker when the sweep's process dies, even by SIGKILL (it would otherwise run on, orphaned, and keep
+    the parent's stdout open). Linux: the kernel's parent-death signal; elsewhere a thread that polls."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        PR_SET_PDEATHSIG = 1
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+        except (OSError, AttributeError):
+            pass
+        else:
+            if os.getppid() != parent:  # died before prctl took effect
+                os._exit(1)
+            return
+    import threading
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True, name="rnnsim-parent-watch").start()
+
+
+def _worker_init(sweep: Sweep, close_fds: tuple[int, ...], parent: int) -> None:
+    """A pool worker: Ctrl+C is the parent's (it stops the pool and keeps the rows); it dies with the parent; the
+    parent's open table is closed here (a forked copy would keep its lock); the sweep is received once."""
+    global _WORKER_SWEEP
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _die_with_parent(parent)
+    for fd in close_fds:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+    _WORKER_SWEEP = sweep
+
+
+def _pool_chunk(indices: list[int]) -> list[tuple[int, dict[str, Any]]]:
+    assert _WORKER_SWEEP is not None
+    return run_chunk(_WORKER_SWEEP, indices)
 
 
 class Pool(Serial):
     """A local process pool (concurrent.futures), forked after the parent has compiled the kernels.
 
-    At most ``4 × workers`` runs are queued at a time, so a long sweep's scenarios are never all in memory.
+    Runs go out in chunks of grid indices (:class:`Chunks`); each worker builds its own Scenarios from the sweep
+    it received once, so the parent only hands out index lists and appends rows. At most two chunks per worker
+    are queued, so a worker never waits for the parent.
     """
 
-    def __init__(self, jobs: Jobs, workers: int):
-        super().__init__(jobs)
+    def __init__(self, sweep: Sweep, todo: list[int], workers: int, close_fds: tuple[int, ...] = ()):
+        super().__init__(sweep, todo)
         self.workers = workers
+        self.close_fds = close_fds
         self.name = f"{workers} local worker processes"
         self._executor: Any = None
 
-    def results(self) -> Iterator[tuple[int, dict[str, Any]]]:
+    def results(self) -> Rows:
         import concurrent.futures as cf
         import multiprocessing as mp
 
         yield from self._warm_here()
         method = "fork" if sys.platform.startswith("linux") else None  # fork: the compiled kernels come along
         self._executor = cf.ProcessPoolExecutor(self.workers, mp_context=mp.get_context(method),
-                                                initializer=_ignore_sigint)
-        rest = self._rest()
+                                                initializer=_worker_init,
+                                                initargs=(self.sweep, self.close_fds, os.getpid()))
+        chunks = Chunks(self.rest, self.workers)
+        for seconds in self.warm_seconds:
+            chunks.record(seconds)
         pending: set[Any] = set()
 
         def fill() -> None:
-            for job in rest:
-                pending.add(self._executor.submit(_run_indexed, *job))
-                if len(pending) >= 4 * self.workers:
-                    break
+            while len(pending) < 2 * self.workers and (chunk := chunks.next()):
+                pending.add(self._executor.submit(_pool_chunk, chunk))
 
-        fill()
+        gc.freeze()  # the workers fork at the first submit: the collector must not touch (and copy) shared pages
+        try:
+            fill()
+        finally:
+            gc.unfreeze()
         while pending:
             finished, _ = cf.wait(pending, return_when=cf.FIRST_COMPLETED)
             for future in finished:
                 pending.discard(future)
-                yield future.result()
-            fill()
+                rows = future.result()
+                for _, row in rows:
+                    chunks.record(row["seconds"])
+                fill()
+                yield from rows
         self._executor.shutdown(wait=True)
         self._executor = None
 
@@ -162,8 +277,8 @@ def dask_extra_line(what: str) -> str:
 class DaskCluster(Serial):
     """A Dask distributed cluster: an existing scheduler (``tcp://HOST:PORT``) or a LocalCluster (``local``)."""
 
-    def __init__(self, jobs: Jobs, address: str, workers: int | None, key: str):
-        super().__init__(jobs)
+    def __init__(self, sweep: Sweep, todo: list[int], address: str, workers: int | None, key: str):
+        super().__init__(sweep, todo)
         self.address = address
         self.workers = workers
         self.key = key
@@ -191,7 +306,7 @@ class DaskCluster(Serial):
                     f"--scheduler {self.address}: cannot reach a Dask scheduler there ({' '.join(str(exc).split())})"
                 ) from None
 
-    def results(self) -> Iterator[tuple[int, dict[str, Any]]]:
+    def results(self) -> Rows:
         from dask.distributed import as_completed
 
         yield from self._warm_here()  # compiles into this machine's cache
@@ -199,20 +314,28 @@ class DaskCluster(Serial):
         workers = list(self.client.scheduler_info().get("workers", {}))
         for worker in workers:  # one worker after another: no concurrent first compiles
             self.client.run(_warm_worker, warm, workers=[worker])
-        window = max(8, 4 * len(workers))
-        rest = self._rest()
-        submit = lambda job: self.client.submit(_run_indexed, *job, key=f"rnnsim-{self.key}-{job[0]}", pure=False)  # noqa: E731
-        first = [submit(job) for _, job in zip(range(window), rest)]
+        sweep = self.client.scatter(self.sweep, broadcast=True)  # sent once, not with every task
+        chunks = Chunks(self.rest, max(1, len(workers)))
+        for seconds in self.warm_seconds:
+            chunks.record(seconds)
+        submit = lambda chunk: self.client.submit(  # noqa: E731
+            run_chunk, sweep, chunk, key=f"rnnsim-{self.key}-{chunk[0]}", pure=False)
+        first = []
+        while len(first) < 2 * max(1, len(workers)) and (chunk := chunks.next()):
+            first.append(submit(chunk))
         self._futures = set(first)
         queue = as_completed(first)
         for future in queue:
             self._futures.discard(future)
-            yield future.result()
-            job = next(rest, None)
-            if job is not None:
-                nxt = submit(job)
+            rows = future.result()
+            for _, row in rows:
+                chunks.record(row["seconds"])
+            chunk = chunks.next()
+            if chunk:
+                nxt = submit(chunk)
                 self._futures.add(nxt)
                 queue.add(nxt)
+            yield from rows
         self._futures = set()
 
     def stop(self) -> None:

@@ -117,19 +117,14 @@ def sweep_command(
     done = table.open()
     try:
         todo = [run for run in sweep.runs() if run.index not in done]
-
-        def jobs() -> Any:  # built afresh on each pass: the Scenarios of a long sweep are never all in memory
-            for run in todo:
-                sc = sweep.scenario(run)
-                yield run.index, sc, sweep.iterations_for(sc)
-
+        indices = [run.index for run in todo]
         n_workers = workers or backends.default_workers()
         if scheduler is not None:
-            backend: Any = backends.DaskCluster(jobs, scheduler, workers, sweep.fingerprint)
+            backend: Any = backends.DaskCluster(sweep, indices, scheduler, workers, sweep.fingerprint)
         elif n_workers == 1 or len(todo) <= 1:
-            backend = backends.Serial(jobs)
+            backend = backends.Serial(sweep, indices)
         else:
-            backend = backends.Pool(jobs, min(n_workers, len(todo)))
+            backend = backends.Pool(sweep, indices, min(n_workers, len(todo)), close_fds=table.fds())
         runs = {run.index: run for run in todo}
         already = len(done)
         start = time.perf_counter()
@@ -190,7 +185,7 @@ def _execute(backend: Any, total: int, runs: dict, sweep: Sweep, table: Any, don
         t0 = time.perf_counter()
         for count, (index, result) in enumerate(backend.results(), start=1):
             row = full_row(sweep, runs[index], result)
-            table.append(row)
+            table.append(row, index)
             done[index] = row
             if progress is not None:
                 progress.update(task, advance=1, rate=f"{count / max(time.perf_counter() - t0, 1e-9):.3g}")

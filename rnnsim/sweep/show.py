@@ -14,7 +14,7 @@ from rnnsim.results import EXPLODING_ABOVE, VANISHING_BELOW
 from rnnsim.sweep.plot import cell_values
 from rnnsim.sweep.spec import Sweep
 
-__all__ = ["show_map", "cell_text"]
+__all__ = ["show_map", "map_tables", "header_text", "rule_text", "cell_text"]
 
 _LOW, _HIGH = math.log10(VANISHING_BELOW), math.log10(EXPLODING_ABOVE)
 
@@ -38,23 +38,28 @@ def _label(v: Any) -> str:
     return f"{v:g}" if isinstance(v, float) else str(v)
 
 
-def show_map(sweep: Sweep, rows: list[dict[str, Any]], console: Any = None) -> None:
-    from rich.console import Console
+def rule_text() -> str:
+    """The regime rule in words (the docs' rule, rnnsim.results)."""
+    return (f"V vanishing (< {_LOW:g}), S stable, E exploding (> {_HIGH:g} or ∞: not finite)")
+
+
+def header_text(sweep: Sweep, rows: list[dict[str, Any]]) -> str:
+    return (f"{sweep.name}: log10 ‖dL/dh_0‖/‖dL/dh_T-1‖, mean over seeds; {rule_text()}; "
+            f"{len(rows)} of {sweep.n_runs} runs")
+
+
+def map_tables(sweep: Sweep, rows: list[dict[str, Any]], mark: tuple | None = None) -> list[Any]:
+    """The map as rich Tables, one per value of the third grid key (what --show prints and the TUI's view 8
+    shows). ``mark``: a (facet, y, x) cell drawn as ``*value`` (a glyph, not only a colour: NO_COLOR)."""
+    from rich import box
     from rich.table import Table
 
-    console = console or Console()
     keys, values = sweep.keys, sweep.values
     xs = list(values[0])
     ys = list(values[1])[::-1] if len(keys) > 1 else [None]
     facets = list(values[2]) if len(keys) > 2 else [None]
     cells = cell_values(sweep, rows)
-    console.print(
-        f"{sweep.name}: log10 ‖dL/dh_0‖/‖dL/dh_T-1‖, mean over seeds; V vanishing (< {_LOW:g}), "
-        f"S stable, E exploding (> {_HIGH:g} or ∞: not finite); {len(rows)} of {sweep.n_runs} runs",
-        highlight=False,
-    )
-    from rich import box
-
+    tables = []
     for facet in facets:
         title = f"columns: {keys[0]}" + (f"; rows: {keys[1]}" if len(keys) > 1 else "")
         if facet is not None:
@@ -64,6 +69,21 @@ def show_map(sweep: Sweep, rows: list[dict[str, Any]], console: Any = None) -> N
         for x in xs:
             table.add_column(_label(x), justify="right", no_wrap=True)
         for y in ys:
-            texts = [cell_text(cells.get((facet, y, x), math.nan)) for x in xs]
+            texts = []
+            for x in xs:
+                t, st = cell_text(cells.get((facet, y, x), math.nan))
+                if mark is not None and (facet, y, x) == mark:
+                    t, st = "*" + t, (st + " reverse").strip()
+                texts.append((t, st))
             table.add_row(_label(y) if y is not None else "", *[f"[{st}]{t}[/]" if st else t for t, st in texts])
+        tables.append(table)
+    return tables
+
+
+def show_map(sweep: Sweep, rows: list[dict[str, Any]], console: Any = None) -> None:
+    from rich.console import Console
+
+    console = console or Console()
+    console.print(header_text(sweep, rows), highlight=False)
+    for table in map_tables(sweep, rows):
         console.print(table)

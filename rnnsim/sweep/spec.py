@@ -33,7 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from rnnsim import scenario as _sc
 from rnnsim.scenario import Scenario, ScenarioError
 
-__all__ = ["Sweep", "Run", "SweepSection", "load_sweep", "builtin_sweeps", "is_sweep_file", "MAX_RUNS", "MAX_VALUES"]
+__all__ = ["Sweep", "Run", "SweepSection", "load_sweep", "make_sweep", "builtin_sweeps", "is_sweep_file", "MAX_RUNS", "MAX_VALUES"]
 
 MAX_RUNS = 100_000
 """At most this many runs (grid points × seeds) in one sweep."""
@@ -108,6 +108,17 @@ class Sweep:
             for seed in self.seeds:
                 yield Run(index, tuple(point), seed)
                 index += 1
+
+    def run_at(self, index: int) -> Run:
+        """The run with this index (as ``runs()`` numbers them: the seeds fastest, then the last key)."""
+        if not 0 <= index < self.n_runs:
+            raise IndexError(f"run {index} of a sweep of {self.n_runs} runs")
+        rest, picks = index, []
+        for values in (*self.values, self.seeds)[::-1]:
+            rest, pos = divmod(rest, len(values))
+            picks.append(values[pos])
+        *point, seed = picks[::-1]
+        return Run(index, tuple(point), seed)
 
     def changes(self, run: Run) -> dict[str, Any]:
         """The overrides of one run: `rnnsim run SCENARIO --set KEY=VALUE ...` with these gives the same row."""
@@ -236,9 +247,19 @@ def _build(section: SweepSection, path: Path, source: str) -> Sweep:
     problems = _check_grid(section, source)
     if problems:
         raise ScenarioError(problems, source=source, hint_path=str(path))
-    keys = tuple(section.grid)
-    values = tuple(tuple(section.grid[k]) for k in keys)
     seeds = tuple(section.seeds) if section.seeds is not None else (base.scenario.seed,)
+    return make_sweep(base, section.grid, section.iterations, seeds, source, name=section.name,
+                      description=section.description, hint=str(path))
+
+
+def make_sweep(
+    base: Scenario, grid: dict[str, list[Any]], iterations: int | None, seeds: tuple[int, ...], source: str,
+    name: str = "", description: str = "", hint: str | None = None,
+) -> Sweep:
+    """A validated Sweep of ``base`` over ``grid`` (what a sweep file gives, built in memory: the TUI's view 8);
+    every grid point is validated as in a file. Raises ScenarioError."""
+    keys = tuple(grid)
+    values = tuple(tuple(grid[k]) for k in keys)
     if len(set(seeds)) != len(seeds):
         raise ScenarioError(f"{source}: sweep.seeds: a seed appears twice; allowed: distinct seeds", source=source)
     n_runs = math.prod(len(v) for v in values) * len(seeds)
@@ -248,14 +269,14 @@ def _build(section: SweepSection, path: Path, source: str) -> Sweep:
             f"{source}: sweep.grid: {sizes} = {n_runs} runs; allowed: at most {MAX_RUNS} runs in one sweep",
             source=source,
         )
-    _validate_points(base, keys, values, source, str(path))
+    _validate_points(base, keys, values, source, hint or source)
     sweep = Sweep(
         source=source,
-        name=section.name or f"sweep of {base.scenario.name}",
-        description=section.description,
+        name=name or f"sweep of {base.scenario.name}",
+        description=description,
         base=base,
-        iterations=section.iterations,
-        seeds=seeds,
+        iterations=iterations,
+        seeds=tuple(seeds),
         keys=keys,
         values=values,
     )

@@ -164,6 +164,7 @@ class Table:
         self.meta = self.path.with_name(self.path.name + ".sweep.json")
         self.names = columns(sweep)
         self._fd: int | None = None
+        self._lines: dict[int, bytes] = {}  # run index -> the journal line written for it (reused by finish)
 
     # ------------------------------------------------------------------------------------------ open / resume
     def open(self) -> dict[int, dict[str, Any]]:
@@ -255,10 +256,14 @@ class Table:
         return read_rows(self.sweep, lines, str(self.path))
 
     # ------------------------------------------------------------------------------------------ write
-    def append(self, row: dict[str, Any]) -> None:
-        """Append one finished run: one write of one whole line (atomic for a SIGKILL)."""
+    def append(self, row: dict[str, Any], index: int | None = None) -> None:
+        """Append one finished run: one write of one whole line (atomic for a SIGKILL). With its run ``index``, the
+        line is kept for ``finish`` (the row is not serialised twice)."""
         assert self._fd is not None, "Table.open() first"
-        os.write(self._fd, _csv_line(row, self.names))
+        line = _csv_line(row, self.names)
+        os.write(self._fd, line)
+        if index is not None:
+            self._lines[index] = line
 
     def finish(self, rows: dict[int, dict[str, Any]]) -> None:
         """Every run is done: write the table in grid order, atomically."""
@@ -272,7 +277,7 @@ class Table:
                 os.unlink(self.journal)
         else:
             body = b"".join([_csv_line(dict(zip(self.names, self.names)), self.names)]
-                            + [_csv_line(r, self.names) for r in ordered])
+                            + [self._lines.get(i) or _csv_line(rows[i], self.names) for i in sorted(rows)])
             _atomic_write(self.path, lambda f: f.write(body))
             self.close()
 
@@ -286,6 +291,10 @@ class Table:
             arrays[name] = pa.array([r[name] for r in rows], type=types.get(name, pa.float64()))
         meta = {"rnnsim.sweep": self.sweep.source, "rnnsim.fingerprint": self.sweep.fingerprint}
         return pa.table(arrays).replace_schema_metadata(meta)
+
+    def fds(self) -> tuple[int, ...]:
+        """The file descriptors this table holds open (a forked worker closes them: it must not keep the lock)."""
+        return () if self._fd is None else (self._fd,)
 
     def close(self) -> None:
         if self._fd is not None:

@@ -95,6 +95,9 @@ ACTIONS: list[Action] = [
            "views"),
     Action("7", "view('influence')", "Influence",
            "Influence: ‖dL/dx_t‖ over positions for rnn, lstm, attention (256 samples)", "views"),
+    Action("8", "view('regimes')", "Regimes",
+           "Regimes: log10 gradient ratio over recurrent scale × T (7 × 5 runs, as `rnnsim sweep --show`), "
+           "this scenario marked *", "views"),
     Action("j", "lesson(1)", "Lesson ▸", _LESSON, "lesson", 10),
     Action("k", "lesson(-1)", "Lesson ◂", _LESSON, "lesson"),
     Action("L", "toggle_lesson", "Hide lesson", "lesson panel: hide / show", "lesson"),

@@ -17,7 +17,7 @@ from rnnsim import safe_text
 from . import actions, capture, jobs, knobs, palette, theme
 from .knobs import COMPARE_KNOBS
 from .runner import Frame, Runner
-from .screens.background import InfluenceView, MemoryView, ParallelView
+from .screens.background import InfluenceView, MemoryView, ParallelView, RegimesView
 from .screens.compare import CompareView
 from .screens.modals import HelpScreen, ParamScreen, PickerScreen
 from .screens.spectrum import SpectrumView
@@ -28,8 +28,8 @@ from .widgets.status import StatusBar
 POLL_INTERVAL = 1 / 10  # the UI pulls frames at 10 fps (DESIGN §5: 10–15; each redraw holds the GIL)
 MIN_WIDTH, MIN_HEIGHT = 60, 18
 
-VIEWS = ["dynamics", "training", "spectrum", "compare", "parallel", "memory", "influence"]
-JOB_VIEWS = ("parallel", "memory", "influence")
+VIEWS = ["dynamics", "training", "spectrum", "compare", "parallel", "memory", "influence", "regimes"]
+JOB_VIEWS = ("parallel", "memory", "influence", "regimes")
 SIDE_LESSON_WIDTH = 120  # from this many columns the lesson is a side panel; below, 4 lines above the status
 
 
@@ -89,6 +89,7 @@ class RnnsimApp(App):
                 yield ParallelView(id="parallel")
                 yield MemoryView(id="memory")
                 yield InfluenceView(id="influence")
+                yield RegimesView(id="regimes")
             yield LessonPanel(id="lesson-side", classes="side")
         yield LessonPanel(id="lesson-bottom", classes="bottom")
         yield Static("", id="too-small")
@@ -252,17 +253,23 @@ class RnnsimApp(App):
             self.query_one(MemoryView).show(state, jobs.MEMORY_SIZES, self._sc().model.hidden_size)
         elif self.view == "influence":
             self.query_one(InfluenceView).show(state, jobs.INFLUENCE_SAMPLES, self._sc().task.kind)
+        elif self.view == "regimes":
+            sweep, sc = (job.info if job is not None else None), self._sc()
+            stale = job is not None and job.key != jobs.regimes_key(sc)
+            self.query_one(RegimesView).show(state, sweep, sweep.base if sweep is not None else sc, stale)
 
     def start_job(self, view: str):
         """Start (or keep) the background computation of a job view for the current scenario."""
         sc = self._sc()
-        key = {"parallel": jobs.parallel_key, "memory": jobs.memory_key, "influence": jobs.influence_key}[view](sc)
+        key = {"parallel": jobs.parallel_key, "memory": jobs.memory_key, "influence": jobs.influence_key,
+               "regimes": jobs.regimes_key}[view](sc)
         job = self.jobs.get(view)
         if job is not None and job.key == key and not job.state.cancelled:
             return job
         if job is not None:
             job.cancel()
-        make = {"parallel": jobs.parallel_job, "memory": jobs.memory_job, "influence": jobs.influence_job}[view]
+        make = {"parallel": jobs.parallel_job, "memory": jobs.memory_job, "influence": jobs.influence_job,
+                "regimes": jobs.regimes_job}[view]
         job = self.jobs[view] = make(sc).start()
         return job
 

@@ -1,4 +1,4 @@
-"""Background computations for the Parallel, Memory and Influence views (plain threads, no Textual).
+"""Background computations for the Parallel, Memory, Influence and Regimes views (plain threads, no Textual).
 
 Each job runs a list of small calls into rnnsim.diagnostics, one after another, in a daemon thread, and
 publishes an immutable `JobState` after each call (pull model, as the Runner: the app reads `job.state` on its
@@ -36,6 +36,7 @@ class Job:
 
     key: Any
     calls: list[tuple[str, Callable[[], Any]]]
+    info: Any = None  # what the view needs besides the results (view 8: the Sweep)
     state: JobState = field(init=False)
 
     def __post_init__(self) -> None:
@@ -135,3 +136,28 @@ def influence_job(sc, cells=None, samples: int | None = None) -> Job:
               lambda cell=cell: (cell, *_diag().influence_by_cell(sc, cells=(cell,), samples=samples)[cell]))
              for cell in cells]
     return Job(influence_key(sc), calls)
+
+
+def regimes_key(sc) -> tuple:
+    return ("regimes", sc.model.model_dump_json(), sc.task.model_dump_json(), sc.training.model_dump_json(),
+            sc.scenario.seed)
+
+
+def regimes_job(sc) -> Job:
+    """View 8: the sweep recurrent_scale x task.length around the scenario (rnnsim.sweep.around), one run per
+    call through the sweep's own code; each result is a full table row. A grid point the scenario cannot take
+    (its task's length limits, the memory bound) is the job's error line."""
+    from rnnsim.sweep import around
+
+    try:
+        sweep = around.around(sc)
+    except ValueError as exc:  # ScenarioError: shown as the view's error line
+        def fail(msg=" ".join(str(exc).split())):
+            raise ValueError(msg)
+
+        return Job(regimes_key(sc), [("the grid", fail)])
+    calls = []
+    for i in range(sweep.n_runs):
+        run = sweep.run_at(i)
+        calls.append((f"scale {run.values[0]:g}, T = {run.values[1]}", lambda i=i: around.run_point(sweep, i)))
+    return Job(regimes_key(sc), calls, info=sweep)

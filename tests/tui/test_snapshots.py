@@ -56,8 +56,9 @@ SCREENS = {
     "parallel": (0, []),
     "memory": (0, []),
     "influence": (0, []),
+    "regimes": (0, []),
 }
-VIEW_KEYS = {"compare": "4", "parallel": "5", "memory": "6", "influence": "7"}
+VIEW_KEYS = {"compare": "4", "parallel": "5", "memory": "6", "influence": "7", "regimes": "8"}
 
 
 @pytest.mark.parametrize("no_color", [False, True], ids=["color", "nocolor"])

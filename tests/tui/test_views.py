@@ -309,3 +309,60 @@ def test_keys_bound_once():
         keys += [k.strip() for k in b.key.split(",")]
     dup = {k for k in keys if keys.count(k) > 1}
     assert not dup, dup
+
+
+def _text_of(widget) -> str:
+    """What a widget draws, as plain text lines."""
+    from textual.geometry import Region
+
+    return "\n".join(strip.text for strip in widget.render_lines(Region(0, 0, *widget.size)))
+
+
+async def test_regimes_view_draws_the_sweep_map_with_this_scenario_marked(small, monkeypatch):
+    import math
+
+    from rnnsim.sweep import around
+    from rnnsim.sweep.show import cell_text, rule_text
+
+    monkeypatch.setenv("NO_COLOR", "1")  # the map must read without colour: letters and the * mark
+    app = RnnsimApp(small)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(app, pilot)
+        state = await _open_job_view(app, pilot, "8", "regimes")
+        sweep = app.jobs["regimes"].info
+        assert sweep.keys == around.KEYS and sweep.n_runs == 35 and sweep.iterations == 0
+        assert small.model.recurrent_scale in sweep.values[0] and small.task.length in sweep.values[1]
+        rows = list(state.results)
+        assert [(r["model.recurrent_scale"], r["task.length"]) for r in rows] == [
+            run.values for run in sweep.runs()]
+        shown = _text_of(app.query_one("#regimes-map"))
+        # the marked cell: this scenario's own run, its value as `rnnsim sweep --show` writes it, with a *
+        own = next(r for r in rows if (r["model.recurrent_scale"], r["task.length"])
+                   == (small.model.recurrent_scale, small.task.length))
+        mark = "*" + cell_text(math.log10(own["grad_ratio"]))[0]
+        assert shown.count("*") == 1 and mark in shown, shown
+        marked_line = next(line for line in shown.splitlines() if "*" in line)
+        assert marked_line.split()[0] == str(small.task.length)  # on the row of its own T
+        assert all(len(line.rstrip()) <= 80 for line in shown.splitlines())
+        assert "V" in shown and "S" in shown  # regimes by letter, not only by colour
+        note = _text_of(app.query_one("#regimes-note")).replace("\n", " ")
+        assert "* this scenario" in note and "1/γ" in " ".join(note.split())
+        assert " ".join(rule_text().split())[:40] in " ".join(note.split())
+        job = app.jobs["regimes"]
+        await pilot.press("1", "8")  # opening again reuses the result
+        assert app.jobs["regimes"] is job
+        app.apply_changes({"model.recurrent_scale": 1.2})  # the map shown is now of the old scenario: it says so
+        await settle(app, pilot)
+        app.poll_frame(force=True)
+        await pilot.pause()
+        assert "press 8 again" in _text_of(app.query_one("#regimes-note"))
+        assert mark in _text_of(app.query_one("#regimes-map"))  # still the old map, its own point marked
+        await pilot.press("8")
+        state = app.jobs["regimes"].join(120)
+        assert app.jobs["regimes"] is not job and state.finished and state.error is None
+        app.poll_frame(force=True)
+        await pilot.pause()
+        assert 1.2 in app.jobs["regimes"].info.values[0]
+        assert "press 8 again" not in _text_of(app.query_one("#regimes-note"))
+        marked_line = next(line for line in _text_of(app.query_one("#regimes-map")).splitlines() if "*" in line)
+        assert marked_line.split()[0] == str(small.task.length)

@@ -103,4 +103,5 @@ def test_bench_sweep_summary_table_and_targets_from_fixed_numbers():
     lines = bs.verdicts(results, [1.0 / 0.6, 1.2 / 0.55])
     assert lines[0].startswith("- per-run overhead at 1 worker: 1.0 ms") and lines[0].endswith(": met")
     assert "speed-up 2 workers vs 1: 1.83x" in lines[1] and ": met;" in lines[1]
-    assert bs.jax_line().startswith("JAX vmap: ")
+    jax_row = bs.summarise(bs.JAX_NAME, 1, [dict(wall=0.5, runs=240, run_seconds=0.0)])
+    assert f"| {bs.JAX_NAME} | 1 | 240 | 480.0 |" in bs.table([jax_row]) and "only the passes" in bs.table([jax_row])

@@ -356,13 +356,29 @@ iterations = 60
 """
 
 
-@pytest.mark.parametrize("sig, workers", [(signal.SIGKILL, "1"), (signal.SIGINT, "2")])
+def _marked_processes(mark):
+    """Live processes started with RNNSIM_TEST_MARK=mark in their environment (a sweep and its forked workers)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                environ = (entry / "environ").read_bytes().split(b"\0")
+                state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+            except OSError:
+                continue
+            if f"RNNSIM_TEST_MARK={mark}".encode() in environ and state != "Z":
+                found.append(int(entry.name))
+    return found
+
+
+@pytest.mark.parametrize("sig, workers", [(signal.SIGKILL, "1"), (signal.SIGKILL, "2"), (signal.SIGINT, "2")])
 def test_killed_or_interrupted_mid_sweep_keeps_rows_and_resumes(files, sig, workers):
     tmp, _ = files
     path = tmp / "slow.toml"
     path.write_text(SLOW)
     out = tmp / "k.csv"
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    mark = f"{os.getpid()}-{time.monotonic_ns()}"
+    env = dict(os.environ, PYTHONPATH=str(ROOT), RNNSIM_TEST_MARK=mark)
     proc = subprocess.Popen([sys.executable, "-m", "rnnsim", "sweep", str(path), "--out", str(out), "-j", workers],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     deadline = time.monotonic() + 120
@@ -373,6 +389,11 @@ def test_killed_or_interrupted_mid_sweep_keeps_rows_and_resumes(files, sig, work
     assert proc.poll() is None, "the sweep finished before it could be stopped: make SLOW slower"
     proc.send_signal(sig)
     _, err = proc.communicate(timeout=60)
+    if sig == signal.SIGKILL and workers != "1":  # the killed parent's pool workers must not hold the table
+        deadline = time.monotonic() + 30          # (they inherited its open, locked journal by fork)
+        while time.monotonic() < deadline and _marked_processes(mark):
+            time.sleep(0.1)
+        assert not _marked_processes(mark), "pool workers outlived their killed parent"
     if sig == signal.SIGINT:
         assert proc.returncode == 130 and "rerun the same command" in err and "Traceback" not in err
     kept = read_csv(out)  # readable after the kill
@@ -507,3 +528,78 @@ def test_run_on_a_sweep_file_points_to_rnnsim_sweep(files):
         result = invoke("run", name)
         assert result.exit_code == 2
         assert f"{name}: a sweep file, not a scenario; run it with `rnnsim sweep {name}`" in result.stderr
+
+
+# ------------------------------------------------------------------------------------------ chunked tasks
+
+
+def test_run_at_is_the_run_runs_lists(files):
+    _, path = files
+    sweep = load_sweep(path)
+    runs = list(sweep.runs())
+    assert [sweep.run_at(r.index) for r in runs] == runs
+    with pytest.raises(IndexError):
+        sweep.run_at(len(runs))
+
+
+def test_chunks_hand_out_every_run_once_in_order_and_end_with_single_runs():
+    from rnnsim.sweep.backends import Chunks
+
+    todo = list(range(3, 1003, 2))  # 500 runs, not starting at 0
+    chunks = Chunks(todo, workers=2, target=0.1)
+    chunks.record(0.001)  # runs of about 1 ms: a chunk of ~100 by time
+    sizes, seen = [], []
+    while chunk := chunks.next():
+        sizes.append(len(chunk))
+        seen += chunk
+        for _ in chunk:
+            chunks.record(0.001)
+    assert seen == todo
+    assert max(sizes) > 1 and sizes[-1] == 1
+    assert sizes[0] <= -(-len(todo) // 8)  # at most 1/(4 x workers) of what is left
+    assert sizes == sorted(sizes, reverse=True)  # guided: never larger than the one before
+
+    slow = Chunks(list(range(100)), workers=2, target=0.1)
+    slow.record(5.0)  # runs of 5 s: one run per task, so progress and Ctrl+C stay fine-grained
+    assert slow.next() == [0] and slow.next() == [1]
+
+
+def test_a_chunk_gives_the_rows_of_single_runs(files):
+    from rnnsim.sweep.backends import job, run_chunk, run_job
+
+    _, path = files
+    sweep = load_sweep(path)
+    indices = [1, 2, 3, 7]
+    chunk = run_chunk(sweep, indices)
+    assert [i for i, _ in chunk] == indices
+    for i, row in chunk:
+        _, sc, n = job(sweep, i)
+        assert sc == sweep.scenario(list(sweep.runs())[i])
+        single = run_job(sc, n)
+        assert {k: v for k, v in row.items() if k != "seconds"} == {k: v for k, v in single.items() if k != "seconds"}
+
+
+def test_warm_jobs_pick_the_smallest_run_of_each_kernel_kind_without_building_every_scenario(files, monkeypatch):
+    from rnnsim.sweep import backends
+    from rnnsim.sweep.spec import make_sweep
+
+    _, path = files
+    base = load_sweep(path).base
+    sweep = make_sweep(base, {"task.length": [12, 6, 30], "model.cell": ["rnn", "gru"],
+                              "training.clip": ["none", "norm"]}, 2, (0, 1), source="t")
+    # brute force: build every run's Scenario and group by what the kernels depend on
+    brute: dict = {}
+    for run in sweep.runs():
+        sc = sweep.scenario(run)
+        kind = (sc.model.cell, sc.training.clip)
+        if kind not in brute or sc.task.length < brute[kind][1]:
+            brute[kind] = (run.index, sc.task.length)
+    built = []
+    real = backends.job
+    monkeypatch.setattr(backends, "job", lambda s, i: built.append(i) or real(s, i))
+    warm = backends.warm_jobs(sweep, list(range(sweep.n_runs)))
+    assert [j[0] for j in warm] == [index for index, _ in brute.values()]
+    assert all(j[1].task.length == 6 for j in warm) and len(warm) == 4
+    assert sorted(built) == sorted(j[0] for j in warm)  # only the chosen jobs were built
+    rest = [i for i in range(sweep.n_runs) if i % 2 == 1]  # a resumed sweep: only seed 1 left
+    assert all(j[0] % 2 == 1 for j in backends.warm_jobs(sweep, rest))

@@ -283,3 +283,52 @@ class InfluenceView(JobView):
         if results:
             t.append("\n  (1.0: only the last tenth matters, recency bias; 0.1: spread evenly)", style="dim")
         _set(self.query_one("#influence-shares", Static), t)
+
+
+# ------------------------------------------------------------------------------------------------ regimes
+def regimes_note(sc, stale: bool = False) -> Text:
+    """The regime rule in words, under the map (the map itself is rnnsim.sweep.show's, as `rnnsim sweep --show`)."""
+    from rnnsim.sweep.show import rule_text
+
+    t = Text(no_wrap=False)
+    if stale:
+        t.append(" The scenario changed: press 8 again for its map. ", style="bold")
+    t.append(f" * this scenario (scale {sc.model.recurrent_scale:g}, T = {sc.task.length}). ", style="bold")
+    t.append(f"Cell: log10 ‖dL/dh_0‖/‖dL/dh_T-1‖, one pass at the initial weights; {rule_text()}. ")
+    t.append("Pascanu 2013: σ_max(W_hh) < 1/γ (γ = 1 for tanh) is sufficient for vanishing.", style="dim")
+    return t
+
+
+class RegimesView(JobView):
+    what = "the regime map"
+    DEFAULT_CSS = """
+    RegimesView { height: 1fr; }
+    RegimesView .progress { height: 1; }
+    RegimesView #regimes-map { height: 1fr; min-height: 5; overflow: hidden; }
+    RegimesView #regimes-note { height: auto; max-height: 4; }
+    """
+
+    def compose(self) -> ComposeResult:
+        yield Static("", classes="progress")
+        yield Static("", id="regimes-map")
+        yield Static("", id="regimes-note")
+
+    def show(self, state, sweep, sc, stale: bool = False) -> None:
+        """``sc``: the scenario the map is of (the sweep's base once it exists); ``stale``: the app's scenario has
+        changed since (its map needs another 8)."""
+        from rich.console import Group
+
+        from rnnsim.sweep.around import point_of
+        from rnnsim.sweep.show import map_tables
+
+        self.progress(state)
+        rows = list(state.results) if state is not None else []
+        key = (state.key if state else None, state.version if state else 0)
+        view = self.query_one("#regimes-map", Static)
+        if getattr(view, "_rnnsim_key", None) != key:
+            view._rnnsim_key = key
+            if sweep is None:
+                view.update("")
+            else:
+                view.update(Group(*map_tables(sweep, rows, mark=point_of(sc))))
+        _set(self.query_one("#regimes-note", Static), regimes_note(sc, stale))
