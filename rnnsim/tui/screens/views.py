@@ -13,6 +13,7 @@ from textual.widgets import Static
 from rnnsim.cells import CELLS
 
 from ..widgets.gradient import GradientPanel, cursor_text
+from ..widgets.axes import title_lines
 from ..widgets.heatmap import Heatmap, rows_needed
 
 def _set(widget: Static, text: str) -> None:
@@ -30,7 +31,7 @@ class DynamicsView(Vertical):
     DEFAULT_CSS = """
     DynamicsView { height: 1fr; }
     DynamicsView #cursor-info { height: 1; color: $text; background: $boost; }
-    DynamicsView #dyn-summary { height: 1; color: $text-muted; }
+    DynamicsView #dyn-summary { height: auto; max-height: 2; color: $text-muted; }
     """
 
     def compose(self) -> ComposeResult:
@@ -63,13 +64,22 @@ class DynamicsView(Vertical):
         self.query_one(Heatmap).set_data(
             frame.hidden, frame.hidden_filled, bounded, cursor, frame.stale, (frame.data_version, id(frame.hidden))
         )
+        sentence, ratio = split_decay(frame.decay_text)
         self.query_one(GradientPanel).set_data(
             frame.profile, frame.jacobian, frame.gates, sc.model.cell, frame.grad_filled, cursor,
-            "", (frame.data_version, id(frame.profile)),
+            ratio, (frame.data_version, id(frame.profile)), ghost=frame.ghost,
         )
         _set(self.query_one("#cursor-info", Static), " cursor (, . < >) " + cursor_text(frame, cursor))
-        parts = [p for p in (frame.decay_text, frame.spectrum_text) if p]
-        _set(self.query_one("#dyn-summary", Static), " " + " · ".join(parts))
+        verdict = frame.spectrum.verdict if frame.spectrum is not None else frame.spectrum_text
+        width = max(self.size.width, 20)
+        _set(self.query_one("#dyn-summary", Static), "\n".join(title_lines([sentence, verdict], width, 2)))
+
+
+def split_decay(text: str) -> tuple[str, str]:
+    """The decay sentence (the summary line's) and its "(ratio … ≈ 10⁻ⁿ)" clause (the gradient panel's title), so
+    both are complete at 80 columns."""
+    i = text.find(" (ratio")
+    return (text, "") if i < 0 else (text[:i], text[i + 1:])
 
 
 class TrainingView(Vertical):
@@ -78,8 +88,8 @@ class TrainingView(Vertical):
     """
 
     def compose(self) -> ComposeResult:
-        yield SeriesPlot("loss per iteration (log)", id="loss-plot")
-        yield SeriesPlot("‖grad‖ per iteration before clipping (log)", id="grad-plot")
+        yield SeriesPlot("loss per iteration (log)", how="last", id="loss-plot")
+        yield SeriesPlot("‖grad‖ before clipping (log)", how="max", id="grad-plot")
 
     def show(self, frame) -> None:
         if frame is None or not frame.ready:
