@@ -88,7 +88,7 @@ def parallel_table(points, hide_times: bool) -> Text:
 
 def parallel_lines(points, lengths, hide_times: bool, width: int, height: int):
     lines = [text_strip(" measured time per pass, s (log-log)" + (" · times hidden" if hide_times else ""), width)]
-    legend = title_lines(["r/R rnn fwd/bwd", "a/A attention fwd/bwd", "* both in one cell"], width, 2)
+    legend = title_lines(["r/R rnn fwd/bwd", "a/A attention fwd/bwd", "* both"], width, 2)
     rows = max(height - 2 - len(legend), 2)
     data_w = max(width - GUTTER, 8)
     n = len(lengths)

@@ -54,8 +54,8 @@ def eighths(values: np.ndarray, lo: int, hi: int, rows: int) -> np.ndarray:
     v = np.asarray(values, dtype=float)
     with np.errstate(divide="ignore", invalid="ignore"):
         e = (np.log10(np.where(v > 0, v, np.nan)) - lo) / (hi - lo) * rows * 8
-    snapped = np.where(np.abs(e - np.round(e)) < 1e-6, np.round(e), e)
     with np.errstate(invalid="ignore"):
+        snapped = np.where(np.abs(e - np.round(e)) < 1e-6, np.round(e), e)
         lev = np.ceil(np.nan_to_num(snapped, nan=0.0, posinf=rows * 8, neginf=0.0))
     lev = np.clip(lev, 0, rows * 8)
     lev = np.where((v > 0) & (lev < 1), 1, lev)  # tiny but present
@@ -124,7 +124,7 @@ def bin_series(values, clipped, finite, width: int, how: str = "max", k: int | N
     """One column per bin of k = ceil(n / width) consecutive iterations (bins start at iteration 0; `k` given: that).
 
     Returns (values, clipped, bad, k): per bin the maximum (`how` = "max", for norms: a spike is never hidden), the
-    minimum ("min") or the last finite value ("last"); a bin holding a non-finite value shows inf (a full red bar).
+    minimum ("min") or the last value ("last"); a bin holding a non-finite value shows inf (a full red bar).
     `clipped` / `bad` are True for a bin holding any clipped / any non-finite iteration."""
     v = np.asarray(values, float)
     n = len(v)
@@ -142,6 +142,7 @@ def bin_series(values, clipped, finite, width: int, how: str = "max", k: int | N
         out = np.where(idx >= 0, v[np.maximum(idx, 0)], np.inf)
     else:
         raise ValueError(f"how must be max, min or last, not {how!r}")
+    out = np.where(np.logical_and.reduceat(fin, starts), out, np.inf)  # a non-finite value: the bin's bar is red
     c = np.asarray(clipped, bool)
     f = np.asarray(finite, bool)
     clip = np.logical_or.reduceat(c[:n], starts) if c.size >= n else np.zeros(len(starts), bool)

@@ -116,15 +116,18 @@ def marker_plot(
 
 
 def axis_strip(width: int, ticks: list[tuple[int, str]], label: str = "", gutter: int = GUTTER) -> Strip:
-    """An x axis: `ticks` = [(column, text)] placed left to right where they fit."""
+    """An x axis: `ticks` = [(column, text)], the first and the last always placed, the others where they fit."""
     data_w = max(width - gutter, 0)
     axis = [" "] * data_w
-    last_end = -1
-    for x, txt in ticks:
+    taken: list[tuple[int, int]] = []
+    order = list(range(len(ticks)))
+    order = order[:1] + order[-1:] + order[1:-1] if len(order) > 1 else order
+    for i in order:
+        x, txt = ticks[i]
         x = min(max(x - len(txt) // 2, 0), max(data_w - len(txt), 0))
-        if x <= last_end:
+        if any(x <= b and a <= x + len(txt) for a, b in taken):  # keep one blank between ticks
             continue
         axis[x : x + len(txt)] = list(txt)
-        last_end = x + len(txt)
+        taken.append((x, x + len(txt)))
     segs = [Segment(f"{label:>{gutter - 2}} └"[:gutter], LABEL), Segment("".join(axis)[:data_w], DIM)]
     return Strip(segs).adjust_cell_length(width, NULL)
