@@ -67,6 +67,7 @@ def status_text(frame, no_color: bool = False) -> Text:
     else:
         step = f" t {frame.t}/{frame.T}"
     t.append(step)
+    t.append(f" · {speed_label(frame.speed)}")  # early in the line: never cut at 80 columns
     t.append(f" · it {frame.iteration}")
     t.append(f" · loss {fmt(frame.loss, 4)}")
     t.append(f" · ‖g‖ {fmt(frame.grad_norm)}")
@@ -87,7 +88,6 @@ def status_text(frame, no_color: bool = False) -> Text:
         more = [k for k in scenario_diff(sc, pending) if k not in _SHOWN_IN_PLACE]
         if more:
             t.append(f" +{len(more)}*", style="italic")  # other pending keys: listed in the alert row
-    t.append(f" · {speed_label(frame.speed)}")
     return t
 
 
