@@ -268,3 +268,17 @@ def test_total_mc_under_the_bound_is_visibly_below_the_line():
 def test_mc_k_axis_reaches_the_task_delay():
     lines = texts(mc_bars(_MC(8, 6.0, np.linspace(1, 0, 17)), 80, 8, delay=16))
     assert lines[-1].rstrip().endswith("16")
+
+
+def test_title_lines_wrap_between_parts_and_drop_only_extras():
+    parts = ["loss per iteration (log)", "7000 iterations", "1 col = 96 iterations (last)", "╌ chance 0.116"]
+    one = axes.title_lines(parts, 200, 1)
+    assert one == [" " + " · ".join(parts)]
+    two = axes.title_lines(parts, 80, 2)
+    assert len(two) == 2 and all(len(t) <= 80 for t in two)
+    assert " · ".join(t.strip() for t in two) == " · ".join(parts)      # nothing cut, broken between parts
+    got = axes.title_lines(parts, 80, 2, extra=("shared axis",))
+    assert "shared axis" in "".join(got) and len(got) == 2
+    got = axes.title_lines(parts[:3], 72, 1, extra=("shared axis",))   # no room: the extra is left out
+    assert got == axes.title_lines(parts[:3], 72, 1) and "shared" not in got[0]
+    assert all(len(t) <= 30 for t in axes.title_lines(parts, 30, 9))

@@ -40,8 +40,8 @@ def profile_lines(pa, pb, width: int, height: int, lock: AxisLock = UNLOCKED) ->
     va, vb = aggregate(pa, cols, "max"), aggregate(pb, cols, "max")
     xs = np.arange(len(cols))
     lo_hi = lock.decades("compare-gradient", log_range([va, vb]))
-    parts = ["‖dL/dh_t‖ batch mean, log", label, lock.note("compare-gradient") or "A and B share the axis"]
-    heads = title_lines(parts, width, 2 if height >= 8 else 1)
+    parts = ["‖dL/dh_t‖ batch mean, log", label] + ([lock.note("compare-gradient")] if lock.on else [])
+    heads = title_lines(parts, width, 2 if height >= 8 else 1, extra=() if lock.on else ("A and B share the axis",))
     lines = [text_strip(t, width) for t in heads]
     rows = max(height - len(heads) - 1, 1)
     lines += marker_plot([(xs, va, A_GLYPH, A_STYLE), (xs, vb, B_GLYPH, B_STYLE)], rows, width, lo_hi)
@@ -75,8 +75,9 @@ def loss_lines(la, lb, baseline, width: int, height: int, lock: AxisLock = UNLOC
                 text_strip(" " * GUTTER + "no updates yet: press t to train both (or step through an iteration)",
                            width)]
     lo_hi = lock.decades("compare-loss", log_range([va, vb], [baseline] if has_base else []))
-    parts.append(lock.note("compare-loss") or "shared axis")
-    heads = title_lines(parts, width, 2 if height >= 8 else 1)
+    if lock.on:
+        parts.append(lock.note("compare-loss"))
+    heads = title_lines(parts, width, 2 if height >= 8 else 1, extra=() if lock.on else ("shared axis",))
     lines = [text_strip(t, width) for t in heads]
     rows = max(height - len(heads) - 1, 1)
     ref = (np.arange(data_w), np.full(data_w, baseline), "╌", HLINE) if has_base else None

@@ -178,10 +178,23 @@ def jacobian_legend(room: int) -> str:
 
 
 # --------------------------------------------------------------------------------------- titles
-def title_lines(parts: list[str], width: int, max_lines: int = 2) -> list[str]:
+def title_lines(parts: list[str], width: int, max_lines: int = 2, extra: tuple[str, ...] = ()) -> list[str]:
     """Join `parts` with " · " into lines of at most `width` cells, breaking only between parts (a part longer
-    than a line is broken at spaces); at most `max_lines` lines, the last one cut only if nothing else fits."""
-    width = max(width, 1)
+    than a line is broken at spaces); at most `max_lines` lines, the last one cut only if nothing else fits.
+    `extra` parts follow `parts` when they fit in `max_lines` lines, and are left out (last first) when not."""
+    extra = tuple(extra)
+    while extra:
+        lines = _pack(list(parts) + list(extra), max(width, 1))
+        if len(lines) <= max_lines:
+            return lines
+        extra = extra[:-1]
+    lines = _pack(list(parts), max(width, 1))
+    if len(lines) > max_lines:
+        lines = lines[: max_lines - 1] + [" " + " · ".join(s.strip() for s in lines[max_lines - 1:])]
+    return [ln[:width] for ln in lines]
+
+
+def _pack(parts: list[str], width: int) -> list[str]:
     words: list[tuple[str, str]] = []  # (text, what joins it to the text before: " · " or " ")
     for p in parts:
         p = p.strip()
@@ -210,6 +223,4 @@ def title_lines(parts: list[str], width: int, max_lines: int = 2) -> list[str]:
             cur = f" {w}"
     if cur:
         lines.append(cur)
-    if len(lines) > max_lines:
-        lines = lines[: max_lines - 1] + [" " + " · ".join(s.strip() for s in lines[max_lines - 1:])]
-    return [ln[:width] for ln in lines]
+    return lines
