@@ -69,7 +69,7 @@ async def test_dynamics_vanishing_shows_the_decay_sentence_ratio_legend_and_j_sc
     assert ("shade = |h| ' ░▒▓█' ±1" if no_color else "blue − · + red ±1") in text
     assert "‖J_t‖" in text and "1.05" in text                    # the ‖J_t‖ ramp's edges
     status = next(ln for ln in text.splitlines() if "bptt 100/100" in ln)
-    assert "· max ·" in status                                  # the play speed (f ran at max)
+    assert "BPTT DONE max" in status                           # the play speed (f ran at max), in the badge
 
 
 @LESSON

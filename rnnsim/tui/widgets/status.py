@@ -61,13 +61,13 @@ def status_text(frame, no_color: bool = False) -> Text:
         mode, style = "▶ " + phase, "bold black on cyan"
     else:
         mode, style = "❚❚ " + phase, "bold white on grey35"
-    t.append(f" {mode} ", style=style if not no_color else "reverse")
+    # the play speed inside the badge ("▶ FORWARD 50/s"): early in the line, so it is never cut at 80 columns
+    t.append(f" {mode} {speed_label(frame.speed)} ", style=style if not no_color else "reverse")
     if frame.phase in ("backward", "backward_done"):
         step = f" bptt {frame.bt}/{frame.T}"
     else:
         step = f" t {frame.t}/{frame.T}"
     t.append(step)
-    t.append(f" · {speed_label(frame.speed)}")  # early in the line: never cut at 80 columns
     t.append(f" · it {frame.iteration}")
     t.append(f" · loss {fmt(frame.loss, 4)}")
     t.append(f" · ‖g‖ {fmt(frame.grad_norm)}")
