@@ -282,3 +282,30 @@ def test_title_lines_wrap_between_parts_and_drop_only_extras():
     got = axes.title_lines(parts[:3], 72, 1, extra=("shared axis",))   # no room: the extra is left out
     assert got == axes.title_lines(parts[:3], 72, 1) and "shared" not in got[0]
     assert all(len(t) <= 30 for t in axes.title_lines(parts, 30, 9))
+
+
+def test_bin_series_by_iteration_when_entries_hold_several_iterations():
+    """A bounded history merges old iterations into entries (their max ‖g‖, last loss, events): binned by the
+    iteration each entry ends at, the result equals binning the full per-iteration series."""
+    rng = np.random.default_rng(3)
+    n = 5000
+    g = 10 ** rng.uniform(-2, 2, n)
+    g[1234] = 1e9
+    clipped = rng.random(n) < 0.01
+    finite = np.ones(n, bool)
+    finite[4321] = False
+    g[4321] = np.inf
+    # merge the first 4096 iterations into entries of 64 (aligned), keep the rest exact
+    ends = np.r_[np.arange(64, 4097, 64), np.arange(4097, n + 1)]
+    starts = np.r_[0, ends[:-1]]
+    merged = np.array([g[a:b].max() for a, b in zip(starts, ends)])
+    mclip = np.array([clipped[a:b].any() for a, b in zip(starts, ends)])
+    mfin = np.array([finite[a:b].all() for a, b in zip(starts, ends)])
+    # bins of 128 iterations: aligned with the merged entries, so the result is exactly the full series' binning
+    got = axes.bin_series(merged, mclip, mfin, 40, "max", positions=ends)
+    assert got[3] == 125 and len(got[0]) == 40                     # k from the iterations (5000), not the entries
+    got = axes.bin_series(merged, mclip, mfin, 0, "max", k=128, positions=ends)
+    ref = axes.bin_series(g, clipped, finite, 0, "max", k=128)
+    for a, b in zip(got[:3], ref[:3]):
+        np.testing.assert_array_equal(a, b)
+    assert got[0][1234 // 128] == 1e9 and got[2][4321 // 128]

@@ -96,6 +96,10 @@ class TrainingView(Vertical):
             return
         sc = frame.scenario
         losses, gnorms, clipped, finite = frame.losses, frame.grad_norms, frame.clipped_flags, frame.finite_flags
+        # a bounded history (per-entry arrays, an entry may hold several iterations) says where each entry ends
+        positions = getattr(frame, "iterations", None)
+        if positions is not None and len(positions) != len(losses):
+            positions = None
         if frame.sentinel and (finite.size == 0 or finite.all()):
             # the NaN/inf stopped the iteration before its update: mark it as the next, non-finite, column
             loss = frame.loss if frame.loss is not None and not math.isnan(frame.loss) else math.inf
@@ -103,9 +107,11 @@ class TrainingView(Vertical):
             gnorms = np.append(gnorms, math.inf)
             clipped = np.append(clipped, False)
             finite = np.append(finite, False)
+            if positions is not None:
+                positions = np.append(positions, positions[-1] + 1 if len(positions) else 1)
         key = (frame.history_version, len(losses), frame.sentinel)
         self.query_one("#loss-plot", SeriesPlot).set_data(
-            losses, clipped, finite, frame.baseline, "chance", "", key
+            losses, clipped, finite, frame.baseline, "chance", "", key, positions
         )
         thr = sc.training.clip_threshold if sc.training.clip == "norm" else None
         n_clip = int(frame.clipped_flags.sum()) if frame.clipped_flags.size else 0
@@ -113,4 +119,5 @@ class TrainingView(Vertical):
         last = frame.clipped_norms[-1] if frame.clipped_norms.size else math.nan
         if sc.training.clip != "none" and math.isfinite(last):
             note += f", last after clip {last:.3g}"
-        self.query_one("#grad-plot", SeriesPlot).set_data(gnorms, clipped, finite, thr, "clip θ", note, key)
+        self.query_one("#grad-plot", SeriesPlot).set_data(gnorms, clipped, finite, thr, "clip θ", note, key,
+                                                          positions)

@@ -120,18 +120,43 @@ UNLOCKED = AxisLock()  # the default of the plots' builders: never locked
 
 
 # --------------------------------------------------------------------------------------- per-iteration series
-def bin_series(values, clipped, finite, width: int, how: str = "max", k: int | None = None):
+def bin_series(values, clipped, finite, width: int, how: str = "max", k: int | None = None, positions=None):
     """One column per bin of k = ceil(n / width) consecutive iterations (bins start at iteration 0; `k` given: that).
 
     Returns (values, clipped, bad, k): per bin the maximum (`how` = "max", for norms: a spike is never hidden), the
     minimum ("min") or the last value ("last"); a bin holding a non-finite value shows inf (a full red bar).
-    `clipped` / `bad` are True for a bin holding any clipped / any non-finite iteration."""
+    `clipped` / `bad` are True for a bin holding any clipped / any non-finite iteration.
+
+    `positions` (optional, increasing): the last iteration (1-based) of each entry, when an entry may stand for
+    several iterations (a bounded history merges old ones: its entry already holds their max ‖g‖, last loss and
+    events). Entries are then binned by iteration, k = ceil(last iteration / width), and a bin no entry ends in
+    is NaN (nothing drawn)."""
     v = np.asarray(values, float)
     n = len(v)
     if n == 0:
         return np.zeros(0), np.zeros(0, bool), np.zeros(0, bool), 1
+    if positions is not None and len(positions) == n:
+        pos = np.asarray(positions, np.int64)
+        total = int(pos[-1])
+        k = max(1, math.ceil(total / max(width, 1))) if k is None else max(1, int(k))
+        ids = (pos - 1) // k
+        starts = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]])
+        sub = _reduce(v, clipped, finite, starts, how)
+        ncol = math.ceil(total / k)
+        out = np.full(ncol, np.nan), np.zeros(ncol, bool), np.zeros(ncol, bool)
+        at = ids[starts]
+        for dst, src in zip(out, sub):
+            dst[at] = src
+        return out[0], out[1], out[2], k
     k = max(1, math.ceil(n / max(width, 1))) if k is None else max(1, int(k))
-    starts = np.arange(0, n, k)
+    out, clip, bad = _reduce(v, clipped, finite, np.arange(0, n, k), how)
+    return out, clip, bad, k
+
+
+def _reduce(v, clipped, finite, starts, how):
+    """Per run of entries starting at `starts`: the value (max / min / last; inf if any is non-finite) and the
+    any-clipped / any-non-finite flags."""
+    n = len(v)
     fin = np.isfinite(v)
     if how == "max":
         out = np.maximum.reduceat(np.where(fin, v, np.inf), starts)
@@ -148,7 +173,7 @@ def bin_series(values, clipped, finite, width: int, how: str = "max", k: int | N
     clip = np.logical_or.reduceat(c[:n], starts) if c.size >= n else np.zeros(len(starts), bool)
     bad = ~np.logical_and.reduceat(f[:n], starts) if f.size >= n else np.zeros(len(starts), bool)
     bad = bad | ~np.logical_and.reduceat(fin, starts)
-    return out, clip, bad, k
+    return out, clip, bad
 
 
 # --------------------------------------------------------------------------------------- the ‖J_t‖ row

@@ -37,6 +37,7 @@ class SeriesPlot(CachedLines, Widget):
         self.hline: float | None = None
         self.hline_label = ""
         self.note = ""
+        self.positions = None
         self._key = None
         self._lines: list[Strip] | None = None
         self._lines_size = None
@@ -45,7 +46,7 @@ class SeriesPlot(CachedLines, Widget):
     def axis_lock(self) -> axes.AxisLock:
         return getattr(self.app, "axis_lock", axes.UNLOCKED)
 
-    def set_data(self, values, clipped, finite, hline, hline_label, note, key) -> bool:
+    def set_data(self, values, clipped, finite, hline, hline_label, note, key, positions=None) -> bool:
         k = (key, hline, note, self.axis_lock.version)
         if k == self._key:
             return False
@@ -54,21 +55,25 @@ class SeriesPlot(CachedLines, Widget):
         self.clipped = np.asarray(clipped, bool)
         self.finite = np.asarray(finite, bool)
         self.hline, self.hline_label, self.note = hline, hline_label, note
+        self.positions = positions
         self._lines = None
         self.refresh()
         return True
 
     def _build(self) -> list[Strip]:
         return series_lines(self.title, self.values, self.clipped, self.finite, self.hline, self.hline_label,
-                            self.note, self.size.width, self.size.height, self.how, self.axis_lock, self.id or "")
+                            self.note, self.size.width, self.size.height, self.how, self.axis_lock, self.id or "",
+                            self.positions)
 
 
 def series_lines(title, values, clipped, finite, hline, hline_label, note, width: int, height: int,
-                 how: str = "max", lock: axes.AxisLock = axes.UNLOCKED, name: str = "") -> list[Strip]:
-    """The lines of a SeriesPlot (a pure function: tests call it)."""
-    n = len(values)
+                 how: str = "max", lock: axes.AxisLock = axes.UNLOCKED, name: str = "", positions=None) -> list[Strip]:
+    """The lines of a SeriesPlot (a pure function: tests call it). `positions`: the last iteration of each entry
+    when an entry may stand for several (axes.bin_series)."""
+    has_pos = positions is not None and len(positions) == len(values) and len(values) > 0
+    n = int(positions[-1]) if has_pos else len(values)
     data_w = max(width - GUTTER, 1)
-    vals, clip, bad, k = axes.bin_series(values, clipped, finite, data_w, how)
+    vals, clip, bad, k = axes.bin_series(values, clipped, finite, data_w, how, positions=positions if has_pos else None)
     scale = "1 col = 1 iteration" if k == 1 else f"1 col = {k} iterations ({how})"
     parts = [title, f"{n} iteration{'' if n == 1 else 's'}", scale]
     has_line = hline is not None and math.isfinite(hline) and hline > 0
