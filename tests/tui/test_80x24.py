@@ -141,3 +141,19 @@ async def test_y_locks_the_axes_and_the_titles_say_so(small):
         await pilot.press("y")
         await settle(app, pilot)
         assert not app.axis_lock.on and "axis locked" not in screen_text(app)
+
+
+async def test_dynamics_title_complete_when_locked_at_80x24(monkeypatch):
+    """Locked (y) after a complete pass: the ratio and the lock note both on screen, lesson shown and hidden."""
+    app = RnnsimApp(rnnsim.load_scenario("vanishing"))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(app, pilot, 120)
+        one_pass(app.runner)
+        await settle(app, pilot)
+        await pilot.press("y")
+        for _ in range(2):
+            f = await settle(app, pilot)
+            text = screen_text(app)
+            lo, hi = app.axis_lock.ranges["gradient"]
+            assert f"axis locked 1e{lo}..1e{hi} (y)" in text and "(ratio ‖dL/dh_0‖/‖dL/dh_99‖ ≈ 10⁻⁸)" in text
+            await pilot.press("L")

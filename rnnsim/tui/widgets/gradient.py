@@ -112,7 +112,7 @@ def gradient_lines(prof, jacobian, gates, cell, cursor, decay_text, width: int, 
     legend = axes.jacobian_legend(room) if recurrent else ""
     if recurrent and not legend:  # no room beside the row: the shortest legend goes into the title
         parts.append("‖J_t‖ " + axes.JAC_LEGENDS[-1])
-    heads = axes.title_lines(parts, width, 2 if height >= 9 else 1)
+    heads = axes.title_lines(parts, width, 2 if height >= 8 else 1)
     lines = [Strip([Segment(t, LABEL)]).adjust_cell_length(width, NULL) for t in heads]
     extra = 2 + (1 if gate is not None else 0)  # jacobian row, axis row, gate row
     rows = max(height - len(heads) - extra, 1)
