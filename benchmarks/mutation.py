@@ -93,8 +93,8 @@ MUTANTS = [
        '        raise ScenarioError(f"{source}: {exc}", source=source) from None',
        "an unreadable file's message without 'cannot read' (the test skipped as root)", ["tests/unit/test_scenario.py"]),
     _m("compare-b-series", "rnnsim/tui/screens/compare.py",
-       "(xs, va, A_GLYPH, A_STYLE), (xs, vb, B_GLYPH, B_STYLE)], rows, width,\n                         log_range([va, vb]))",
-       "(xs, va, A_GLYPH, A_STYLE), (xs, va, B_GLYPH, B_STYLE)], rows, width,\n                         log_range([va, vb]))",
+       "(xs, va, A_GLYPH, A_STYLE), (xs, vb, B_GLYPH, B_STYLE)], rows, width, lo_hi)",
+       "(xs, va, A_GLYPH, A_STYLE), (xs, va, B_GLYPH, B_STYLE)], rows, width, lo_hi)",
        "compare view: B's gradient profile drawn at A's values", ["tests/tui/test_views.py::test_compare_view_and_knob",
                                                                   "tests/tui/test_views.py::test_profile_lines_put_each_series_in_its_decade"]),
 ]

@@ -22,6 +22,7 @@ from .screens.compare import CompareView
 from .screens.modals import HelpScreen, ParamScreen, PickerScreen
 from .screens.spectrum import SpectrumView
 from .screens.views import DynamicsView, TrainingView
+from .widgets.axes import AxisLock
 from .widgets.lesson import NARROW_LINES, LessonPanel
 from .widgets.status import StatusBar
 
@@ -77,6 +78,7 @@ class RnnsimApp(App):
         self.lesson_pos = 0  # page index in the flattened lesson pages
         self.lesson_pages = 0
         self._lesson_key = None
+        self.axis_lock = AxisLock()  # key y: every log axis keeps the decades it has when next drawn
 
     def compose(self) -> ComposeResult:
         yield Static("", id="title")
@@ -250,7 +252,10 @@ class RnnsimApp(App):
         if self.view == "parallel":
             self.query_one(ParallelView).show(state, jobs.PARALLEL_LENGTHS)
         elif self.view == "memory":
-            self.query_one(MemoryView).show(state, jobs.MEMORY_SIZES, self._sc().model.hidden_size)
+            sc = self._sc()
+            self.query_one(MemoryView).show(state, jobs.MEMORY_SIZES, sc.model.hidden_size,
+                                            getattr(sc.task, "delay", None) if sc.task.kind == "delayed_recall"
+                                            else None)
         elif self.view == "influence":
             self.query_one(InfluenceView).show(state, jobs.INFLUENCE_SAMPLES, self._sc().task.kind)
         elif self.view == "regimes":
@@ -302,6 +307,16 @@ class RnnsimApp(App):
 
     def action_step(self) -> None:
         self.runner.send("step")
+
+    def action_one_pass(self) -> None:
+        self.runner.send("one_pass")
+
+    def action_lock_axes(self) -> None:
+        on = self.axis_lock.toggle()
+        self.notify("log axes locked at their current decades (y unlocks)" if on else "log axes follow the data",
+                    timeout=3)
+        if self.frame is not None:
+            self._redraw()
 
     def action_train(self) -> None:
         self.runner.send("toggle_train")

@@ -60,6 +60,7 @@ class Frame:
     jacobian: np.ndarray | None = None
     gates: dict = field(default_factory=dict)
     stale: bool = False
+    ghost: np.ndarray | None = None  # the last complete gradient profile while BPTT has not yet replaced it
     losses: np.ndarray = field(default_factory=lambda: np.zeros(0))
     grad_norms: np.ndarray = field(default_factory=lambda: np.zeros(0))
     clipped_norms: np.ndarray = field(default_factory=lambda: np.zeros(0))
@@ -109,6 +110,24 @@ class CompareFrame:
     sentinel: str | None
     version: int
 
+
+
+class ProfileGhost:
+    """The last complete gradient profile ‖dL/dh_t‖ (a copy), kept from the end of a BPTT until the next one
+    finishes: the Dynamics view draws it dimmed under the profile being filled. Cleared when the simulation is
+    rebuilt (reset, new seed, a model change)."""
+
+    def __init__(self) -> None:
+        self.profile: np.ndarray | None = None
+
+    def keep(self, profile) -> None:
+        p = np.array(profile, dtype=float)
+        if p.size and not np.isnan(p).all():
+            p.flags.writeable = False
+            self.profile = p
+
+    def clear(self) -> None:
+        self.profile = None
 
 
 class History:
@@ -193,7 +212,7 @@ def compare_frame(play_a, play_b, history: History, version: int, knob: str) -> 
 
 
 def build_frame(play, history: History, *, busy: bool, compare: CompareFrame | None, layer: int | None = None,
-                **status) -> Frame:
+                ghost: ProfileGhost | None = None, **status) -> Frame:
     """A Frame of ``play``'s simulation; ``status`` fills the runner's fields (seq, message, speed...).
 
     ``busy`` (playing or training): the Jacobian norms keep to their time budget (Play.jacobian_norms).
@@ -223,6 +242,11 @@ def build_frame(play, history: History, *, busy: bool, compare: CompareFrame | N
         jac = play.jacobian_norms(force=not busy)
         gates = {k: np.asarray(v, dtype=float).copy() for k, v in d.gate_means(sim).items()}
         hidden_filled = T if phase in FORWARD_COMPLETE else t
+    complete = bw >= T > 0 and not np.isnan(profile).all()
+    if ghost is not None and complete:
+        ghost.keep(profile)
+    shown_ghost = None if ghost is None or complete or ghost.profile is None or len(ghost.profile) != T \
+        else ghost.profile
     losses, gnorms, cnorms, clipped, finite = history.update(sim.history)
     last = sim.history[-1] if sim.history else None
     decay = ""
@@ -256,6 +280,7 @@ def build_frame(play, history: History, *, busy: bool, compare: CompareFrame | N
         jacobian=jac,
         gates=gates,
         stale=stale,
+        ghost=shown_ghost,
         losses=losses,
         grad_norms=gnorms,
         clipped_norms=cnorms,

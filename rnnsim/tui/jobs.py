@@ -114,7 +114,9 @@ def memory_key(sc) -> tuple:
 def memory_job(sc, sizes=None) -> Job:
     """MC(k) of the scenario's own network first, then the total MC for each H in `sizes`."""
     sizes = MEMORY_SIZES if sizes is None else sizes
-    calls = [(f"MC(k), H={sc.model.hidden_size}", lambda: _diag().memory_capacity(sc))]
+    # delays k = 0..2H, and up to the task's own delay (bottleneck: k = 16 with H = 8)
+    K = max(2 * sc.model.hidden_size, sc.task.delay + 1 if sc.task.kind == "delayed_recall" else 0)
+    calls = [(f"MC(k), H={sc.model.hidden_size}", lambda: _diag().memory_capacity(sc, max_delay=K))]
     for H in sizes:
         # a weights file fits its own hidden size only: the other sizes are measured at the init's weights
         other = {"model.weights": None} if H != sc.model.hidden_size else {}

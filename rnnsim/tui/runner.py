@@ -19,7 +19,8 @@ from typing import Callable
 from rnnsim.explain import PassWeights
 from rnnsim.play import Change, Phase, Play, Unit, changes_model
 
-from .frames import DEFAULT_SPEED_INDEX, SPEEDS, Frame, History, build_frame, compare_frame, speed_label
+from .frames import (DEFAULT_SPEED_INDEX, SPEEDS, Frame, History, ProfileGhost, build_frame, compare_frame,
+                     speed_label)
 from .knobs import COMPARE_KNOBS, describe, knob_value, next_value
 
 FRAME_INTERVAL = 0.07  # seconds between published frames while running
@@ -58,7 +59,7 @@ class ExplainRequest:
 class Runner:
     """Owns one Play (and the compare view's second one) in a worker thread; the only object that touches them.
 
-    Commands (`send(name, *args)`): step [n], play, pause, toggle_play, train, toggle_train,
+    Commands (`send(name, *args)`): step [n], play, pause, toggle_play, one_pass, train, toggle_train,
     reset, new_seed, change (dict of dotted keys), modify (scenario -> dict), load (a Scenario),
     speed (+1/-1), compare (knob or None), compare_next, explain (an ExplainRequest), noop, stop.
     """
@@ -105,6 +106,8 @@ class Runner:
         self._history = History()
         self._history_b = History()
         self._pass_weights = PassWeights()  # the parameters of the last pass, kept for the explain panel
+        self._ghost = ProfileGhost()  # the last complete gradient profile (drawn dimmed under the next BPTT)
+        self._one_pass = False  # playing one pass: forward + BPTT, then pause before the update (key f)
 
     sim = property(lambda self: None if self.play is None else self.play.sim, doc="A's Simulation")
     sim_b = property(lambda self: None if self.play_b is None else self.play_b.sim, doc="B's (compare view)")
@@ -192,14 +195,16 @@ class Runner:
                         stop.wait(min(self._next_step_at - now, 0.05))
                     elif speed:
                         self._step()
+                        self._pass_done()
                         self._next_step_at = max(now, self._next_step_at) + 1.0 / speed
                     else:
                         # max speed: a burst of steps up to BURST seconds between looks at the queue and frames
                         end = now + BURST
                         step, clock = self._step, time.perf_counter
                         go = self._alive_sims()
+                        done = self._pass_done
                         while go and q.empty() and not stop.is_set():
-                            go = step() and clock() < end
+                            go = step() and not done() and clock() < end
             except Exception as exc:  # noqa: BLE001
                 self._error = f"{type(exc).__name__}: {exc}"
                 self._playing = self._training = False
@@ -210,7 +215,15 @@ class Runner:
     def _handle(self, name: str, args: tuple) -> None:
         play = self.play
         ready = play is not None and self._alive_sims()
-        if name in ("play", "pause", "toggle_play"):
+        if name in ("play", "pause", "toggle_play", "train", "toggle_train", "step"):
+            self._one_pass = False
+        if name == "one_pass":
+            # forward + BPTT at the play speed, then pause before the update (f again while it runs: pause)
+            self._one_pass = ready and not (self._one_pass and self._playing)
+            self._playing, self._training = self._one_pass, False
+            self._next_step_at = time.perf_counter()
+            self._message = "one pass: forward + BPTT, then pause before the update" if self._playing else "paused"
+        elif name in ("play", "pause", "toggle_play"):
             self._playing = ready and {"play": True, "pause": False}.get(name, not self._playing)
             self._training = False
             self._next_step_at = time.perf_counter()
@@ -290,6 +303,14 @@ class Runner:
         elif name != "noop":
             raise ValueError(f"unknown runner command {name!r}")
 
+    def _pass_done(self) -> bool:
+        """While playing one pass (key f): pause once BPTT is complete (the update not applied). True if it paused."""
+        if not self._one_pass or self.play.sim.phase != Phase.BACKWARD_DONE:
+            return False
+        self._one_pass = self._playing = False
+        self._message = "one pass done: n applies the update, f plays the next pass"
+        return True
+
     def _alive_sims(self) -> bool:
         """True while a simulation can still step: A without a NaN/inf, or the compare view's B without one."""
         a, b = self.play, self.play_b
@@ -339,6 +360,7 @@ class Runner:
         self._error = None
         self._message = message
         self._steps_done = 0
+        self._ghost.clear()
         self.play.invalidate()
         self._data_version += 1
         self._history_version += 1
@@ -390,6 +412,7 @@ class Runner:
             self._history_version += 1  # only B (compare view) still runs
         if unit is _UPDATE:
             self._history_version += 1
+            self._ghost.keep(play.diagnostics.gradient_profile(play.sim))  # still the finished pass's
             play.settle()
             b = self.play_b  # settling may have restarted B
         self._steps_done += 1
@@ -428,7 +451,7 @@ class Runner:
         compare = None if b is None else compare_frame(self.play, b, self._history_b, self._data_version,
                                                        self._compare_knob)
         self._frame = build_frame(
-            self.play, self._history, busy=self._playing or self._training, compare=compare,
+            self.play, self._history, busy=self._playing or self._training, compare=compare, ghost=self._ghost,
             playing=self._playing, training=self._training, speed=SPEEDS[self._speed_index],
             steps_done=self._steps_done, data_version=self._data_version, history_version=self._history_version,
             layer=self._layer,

@@ -25,8 +25,9 @@ def _quick_jobs(monkeypatch):
 
 
 def plot_columns(text: str) -> list[str]:
-    """The data columns of a marker plot's text: the title line and the axis line dropped, the label gutter cut."""
-    rows = [line[GUTTER:] for line in text.splitlines()[1:-1]]
+    """The data columns of a marker plot's text: the plot rows only (their gutter ends in ┤ or │; the title lines
+    and the axis line dropped), the label gutter cut."""
+    rows = [line[GUTTER:] for line in text.splitlines() if len(line) >= GUTTER and line[GUTTER - 1] in "┤│"]
     width = max(len(r) for r in rows)
     return ["".join(r.ljust(width)[c] for r in rows) for c in range(width)]
 

@@ -18,6 +18,7 @@ from textual.strip import Strip
 from textual.widgets import Static
 
 from ..widgets.common import EIGHTHS, GUTTER, LABEL, NULL, DIM, HLINE, aggregate, column_ranges, _runs
+from ..widgets.axes import title_lines
 from ..widgets.plot import StripView, axis_strip, log_range, marker_plot, text_strip
 from .views import _set
 
@@ -87,7 +88,8 @@ def parallel_table(points, hide_times: bool) -> Text:
 
 def parallel_lines(points, lengths, hide_times: bool, width: int, height: int):
     lines = [text_strip(" measured time per pass, s (log-log)" + (" · times hidden" if hide_times else ""), width)]
-    rows = max(height - 3, 2)
+    legend = title_lines(["r/R rnn fwd/bwd", "a/A attention fwd/bwd", "* both"], width, 2)
+    rows = max(height - 2 - len(legend), 2)
     data_w = max(width - GUTTER, 8)
     n = len(lengths)
     xcol = {T: (round(i * (data_w - 1) / max(n - 1, 1))) for i, T in enumerate(lengths)}
@@ -101,7 +103,7 @@ def parallel_lines(points, lengths, hide_times: bool, width: int, height: int):
         vals.append(v)
     lines += marker_plot(series, rows, width, log_range(vals) if not hide_times else (-4, 0))
     lines.append(axis_strip(width, [(xcol[T], str(T)) for T in lengths], "T"))
-    lines.append(text_strip(" " * GUTTER + "r/R rnn fwd/bwd · a/A attention fwd/bwd · * both", width, DIM))
+    lines += [text_strip(t, width, DIM) for t in legend]
     return lines[:height]
 
 
@@ -140,45 +142,66 @@ class ParallelView(JobView):
 
 
 # ------------------------------------------------------------------------------------------------ memory
-def mc_bars(mc, width: int, height: int):
-    """MC(k) per delay k as bars (linear, 0..1; eighth blocks), one column per delay."""
+def mc_bars(mc, width: int, height: int, delay: int | None = None):
+    """MC(k) per delay k as bars (linear, 0..1; eighth blocks), one column per delay; `delay` (the task's) ticked."""
     K = len(mc.per_delay)
-    lines = [text_strip(f" MC(k) per delay k (r² of a linear readout of h_t) · H = {mc.hidden_size} · "
-                        f"MC = {mc.total:.2f}", width)]
-    rows = max(height - 2, 1)
+    heads = title_lines([f"MC(k) per delay k (r² of a linear readout of h_t)", f"H = {mc.hidden_size}",
+                         f"MC = {mc.total:.2f}"], width, 2 if height >= 6 else 1)
+    lines = [text_strip(t, width) for t in heads]
+    rows = max(height - len(heads) - 1, 1)
     cols, label = column_ranges(K, width - GUTTER)
     v = aggregate(np.asarray(mc.per_delay, float), cols, "mean")
     lev = np.clip(np.nan_to_num(v) * rows * 8, 0, rows * 8).round().astype(int).tolist()
     for r in range(rows):
         floor = (rows - 1 - r) * 8
-        lab = "1" if r == 0 else ("0.5" if r == rows // 2 and rows > 2 else "")
+        lab = "1" if r == 0 else ("0.5" if r == rows // 2 and rows > 2 and rows % 2 == 0 else "")
         cells = []
         for c in range(len(cols)):
             f = lev[c] - floor
             cells.append((" ", None) if f <= 0 else (("█" if f >= 8 else EIGHTHS[f]), BAR))
-        segs = [Segment(f"{lab:>{GUTTER - 2}} ┤"[:GUTTER], LABEL), *_runs(cells)]
+        tick = f"{lab:>{GUTTER - 2}} ┤" if lab else f"{'':>{GUTTER - 2}} │"
+        segs = [Segment(tick[:GUTTER], LABEL), *_runs(cells)]
         lines.append(Strip(segs).adjust_cell_length(width, NULL))
-    lines.append(axis_strip(width, [(0, "0"), (len(cols) - 1, str(K - 1))], "k"))
+    ticks = [(0, "0")]
+    if delay is not None and 0 < delay < K - 1:
+        c = next((i for i, (a, b) in enumerate(cols) if a <= delay < b), None)
+        if c is not None:
+            ticks.append((c, f"{delay}"))
+    ticks.append((len(cols) - 1, str(K - 1)))
+    lines.append(axis_strip(width, ticks, "k"))
     return lines[:height]
 
 
 def mc_total_lines(results, sizes, current_h: int, width: int, height: int):
-    """Total MC against H, log-log, with the bound MC = H as a dotted line (Jaeger 2001)."""
-    lines = [text_strip(" total MC vs H, log-log · ··· MC = H (Jaeger: MC ≤ H)", width)]
-    rows = max(height - 2, 2)
+    """Total MC against H as MC/H (linear, 0..1; Jaeger 2001: MC ≤ H, so ≤ 1), the bound MC = H a dashed line on a
+    row of its own above the bars: a bar that stays under it is visibly below the bound."""
+    heads = title_lines(["total MC / H against H", "╌ MC = H (Jaeger: MC ≤ H)"], width, 2 if height >= 7 else 1)
+    lines = [text_strip(t, width) for t in heads]
+    rows = max(height - len(heads) - 2, 1)
     data_w = max(width - GUTTER, 8)
     n = len(sizes)
-    xcol = [round(i * (data_w - 1) / max(n - 1, 1)) for i in range(n)]
+    bar_w = max(1, min(3, (data_w // max(n, 1)) - 1))
+    xcol = [round(i * (data_w - bar_w) / max(n - 1, 1)) for i in range(n)]
     got = {m.hidden_size: m.total for m in results}
-    xs = np.array([xcol[i] for i, H in enumerate(sizes) if H in got], int)
-    v = np.array([got[H] for H in sizes if H in got], float)
-    # the bound, interpolated geometrically between the H columns
-    ref_x = np.arange(xcol[-1] + 1)
-    ref_v = np.exp(np.interp(ref_x, xcol, np.log(np.array(sizes, float))))
-    lo_hi = log_range([v], [min(sizes) * 0.5, max(sizes)])
-    lines += marker_plot([(xs, v, "o", RNN_STYLE)], rows, width, lo_hi, reference=(ref_x, ref_v, "·", HLINE))
-    lines.append(axis_strip(width, [(xcol[i], f"{H}{'*' if H == current_h else ''}") for i, H in enumerate(sizes)],
-                            "H"))
+    lines.append(Strip([Segment(f"{'MC=H':>{GUTTER - 2}} ┤"[:GUTTER], HLINE),
+                        Segment("╌" * data_w, HLINE)]).adjust_cell_length(width, NULL))
+    lev = {}
+    for i, H in enumerate(sizes):
+        if H in got and math.isfinite(got[H]):
+            lev[i] = int(np.clip(math.ceil(got[H] / H * rows * 8 - 1e-9), 0, rows * 8))
+    for r in range(rows):
+        floor = (rows - 1 - r) * 8
+        cells: list = [(" ", None)] * data_w
+        for i, lv in lev.items():
+            f = lv - floor
+            if f > 0:
+                for x in range(xcol[i], min(xcol[i] + bar_w, data_w)):
+                    cells[x] = ("█" if f >= 8 else EIGHTHS[f], BAR_HI if sizes[i] == current_h else BAR)
+        lab = "0.5" if rows >= 2 and r == rows - 1 - (rows // 2) and rows % 2 == 0 else ""
+        tick = f"{lab:>{GUTTER - 2}} ┤" if lab else f"{'':>{GUTTER - 2}} │"
+        lines.append(Strip([Segment(tick[:GUTTER], LABEL), *_runs(cells)]).adjust_cell_length(width, NULL))
+    lines.append(axis_strip(width, [(xcol[i] + bar_w // 2, f"{H}{'*' if H == current_h else ''}")
+                                    for i, H in enumerate(sizes)], "H"))
     return lines[:height]
 
 
@@ -205,13 +228,13 @@ class MemoryView(JobView):
             id="memory-note",
         )
 
-    def show(self, state, sizes, current_h: int) -> None:
+    def show(self, state, sizes, current_h: int, delay: int | None = None) -> None:
         self.progress(state)
         results = list(state.results) if state is not None else []
         key = (state.key if state else None, state.version if state else 0)
         if results:
             own = results[0]
-            self.query_one("#memory-bars", StripView).set_builder(key, lambda w, h: mc_bars(own, w, h))
+            self.query_one("#memory-bars", StripView).set_builder(key, lambda w, h: mc_bars(own, w, h, delay))
         else:
             self.query_one("#memory-bars", StripView).set_builder(key, lambda w, h: [text_strip(" MC(k): …", w)])
         totals = results[1:]
@@ -231,26 +254,47 @@ INF_SERIES = {"rnn": ("r", RNN_STYLE), "lstm": ("l", LSTM_STYLE), "gru": ("g", L
               "attention": ("a", ATT_STYLE)}
 
 
+OVERLAP_GLYPHS = ("+", "#", "%", "&", "=", "~")  # one per pair of curves; "*" where three or more meet
+
+
+def overlap_glyphs(n: int) -> dict[frozenset, str]:
+    """A glyph for each pair of `n` series (in order), "*" for every larger set."""
+    pairs = [frozenset((i, j)) for i in range(n) for j in range(i + 1, n)]
+    out = {p: OVERLAP_GLYPHS[k % len(OVERLAP_GLYPHS)] for k, p in enumerate(pairs)}
+    for size in range(3, n + 1):
+        from itertools import combinations
+        out.update({frozenset(c): "*" for c in combinations(range(n), size)})
+    return out
+
+
 def influence_lines(results, width: int, height: int):
     if not results:
         return [text_strip(" ‖dL/dx_t‖: …", width)]
     T = len(results[0][1])
     cols, label = column_ranges(T, width - GUTTER)
     xs = np.arange(len(cols))
-    series, vals = [], []
+    series, vals, names = [], [], []
     for cell, infl, _share in results:
         glyph, style = INF_SERIES.get(cell, ("?", LABEL))
         v = aggregate(np.asarray(infl, float), cols, "mean")
         series.append((xs, v, glyph, style))
         vals.append(v)
-    lines = [text_strip(f" ‖dL/dx_t‖ over input positions t, mean over the samples, log axis · {label}", width)]
-    rows = max(height - 2, 2)
-    lines += marker_plot(series, rows, width, log_range(vals))
+        names.append(cell)
+    heads = title_lines(["‖dL/dx_t‖ over input positions t, mean over the samples, log axis", label], width,
+                        2 if height >= 8 else 1)
+    lines = [text_strip(t, width) for t in heads]
+    rows = max(height - len(heads) - 2, 2)
+    overlaps, used = overlap_glyphs(len(series)), set()
+    lines += marker_plot(series, rows, width, log_range(vals), overlaps=overlaps, used=used)
     k = max(1, math.ceil(0.1 * T))
     first_last = len(cols) - (len(cols) * k) // T  # first column of the last 10% of positions
     tick = "▕last 10%"
     lines.append(axis_strip(width, [(0, "0"), (first_last + len(tick) // 2, tick),
                                     (len(cols) - 1, str(T - 1))], "t"))
+    legend = [f"{overlaps[ids]} {'∩'.join(series[i][2] for i in sorted(ids))}"
+              for ids in sorted(used, key=lambda s: (len(s), sorted(s)))]
+    lines.append(text_strip(" in one cell: " + "  ".join(legend) + " (each curve is still there)" if legend else
+                            " no two curves share a cell", width, DIM))
     return lines[:height]
 
 

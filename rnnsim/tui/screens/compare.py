@@ -15,6 +15,7 @@ from textual.containers import Vertical
 from textual.widgets import Static
 
 from ..widgets.common import HLINE, aggregate, column_ranges, fmt, GUTTER
+from ..widgets.axes import UNLOCKED, AxisLock, bin_series, title_lines
 from ..widgets.plot import StripView, axis_strip, log_range, marker_plot, text_strip
 from ..widgets.status import cell_text
 from .views import _set
@@ -32,52 +33,56 @@ def ratio(profile) -> float:
     return float(p[0] / p[-1])
 
 
-def profile_lines(pa, pb, width: int, height: int) -> list:
+def profile_lines(pa, pb, width: int, height: int, lock: AxisLock = UNLOCKED) -> list:
+    """A's and B's gradient profiles on one shared log axis (locked with y like every log axis)."""
     T = len(pa)
     cols, label = column_ranges(T, width - GUTTER)
     va, vb = aggregate(pa, cols, "max"), aggregate(pb, cols, "max")
     xs = np.arange(len(cols))
-    lines = [text_strip(f" ‖dL/dh_t‖ batch mean, log axis · {label}", width)]
-    rows = max(height - 2, 1)
-    lines += marker_plot([(xs, va, A_GLYPH, A_STYLE), (xs, vb, B_GLYPH, B_STYLE)], rows, width,
-                         log_range([va, vb]))
+    lo_hi = lock.decades("compare-gradient", log_range([va, vb]))
+    parts = ["‖dL/dh_t‖ batch mean, log", label] + ([lock.note("compare-gradient")] if lock.on else [])
+    heads = title_lines(parts, width, 2 if height >= 8 else 1, extra=() if lock.on else ("A and B share the axis",))
+    lines = [text_strip(t, width) for t in heads]
+    rows = max(height - len(heads) - 1, 1)
+    lines += marker_plot([(xs, va, A_GLYPH, A_STYLE), (xs, vb, B_GLYPH, B_STYLE)], rows, width, lo_hi)
     lines.append(axis_strip(width, [(0, "0"), (len(cols) - 1, str(T - 1))], "t"))
     return lines[:height]
 
 
-def loss_lines(la, lb, baseline, width: int, height: int) -> list:
+def loss_lines(la, lb, baseline, width: int, height: int, lock: AxisLock = UNLOCKED) -> list:
+    """A's and B's losses per iteration (the last of each binned column) on one shared log axis, with chance."""
     n = max(len(la), len(lb))
     data_w = max(width - GUTTER, 1)
     k = max(1, math.ceil(n / data_w))
-    ncol = math.ceil(n / k) if n else 0
 
     def cols(v):
         v = np.asarray(v, float)
-        out = np.full(ncol, np.nan)
-        for c in range(ncol):
-            seg = v[c * k : (c + 1) * k]
-            if seg.size:
-                fin = seg[np.isfinite(seg)]
-                out[c] = fin[-1] if fin.size else np.inf
+        out = np.full(math.ceil(n / k) if n else 0, np.nan)
+        got = bin_series(v, np.zeros(len(v), bool), np.isfinite(v), data_w, "last", k)[0]
+        out[: len(got)] = got
         return out
 
     va, vb = cols(la), cols(lb)
+    ncol = len(va)
     xs = np.arange(ncol)
     scale = "1 col = 1 iteration" if k == 1 else f"1 col = {k} iterations (last)"
-    title = f" loss per iteration, log axis · {n} iterations · {scale}"
-    if baseline is not None and math.isfinite(baseline):
-        title += f" · ╌ chance {baseline:.3g}"
-    lines = [text_strip(title, width)]
-    rows = max(height - 2, 1)
+    parts = ["loss per iteration, log", f"{n} iterations", scale]
+    has_base = baseline is not None and math.isfinite(baseline) and baseline > 0
+    if has_base:
+        parts.append(f"╌ chance {baseline:.3g}")
     if n == 0:
-        lines.append(text_strip(" " * GUTTER + "no updates yet: press t to train both (or step through an iteration)",
-                                width))
-        return lines
-    ref = None
-    if baseline is not None and math.isfinite(baseline) and baseline > 0:
-        ref = (np.arange(data_w), np.full(data_w, baseline), "╌", HLINE)
-    lines += marker_plot([(xs, va, A_GLYPH, A_STYLE), (xs, vb, B_GLYPH, B_STYLE)], rows, width,
-                         log_range([va, vb], [baseline] if baseline else []), reference=ref)
+        return [text_strip(" " + " · ".join(parts), width),
+                text_strip(" " * GUTTER + "no updates yet: press t to train both (or step through an iteration)",
+                           width)]
+    lo_hi = lock.decades("compare-loss", log_range([va, vb], [baseline] if has_base else []))
+    if lock.on:
+        parts.append(lock.note("compare-loss"))
+    heads = title_lines(parts, width, 2 if height >= 8 else 1, extra=() if lock.on else ("shared axis",))
+    lines = [text_strip(t, width) for t in heads]
+    rows = max(height - len(heads) - 1, 1)
+    ref = (np.arange(data_w), np.full(data_w, baseline), "╌", HLINE) if has_base else None
+    lines += marker_plot([(xs, va, A_GLYPH, A_STYLE), (xs, vb, B_GLYPH, B_STYLE)], rows, width, lo_hi,
+                         reference=ref)
     lines.append(axis_strip(width, [(0, "1"), (ncol - 1, str(n))], "it"))
     return lines[:height]
 
@@ -112,6 +117,7 @@ class CompareView(Vertical):
             _set(head, " compare: starting simulation B…")
             return
         no_color = self.app.no_color
+        lock = getattr(self.app, "axis_lock", UNLOCKED)
         a_st = None if no_color else A_STYLE
         b_st = None if no_color else B_STYLE
         h = Text(no_wrap=True, overflow="ellipsis")
@@ -125,13 +131,13 @@ class CompareView(Vertical):
         pb = cmp.profile
         if len(pa) and len(pb) == len(pa):
             self.query_one("#compare-grad", StripView).set_builder(
-                ("g", frame.data_version, cmp.version, id(pa), id(pb)),
-                lambda w, h: profile_lines(pa, pb, w, h),
+                ("g", frame.data_version, cmp.version, id(pa), id(pb), lock.version),
+                lambda w, h: profile_lines(pa, pb, w, h, lock),
             )
         la, lb, base = frame.losses, cmp.losses, frame.baseline
         self.query_one("#compare-loss", StripView).set_builder(
-            ("l", frame.history_version, len(la), len(lb), base),
-            lambda w, h: loss_lines(la, lb, base, w, h),
+            ("l", frame.history_version, len(la), len(lb), base, lock.version),
+            lambda w, h: loss_lines(la, lb, base, w, h, lock),
         )
         n = Text(no_wrap=True, overflow="ellipsis")
         for tag, glyph, st, sc, prof, losses, sent in (

@@ -14,6 +14,7 @@ from rnnsim.cells import CELLS
 
 from ..widgets.depth import DepthMap
 from ..widgets.gradient import GradientPanel, cursor_text
+from ..widgets.axes import title_lines
 from ..widgets.heatmap import Heatmap, rows_needed
 
 def _set(widget: Static, text: str) -> None:
@@ -31,7 +32,7 @@ class DynamicsView(Vertical):
     DEFAULT_CSS = """
     DynamicsView { height: 1fr; }
     DynamicsView #cursor-info { height: 1; color: $text; background: $boost; }
-    DynamicsView #dyn-summary { height: 1; color: $text-muted; }
+    DynamicsView #dyn-summary { height: auto; max-height: 2; color: $text-muted; }
     """
 
     def compose(self) -> ComposeResult:
@@ -81,15 +82,24 @@ class DynamicsView(Vertical):
             frame.hidden, frame.hidden_filled, bounded, cursor, frame.stale,
             (frame.data_version, id(frame.hidden), heat.layer_label)
         )
+        sentence, ratio = split_decay(frame.decay_text)
         grad.set_data(
             frame.profile, frame.jacobian, frame.gates, sc.model.cell, frame.grad_filled, cursor,
-            "", (frame.data_version, id(frame.profile), grad.layer_label),
+            ratio, (frame.data_version, id(frame.profile), grad.layer_label), ghost=frame.ghost,
         )
         if rows:
             depth.set_data(frame.depth, frame.layer, cursor, (frame.data_version, id(frame.depth)))
         _set(self.query_one("#cursor-info", Static), " cursor (, . < >) " + cursor_text(frame, cursor))
-        parts = [p for p in (frame.decay_text, frame.spectrum_text) if p]
-        _set(self.query_one("#dyn-summary", Static), " " + " · ".join(parts))
+        verdict = frame.spectrum.verdict if frame.spectrum is not None else frame.spectrum_text
+        width = max(self.size.width, 20)
+        _set(self.query_one("#dyn-summary", Static), "\n".join(title_lines([sentence, verdict], width, 2)))
+
+
+def split_decay(text: str) -> tuple[str, str]:
+    """The decay sentence (the summary line's) and its "(ratio … ≈ 10⁻ⁿ)" clause (the gradient panel's title), so
+    both are complete at 80 columns."""
+    i = text.find(" (ratio")
+    return (text, "") if i < 0 else (text[:i], text[i + 1:])
 
 
 class TrainingView(Vertical):
@@ -98,14 +108,18 @@ class TrainingView(Vertical):
     """
 
     def compose(self) -> ComposeResult:
-        yield SeriesPlot("loss per iteration (log)", id="loss-plot")
-        yield SeriesPlot("‖grad‖ per iteration before clipping (log)", id="grad-plot")
+        yield SeriesPlot("loss per iteration (log)", how="last", id="loss-plot")
+        yield SeriesPlot("‖grad‖ before clipping (log)", how="max", id="grad-plot")
 
     def show(self, frame) -> None:
         if frame is None or not frame.ready:
             return
         sc = frame.scenario
         losses, gnorms, clipped, finite = frame.losses, frame.grad_norms, frame.clipped_flags, frame.finite_flags
+        # a bounded history (per-entry arrays, an entry may hold several iterations) says where each entry ends
+        positions = getattr(frame, "iterations", None)
+        if positions is not None and len(positions) != len(losses):
+            positions = None
         if frame.sentinel and (finite.size == 0 or finite.all()):
             # the NaN/inf stopped the iteration before its update: mark it as the next, non-finite, column
             loss = frame.loss if frame.loss is not None and not math.isnan(frame.loss) else math.inf
@@ -113,9 +127,11 @@ class TrainingView(Vertical):
             gnorms = np.append(gnorms, math.inf)
             clipped = np.append(clipped, False)
             finite = np.append(finite, False)
+            if positions is not None:
+                positions = np.append(positions, positions[-1] + 1 if len(positions) else 1)
         key = (frame.history_version, len(losses), frame.sentinel)
         self.query_one("#loss-plot", SeriesPlot).set_data(
-            losses, clipped, finite, frame.baseline, "chance", "", key
+            losses, clipped, finite, frame.baseline, "chance", "", key, positions
         )
         thr = sc.training.clip_threshold if sc.training.clip == "norm" else None
         n_clip = int(frame.clipped_flags.sum()) if frame.clipped_flags.size else 0
@@ -123,4 +139,5 @@ class TrainingView(Vertical):
         last = frame.clipped_norms[-1] if frame.clipped_norms.size else math.nan
         if sc.training.clip != "none" and math.isfinite(last):
             note += f", last after clip {last:.3g}"
-        self.query_one("#grad-plot", SeriesPlot).set_data(gnorms, clipped, finite, thr, "clip θ", note, key)
+        self.query_one("#grad-plot", SeriesPlot).set_data(gnorms, clipped, finite, thr, "clip θ", note, key,
+                                                          positions)

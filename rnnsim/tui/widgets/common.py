@@ -15,6 +15,8 @@ from rich.segment import Segment
 from rich.style import Style
 from textual.strip import Strip
 
+from . import axes
+
 GUTTER = 7  # left label column shared by every time-aligned row, so columns line up
 
 # diverging map for h in [-1, 1]: blues below 0, dark grey at 0, reds/oranges above
@@ -151,72 +153,63 @@ def log_bars(
     hlines: list[tuple[float, Style, str]] = (),
     styles: list[Style | None] | None = None,
     lo_hi: tuple[int, int] | None = None,
+    ghost: np.ndarray | None = None,
 ) -> tuple[list[Strip], tuple[int, int]]:
-    """Bars on a log10 axis with labelled decades, drawn with eighth blocks.
+    """Bars on a log10 axis with labelled decades, drawn with eighth blocks (the row rules: widgets/axes.py).
 
-    `cols_values` has one value per data column (NaN = nothing drawn yet; inf = blown up,
-    drawn as a full red bar).  Returns `rows` strips of `width` cells and the decade range.
-    """
+    `cols_values` has one value per data column (NaN = nothing drawn yet; inf = blown up, drawn as a full red
+    bar). `hlines` = [(value, style, glyph)]: a reference line on the row of its value, drawn over every cell whose
+    bar does not rise above the value (so it stays visible above lower bars); its value labels the row when no
+    decade does. `ghost` (one value per column, optional) is drawn as ░ (DIM) where `cols_values` is NaN: the
+    previous pass, until the new one replaces it. Returns `rows` strips of `width` cells and the decade range."""
     v = np.asarray(cols_values, dtype=float)
-    fin = v[np.isfinite(v) & (v > 0)]
-    extra = [h for h, _, _ in hlines if h is not None and h > 0 and math.isfinite(h)]
+    gv = None if ghost is None else np.asarray(ghost, dtype=float)
+    rows = max(rows, 1)
     if lo_hi is None:
-        pool = np.concatenate([fin, np.array(extra, dtype=float)]) if extra else fin
-        if pool.size:
-            lo = math.floor(math.log10(float(pool.min())))
-            hi = math.ceil(math.log10(float(pool.max())))
-        else:
-            lo, hi = -3, 0
-        if hi <= lo:
-            hi = lo + 1
-        lo = max(lo, hi - 30)
+        extra = [h for h, _, _ in hlines if h is not None and h > 0 and math.isfinite(h)]
+        lo, hi = axes.auto_decades([v] + ([gv] if gv is not None else []), extra)
     else:
         lo, hi = lo_hi
-    rows = max(rows, 1)
-    span = hi - lo
     data_w = max(width - gutter, 0)
-    # eighths of bar height per column
-    with np.errstate(divide="ignore", invalid="ignore"):
-        frac = (np.log10(np.where(v > 0, v, np.nan)) - lo) / span
-    with np.errstate(over="ignore", invalid="ignore"):
-        levels = np.clip(np.nan_to_num(frac, nan=0.0, posinf=1.0, neginf=0.0) * rows * 8, 0, rows * 8)
-    levels = np.where(np.isinf(v) & (v > 0), rows * 8, levels)
-    levels = np.where((v > 0) & np.isfinite(v) & (levels < 1), 1, levels)  # tiny but present
-    # labels: every `step` decades (evenly spaced), each on the row that holds that decade's level
-    labels: dict[int, str] = {}
-    step = max(1, math.ceil(span / rows))
-    for d in range(hi, lo - 1, -step):
-        pos = (d - lo) / span * rows  # height of the decade line above the plot's bottom, in rows
-        r = rows - 1 - min(rows - 1, max(0, math.ceil(pos) - 1))
-        if r not in labels:
-            labels[r] = decade_label(d)
-    hline_rows = {}
+    labels = {r: decade_label(d) for r, d in axes.decade_rows(lo, hi, rows).items()}
+    hline_rows: dict[int, tuple[Style, str, float, float]] = {}
     for h, style, glyph in hlines:
         if h is None or not (h > 0) or not math.isfinite(h):
             continue
-        pos = (math.log10(h) - lo) / span * rows
-        r = rows - 1 - min(rows - 1, max(0, int(pos)))
-        hline_rows[r] = (style, glyph)
-    strips = []
+        hline_rows[axes.row_of(h, lo, hi, rows)] = (style, glyph, axes.height(h, lo, hi, rows) * 8, h)
     n = min(data_w, len(v))
     # plain Python lists: per-cell numpy scalar access dominated this loop
-    lev = levels[:n].astype(int).tolist()
+    lev = axes.eighths(v[:n], lo, hi, rows).tolist()
     nan = np.isnan(v[:n]).tolist()
+    vals = v[:n].tolist()
+    glev = axes.eighths(gv[:n], lo, hi, rows).tolist() if gv is not None and len(gv) >= n else None
     full_style = [
         BAR_BAD if bad else (styles[c] if styles and styles[c] else BAR)
         for c, bad in enumerate(np.isinf(v[:n]).tolist())
     ]
     part_style = [styles[c] if styles and styles[c] else BAR for c in range(n)]
+    strips = []
     for r in range(rows):
         level_floor = (rows - 1 - r) * 8
-        segs = [Segment(f"{labels.get(r, ''):>{gutter - 2}} ┤"[:gutter], LABEL)]
-        empty = hline_rows.get(r, (None, " "))
-        empty_cell = (empty[1], empty[0])
+        line = hline_rows.get(r)
+        label = labels.get(r)
+        if label is not None:
+            segs = [Segment(f"{label:>{gutter - 2}} ┤"[:gutter], LABEL)]
+        elif line is not None:
+            segs = [Segment(f"{fmt(line[3])[:gutter - 2]:>{gutter - 2}} ┤"[:gutter], line[0])]
+        else:
+            segs = [Segment(f"{'':>{gutter - 2}} │"[:gutter], DIM)]
+        empty_cell = (" ", None) if line is None else (line[1], line[0])
         cells: list[tuple[str, Style | None]] = []
         for c in range(n):
             fill = lev[c] - level_floor
-            if nan[c] or fill <= 0:
+            if line is not None and (nan[c] or vals[c] <= line[3]):
                 cells.append(empty_cell)
+            elif nan[c] or fill <= 0:
+                if glev is not None and nan[c] and glev[c] - level_floor > 0:
+                    cells.append(("░", DIM))
+                else:
+                    cells.append(empty_cell)
             elif fill >= 8:
                 cells.append(("█", full_style[c]))
             else:
@@ -224,7 +217,7 @@ def log_bars(
         segs.extend(_runs(cells))
         pad = data_w - n
         if pad > 0:
-            segs.append(Segment(empty[1] * pad, empty[0] if empty[0] is not None else NULL))
+            segs.append(Segment(empty_cell[0] * pad, empty_cell[1] if empty_cell[1] is not None else NULL))
         strips.append(make_strip(segs, gutter + n + max(pad, 0), width))
     return strips, (lo, hi)
 

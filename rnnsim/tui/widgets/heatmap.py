@@ -55,6 +55,28 @@ def rows_needed(H: int, available: int, no_color: bool) -> int:
     return 1 + math.ceil(math.ceil(H / k) / per_char)
 
 
+def heatmap_title(T: int, col_label: str, units: str, no_color: bool, stale: bool, scale_label: str,
+                  width: int, layer_label: str = "") -> str:
+    """The heatmap's title: the longest wording that fits in `width` (the colour legend and scale always in it)."""
+    legend = "shade = |h| ' ░▒▓█'" if no_color else "blue − · + red"
+    steps = "steps" in col_label
+    short = col_label
+    if col_label.startswith("1 col = "):
+        short = col_label[len("1 col = "):] + "/col"
+    elif " cols = 1 step" in col_label:
+        short = col_label.split(" ")[0] + " cols/step"
+    full = (f" {layer_label}h_t, batch elem 0{' (previous pass)' if stale else ''} · T={T}, {col_label}"
+            f"{' (max |h|)' if steps else ''} · {units}/{'row' if no_color else 'half-row'} · {legend} {scale_label}")
+    compact = (f" {layer_label}h_t elem 0{' (previous pass)' if stale else ''} · T={T}, {short}{' (max|h|)' if steps else ''}"
+               f" · {units}/{'row' if no_color else '½row'} · {legend} {scale_label}")
+    shortest = (f" {layer_label}h_t{' (prev.)' if stale else ''} · T={T}, {short} · {units}/{'row' if no_color else '½row'}"
+                f" · {'|h| ░▒▓█' if no_color else 'blue−+red'} {scale_label}")
+    for t in (full, compact):
+        if len(t) <= width:
+            return t
+    return shortest
+
+
 class Heatmap(Widget):
     """h_t of one sequence; `▀` carries two units (foreground = upper, background = lower)."""
 
@@ -127,13 +149,8 @@ class Heatmap(Widget):
             data[g] = aggregate(series, cols, "absmax")
         ccol = column_of_step(cols, self.cursor)
         units = "1 unit" if k == 1 else f"{k} units"
-        how = f"{units}/{'row' if no_color else 'half-row'}"
-        legend = "shade = |h| ' ░▒▓█'" if no_color else "blue − · + red"
-        state = " (previous pass)" if self.stale else ""
-        title = f" {self.layer_label}h_t, batch elem 0{state} · T={T}, {col_label}"
-        if "steps" in col_label:
-            title += " (max |h|)"
-        title += f" · {how} · {legend} {self.scale_label}"
+        title = heatmap_title(T, col_label, units, no_color, self.stale, self.scale_label, width,
+                              self.layer_label)
         self.title = title
         lines.append(Strip([Segment(title[:width], LABEL)]).adjust_cell_length(width, NULL))
         if no_color:

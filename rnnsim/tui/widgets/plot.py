@@ -12,6 +12,7 @@ from rich.style import Style
 from textual.strip import Strip
 from textual.widget import Widget
 
+from . import axes
 from .common import DIM, GUTTER, LABEL, NULL, CachedLines, _runs, decade_label
 
 Builder = Callable[[int, int], list[Strip]]
@@ -54,15 +55,8 @@ class StripView(CachedLines, Widget):
 
 
 def log_range(arrays, extra=()) -> tuple[int, int]:
-    pool = [np.asarray(a, float).ravel() for a in arrays] + [np.asarray(extra, float).ravel()]
-    v = np.concatenate(pool) if pool else np.zeros(0)
-    v = v[np.isfinite(v) & (v > 0)]
-    if not v.size:
-        return -3, 0
-    lo, hi = math.floor(math.log10(v.min())), math.ceil(math.log10(v.max()))
-    if hi <= lo:
-        hi = lo + 1
-    return max(lo, hi - 30), hi
+    """The automatic decade range of a marker plot (axes.auto_decades)."""
+    return axes.auto_decades(arrays, extra)
 
 
 def marker_plot(
@@ -73,69 +67,67 @@ def marker_plot(
     both: str = "*",
     reference: tuple[np.ndarray, np.ndarray, str, Style] | None = None,
     gutter: int = GUTTER,
+    overlaps: dict[frozenset, str] | None = None,
+    used: set | None = None,
 ) -> list[Strip]:
     """`series` = [(x columns, values, glyph, style)] on a log10 y axis with labelled decades; a value lands in the
-    row that holds its decade fraction. Two series in one cell show `both`. `reference` is drawn underneath
-    (e.g. a dotted line y = x). inf is drawn on the top row as '!'."""
+    row that holds its height (axes.row_of, the same rule as the decade labels). Where several series land in one
+    cell, the glyph of that set of series in `overlaps` (frozenset of series indices) is drawn, else `both`; the sets
+    that occurred are added to `used` (for the legend). `reference` is drawn underneath (e.g. a dotted line
+    y = x). inf is drawn on the top row as '!'."""
     lo, hi = lo_hi
     rows = max(rows, 1)
-    span = hi - lo
     data_w = max(width - gutter, 0)
     grid: dict[tuple[int, int], tuple[str, Style]] = {}
-
-    def row_of(v: float) -> int | None:
-        if v is None or not (v > 0):
-            return None
-        if math.isinf(v):
-            return 0
-        f = (math.log10(v) - lo) / span
-        return rows - 1 - min(rows - 1, max(0, int(f * rows - 1e-9) if f < 1 else rows - 1))
-
     if reference is not None:
         for x, v in zip(*reference[:2]):
-            r = row_of(float(v))
+            r = axes.row_of(float(v), lo, hi, rows)
             if r is not None and 0 <= x < data_w:
                 grid[(r, int(x))] = (reference[2], reference[3])
-    seen: dict[tuple[int, int], int] = {}
+    seen: dict[tuple[int, int], set] = {}
     for si, (xs, vals, glyph, style) in enumerate(series):
         for x, v in zip(xs, vals):
             v = float(v)
             if math.isnan(v) or not (0 <= x < data_w):
                 continue
-            r = row_of(v)
+            r = axes.row_of(v, lo, hi, rows)
             if r is None:
                 continue
             key = (r, int(x))
             g = "!" if math.isinf(v) else glyph
-            if key in seen and seen[key] != si:
-                grid[key] = (both, LABEL)
+            members = seen.setdefault(key, set())
+            members.add(si)
+            if len(members) > 1:
+                ids = frozenset(members)
+                grid[key] = ((overlaps or {}).get(ids, both), LABEL)
+                if used is not None:
+                    used.add(ids)
             else:
                 grid[key] = (g, style)
-                seen[key] = si
-    labels: dict[int, str] = {}
-    step = max(1, math.ceil(span / rows))
-    for d in range(hi, lo - 1, -step):
-        pos = (d - lo) / span * rows
-        r = rows - 1 - min(rows - 1, max(0, math.ceil(pos) - 1))
-        labels.setdefault(r, decade_label(d))
+    labels = {r: decade_label(d) for r, d in axes.decade_rows(lo, hi, rows).items()}
     out = []
     for r in range(rows):
         cells = [grid.get((r, c), (" ", None)) for c in range(data_w)]
-        segs = [Segment(f"{labels.get(r, ''):>{gutter - 2}} ┤"[:gutter], LABEL), *_runs(cells)]
+        lab = labels.get(r)
+        tick = f"{lab:>{gutter - 2}} ┤" if lab is not None else f"{'':>{gutter - 2}} │"
+        segs = [Segment(tick[:gutter], LABEL), *_runs(cells)]
         out.append(Strip(segs).adjust_cell_length(width, NULL))
     return out
 
 
 def axis_strip(width: int, ticks: list[tuple[int, str]], label: str = "", gutter: int = GUTTER) -> Strip:
-    """An x axis: `ticks` = [(column, text)] placed left to right where they fit."""
+    """An x axis: `ticks` = [(column, text)], the first and the last always placed, the others where they fit."""
     data_w = max(width - gutter, 0)
     axis = [" "] * data_w
-    last_end = -1
-    for x, txt in ticks:
+    taken: list[tuple[int, int]] = []
+    order = list(range(len(ticks)))
+    order = order[:1] + order[-1:] + order[1:-1] if len(order) > 1 else order
+    for i in order:
+        x, txt = ticks[i]
         x = min(max(x - len(txt) // 2, 0), max(data_w - len(txt), 0))
-        if x <= last_end:
+        if any(x <= b and a <= x + len(txt) for a, b in taken):  # keep one blank between ticks
             continue
         axis[x : x + len(txt)] = list(txt)
-        last_end = x + len(txt)
+        taken.append((x, x + len(txt)))
     segs = [Segment(f"{label:>{gutter - 2}} └"[:gutter], LABEL), Segment("".join(axis)[:data_w], DIM)]
     return Strip(segs).adjust_cell_length(width, NULL)

@@ -61,7 +61,8 @@ def status_text(frame, no_color: bool = False) -> Text:
         mode, style = "▶ " + phase, "bold black on cyan"
     else:
         mode, style = "❚❚ " + phase, "bold white on grey35"
-    t.append(f" {mode} ", style=style if not no_color else "reverse")
+    # the play speed inside the badge ("▶ FORWARD 50/s"): early in the line, so it is never cut at 80 columns
+    t.append(f" {mode} {speed_label(frame.speed)} ", style=style if not no_color else "reverse")
     if frame.phase in ("backward", "backward_done"):
         step = f" bptt {frame.bt}/{frame.T}"
     else:
@@ -89,7 +90,6 @@ def status_text(frame, no_color: bool = False) -> Text:
         more = [k for k in scenario_diff(sc, pending) if k not in _SHOWN_IN_PLACE]
         if more:
             t.append(f" +{len(more)}*", style="italic")  # other pending keys: listed in the alert row
-    t.append(f" · {speed_label(frame.speed)}")
     return t
 
 
