@@ -26,7 +26,7 @@ from .widgets.lesson import NARROW_LINES, LessonPanel
 from .widgets.status import StatusBar
 
 POLL_INTERVAL = 1 / 10  # the UI pulls frames at 10 fps (DESIGN §5: 10–15; each redraw holds the GIL)
-MIN_WIDTH, MIN_HEIGHT = 60, 18
+MIN_WIDTH, MIN_HEIGHT = 80, 24  # README: 80x24 is the complete layout; below it a message, never a clipped layout
 
 VIEWS = ["dynamics", "training", "spectrum", "compare", "parallel", "memory", "influence"]
 JOB_VIEWS = ("parallel", "memory", "influence")
@@ -113,8 +113,15 @@ class RnnsimApp(App):
             self.poll_frame()
 
     def on_resize(self) -> None:
+        # this handler runs before App._on_resize stores the new size: re-lay out once it has (call_later), so the
+        # lesson panel moves (side <-> bottom) and the status line is re-cut to the new width at once
+        self.call_later(self._relayout)
+
+    def _relayout(self) -> None:
         self._check_size()
         self._show_lesson()
+        if self.frame is not None:
+            self._redraw()  # the views and the status line, cut to the new width
 
     def _check_size(self) -> None:
         w, h = self._checked_size = self.size
@@ -122,7 +129,7 @@ class RnnsimApp(App):
         self.screen.set_class(small, "too-small")
         if small:
             self.query_one("#too-small", Static).update(
-                f"Terminal too small: {w}x{h}.\nrnnsim needs at least {MIN_WIDTH}x{MIN_HEIGHT} (80x24 recommended).\n"
+                f"Terminal too small: {w}x{h}.\nrnnsim needs at least {MIN_WIDTH}x{MIN_HEIGHT}.\n"
                 "Enlarge the window, or press q to quit."
             )
 
@@ -189,16 +196,16 @@ class RnnsimApp(App):
 
     def check_action(self, action: str, parameters) -> bool | None:
         if action in ("lesson", "toggle_lesson") and not self.lesson_steps:
-            return None  # no lesson: hidden from the footer, the key does nothing
+            return False  # no lesson: hidden from the footer, the key does nothing
         if action == "compare_knob" and self.view != "compare":
-            return None
+            return False  # (False hides the key in the footer; None would only dim it and take its room)
         return True
 
     # ------------------------------------------------------------------ frames
     def poll_frame(self, force: bool = False) -> bool:
         """Pull the newest frame; redraw only what changed. Returns True if anything was redrawn."""
         if self.size != self._checked_size:
-            self._check_size()
+            self._relayout()
         frame = self.runner.frame
         if self.view in JOB_VIEWS and self.frame is not None:
             job = self.jobs.get(self.view)

@@ -1,0 +1,84 @@
+"""The 80x24 layout is complete: the footer keeps `?` and `q`, a smaller terminal gets a message (never a clipped
+layout), and a resize re-lays out the lesson panel and the status line at once (issue 11, "80x24 must be complete")."""
+
+from __future__ import annotations
+
+import pytest
+from textual.widgets._footer import FooterKey
+
+from rnnsim.tui.app import MIN_HEIGHT, MIN_WIDTH, SIDE_LESSON_WIDTH, RnnsimApp
+
+from conftest import settle
+
+
+def visible_footer_keys(app) -> list[str]:
+    """Keys of the footer entries that lie wholly on screen, left of the command palette's key."""
+    keys = list(app.query(FooterKey))
+    palette = [k for k in keys if k.has_class("-command-palette")]
+    right = min([k.region.x for k in palette], default=app.size.width)
+    return [k.key for k in keys if not k.has_class("-command-palette") and k.region.width
+            and k.region.right <= right]
+
+
+async def test_footer_shows_help_and_quit_at_80_columns(small):
+    app = RnnsimApp(small)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(app, pilot)
+        shown = visible_footer_keys(app)
+        assert "question_mark" in shown and "q" in shown, shown
+        assert "space" in shown and "n" in shown  # and the keys that run the simulation
+        assert "x" not in shown  # the compare knob only in the Compare view: it takes no room elsewhere
+
+
+def test_min_size_is_the_readme_promise():
+    assert (MIN_WIDTH, MIN_HEIGHT) == (80, 24)
+
+
+@pytest.mark.parametrize("size, small_msg", [((60, 20), True), ((79, 23), True), ((79, 24), True),
+                                             ((80, 23), True), ((80, 24), False)])
+async def test_below_80x24_a_message_not_a_clipped_layout(small, size, small_msg):
+    app = RnnsimApp(small)
+    async with app.run_test(size=size) as pilot:
+        await settle(app, pilot)
+        assert app.screen.has_class("too-small") is small_msg
+        main = app.query_one("#main")
+        if small_msg:
+            assert "Terminal too small" in str(app.query_one("#too-small").render())
+            assert not main.display or main.region.height == 0
+        else:
+            for wid in ("#heatmap", "#gradient", "#cursor-info", "#status"):
+                region = app.query_one(wid).region
+                assert region.height >= 1 and region.right <= 80 and region.bottom <= 24, wid
+
+
+def _status_lines(app) -> list[str]:
+    return str(app.query_one("#status").render()).split("\n")
+
+
+async def test_resize_relays_out_lesson_panel_and_status_at_once(small):
+    assert small.lesson.steps  # the vanishing lesson's steps
+    app = RnnsimApp(small)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(app, pilot)
+        await pilot.press("space")  # playing: a long status line
+        await pilot.pause(0.2)
+        await pilot.press("space")
+        await settle(app, pilot)
+        views = app.query_one("#views")
+        assert app.screen.has_class("lesson-side") and views.region.width == 120 - 40
+        for w, h in [(80, 24), (60, 20), (120, 40), (80, 24)]:
+            await pilot.resize_terminal(w, h)
+            await pilot.pause(0.1)  # no key pressed, no frame needed: the resize alone re-lays out
+            await pilot.pause()
+            too_small = w < MIN_WIDTH or h < MIN_HEIGHT
+            assert app.screen.has_class("too-small") is too_small
+            side = w >= SIDE_LESSON_WIDTH
+            assert app.screen.has_class("lesson-side") is side, (w, h)
+            assert app.screen.has_class("lesson-bottom") is (not side), (w, h)
+            if not too_small:
+                assert views.region.width == (w - 40 if side else w), (w, h)
+                assert app.query_one("#lesson-bottom" if not side else "#lesson-side").region.height >= 4
+            status = app.query_one("#status")
+            lines = _status_lines(app)
+            assert len(lines) == 2 and all(len(line) <= w for line in lines), (w, lines)  # one line each, no wrap
+            assert status.region.width == w and status.region.height == 2
