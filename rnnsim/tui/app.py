@@ -390,7 +390,17 @@ class RnnsimApp(App):
         yield from palette.system_commands(self, screen, super().get_system_commands(screen))
 
     def action_help(self) -> None:
-        self.push_screen(HelpScreen(self.HELP_ROWS))
+        from rnnsim import lessons
+
+        name = self._lesson_name()
+        self.push_screen(HelpScreen(self.HELP_ROWS, notes=lessons.notes(name) if name else "", lesson=name or ""))
+
+    def _lesson_name(self) -> str | None:
+        """The built-in lesson on screen (its name), or None for a scenario file."""
+        from rnnsim.scenario import builtin_scenarios
+
+        source = getattr(self.scenario, "source", None)
+        return source if isinstance(source, str) and source in builtin_scenarios() else None
 
     def action_open(self) -> None:
         def loaded(sc) -> None:
@@ -399,6 +409,7 @@ class RnnsimApp(App):
                 self.runner.send("load", sc)
                 self.lesson_pos, self._lesson_key, self.lesson_visible = 0, None, True
                 self._show_lesson()
+                self.action_view("dynamics")  # every lesson starts on the Dynamics view (its step 1 says which next)
                 self.refresh_bindings()
 
         self.push_screen(PickerScreen(), loaded)

@@ -55,9 +55,11 @@ class HelpScreen(SafeModal):
     HelpScreen > VerticalScroll { width: 90%; max-width: 96; height: 90%; border: round $accent; background: $surface; }
     """
 
-    def __init__(self, rows: list[tuple[str, str]]) -> None:
+    def __init__(self, rows: list[tuple[str, str]], notes: str = "", lesson: str = "") -> None:
         super().__init__()
         self.rows = rows
+        self.notes = notes    # the lesson's measured notes (docs/lessons.md, shipped as rnnsim/lessons.md)
+        self.lesson = lesson
 
     def compose(self) -> ComposeResult:
         table = Table.grid(padding=(0, 2))
@@ -77,8 +79,16 @@ class HelpScreen(SafeModal):
             "keys pressed meanwhile wait and run when they are ready.\n",
         )
         with VerticalScroll():
+            if self.notes:
+                yield Static(Text(f"Lesson notes below the keys: what `{self.lesson}` measures, with the numbers "
+                                  "(docs/lessons.md).", style="bold"), id="help-notes-hint")
             yield Static(intro)
             yield Static(table, id="help-table")
+            if self.notes:
+                from textual.widgets import Markdown
+
+                yield Static(Text(f"\nLesson notes: {self.lesson}", style="bold"))
+                yield Markdown(self.notes, id="help-notes")
 
     def action_dismiss(self) -> None:
         self.dismiss(None)
@@ -101,10 +111,13 @@ class PickerScreen(SafeModal):
         self.targets: list[str] = []
 
     def compose(self) -> ComposeResult:
+        from rnnsim.lessons import course
         from rnnsim.scenario import builtin_scenarios, load_scenario, ScenarioError
 
         options = []
-        for name, path in builtin_scenarios().items():
+        paths = builtin_scenarios()
+        for entry in course(paths):  # problem 1 to 6, each followed by its fixes (README's lesson table)
+            name, path = entry.name, paths[entry.name]
             desc = ""
             try:
                 sc = load_scenario(str(path))
@@ -112,7 +125,7 @@ class PickerScreen(SafeModal):
             except ScenarioError as exc:
                 desc = f"(invalid: {exc})"
             # Text, not markup: a name such as "[/]" must not crash the picker; escaped: no raw ESC
-            label = f"{safe_text.clip(name, 40):<16} built-in · {safe_text.clip(desc, 120)}"
+            label = f"{entry.label:<6}{safe_text.clip(name, 40):<16} {safe_text.clip(desc, 120)}"
             options.append(Option(Text(label), id=f"opt{len(self.targets)}"))
             self.targets.append(name)
         try:
@@ -121,10 +134,10 @@ class PickerScreen(SafeModal):
             files = []
         for path in files:
             shown = safe_text.clip(path.name, 60)  # a file name is untrusted too
-            options.append(Option(Text(f"{shown:<16} ./{shown}"), id=f"opt{len(self.targets)}"))
+            options.append(Option(Text(f"{'file':<6}{shown:<16} ./{shown}"), id=f"opt{len(self.targets)}"))
             self.targets.append(str(path))
         with Vertical():
-            yield Label(" Open a scenario (enter loads, esc cancels)")
+            yield Label(" Open a scenario: problem 1-6 of plain RNNs, each with its fixes (enter loads, esc cancels)")
             yield OptionList(*options, id="picker-list")
             yield Static("", id="picker-error")
 
