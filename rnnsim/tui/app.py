@@ -16,6 +16,8 @@ from rnnsim import safe_text
 
 from . import actions, capture, jobs, knobs, palette, theme
 from .knobs import COMPARE_KNOBS
+from rnnsim.play import changes_model
+
 from .runner import Frame, Runner
 from .screens.background import InfluenceView, MemoryView, ParallelView
 from .screens.compare import CompareView
@@ -77,6 +79,8 @@ class RnnsimApp(App):
         self.lesson_pos = 0  # page index in the flattened lesson pages
         self.lesson_pages = 0
         self._lesson_key = None
+        self._restart_armed: tuple[str, int] | None = None  # (key, iteration) of a restart warned about
+        self._restart_ok_at: int | None = None  # the iteration at which a restart was confirmed
 
     def compose(self) -> ComposeResult:
         yield Static("", id="title")
@@ -217,6 +221,10 @@ class RnnsimApp(App):
             return False
         self.frame = frame
         self.redraws += 1
+        if self._restart_ok_at is not None and frame.iteration != self._restart_ok_at:
+            self._restart_ok_at = None  # a confirmed restart holds only for the training it was confirmed on
+        if self._restart_armed is not None and frame.iteration != self._restart_armed[1]:
+            self._restart_armed = None  # trained on since the warning: warn again with the new count
         if frame.T:
             self.cursor = min(self.cursor, frame.T - 1)
         self._redraw()
@@ -317,28 +325,63 @@ class RnnsimApp(App):
         """The next value of a knob in its cycle (its Literal's values; a bool flips)."""
         self.modify(lambda sc: {key: knobs.next_value(sc, key)})
 
+    # ------------------------------------------------------- changes that restart from the seed: warn first
+    def _restart_confirmed(self, key: str, what: str) -> bool:
+        """A change that rebuilds from the seed throws away the training since the seed: when there is any
+        (iteration > 0), the first press only warns on the status line and the same key pressed again (at the same
+        iteration) goes ahead; after that, other restarting keys go ahead too until the iteration count changes
+        (s s s steps the scale with one warning), and so does any key while a rebuild is already pending."""
+        frame = self.runner.frame
+        iterations = frame.iteration if frame is not None and frame.ready else 0
+        pending = frame is not None and frame.pending is not None and changes_model(frame.scenario, frame.pending)
+        if iterations <= 0 or pending or self._restart_ok_at == iterations:
+            return True
+        if self._restart_armed == (key, iterations):
+            self._restart_armed, self._restart_ok_at = None, iterations
+            return True
+        self._restart_armed = (key, iterations)
+        s = "" if iterations == 1 else "s"
+        self.query_one(StatusBar).set_note(  # fits 80 columns
+            f"press {key} again to {what}: restart from the seed, {iterations} iteration{s} lost", error=True)
+        return False
+
+    def _restarts(self, key: str) -> bool:
+        """Whether a change of ``key`` rebuilds from the seed: a model knob always; a training knob only when the
+        Compare view compares it (then both restart)."""
+        if key.startswith("model."):
+            return True
+        frame = self.runner.frame
+        return self.view == "compare" and frame is not None and frame.compare is not None and \
+            frame.compare.knob == key
+
+    def cycle_confirmed(self, key: str, press: str) -> None:
+        if not self._restarts(key) or self._restart_confirmed(press, f"change {key.split('.')[1].replace('_', ' ')}"):
+            self.cycle(key)
+
     def action_clip(self) -> None:
-        self.cycle("training.clip")
+        self.cycle_confirmed("training.clip", "c")
 
     def action_threshold(self, direction: int) -> None:
         self.modify(lambda sc: {"training.clip_threshold": knobs.threshold_step(sc.training.clip_threshold,
                                                                                 direction)})
 
     def action_cell(self) -> None:
-        self.cycle("model.cell")
+        self.cycle_confirmed("model.cell", "m")
 
     def action_activation(self) -> None:
-        self.cycle("model.activation")
+        self.cycle_confirmed("model.activation", "a")
 
     def action_layernorm(self) -> None:
-        self.cycle("model.layernorm")
+        self.cycle_confirmed("model.layernorm", "l")
 
     def action_scale(self, direction: int) -> None:
+        if not self._restart_confirmed("S" if direction > 0 else "s", "change recurrent scale"):
+            return
         self.modify(lambda sc: {"model.recurrent_scale": knobs.scale_step(float(sc.model.recurrent_scale),
                                                                           direction > 0)})
 
     def action_init(self) -> None:
-        self.cycle("model.init")
+        self.cycle_confirmed("model.init", "i")
 
     def action_reset(self) -> None:
         self.runner.send("reset")
@@ -353,6 +396,9 @@ class RnnsimApp(App):
             self._redraw()
 
     def action_view(self, name: str) -> None:
+        if name == "compare" and self.runner.frame.compare is None and \
+                not self._restart_confirmed("4", "open Compare"):
+            return  # opening Compare restarts A and B from the seed: warned first
         self.view = name
         self.query_one("#views", ContentSwitcher).current = name
         if name == "compare" and (self.runner.frame.compare is None):
@@ -364,7 +410,7 @@ class RnnsimApp(App):
             self._redraw()
 
     def action_compare_knob(self) -> None:
-        if self.view == "compare":
+        if self.view == "compare" and self._restart_confirmed("x", "compare next knob"):
             self.runner.send("compare_next")
 
     def action_toggle_view(self) -> None:

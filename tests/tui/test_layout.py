@@ -82,3 +82,53 @@ async def test_resize_relays_out_lesson_panel_and_status_at_once(small):
             lines = _status_lines(app)
             assert len(lines) == 2 and all(len(line) <= w for line in lines), (w, lines)  # one line each, no wrap
             assert status.region.width == w and status.region.height == 2
+
+
+async def _train_a_little(app, pilot):
+    await pilot.press("t")
+    await pilot.pause(0.3)
+    await pilot.press("t")
+    f = await settle(app, pilot)
+    assert f.iteration > 0 and not f.training
+    return f
+
+
+async def test_model_change_after_training_warns_first_then_restarts(small):
+    app = RnnsimApp(small)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(app, pilot)
+        await pilot.press("m")  # at iteration 0 nothing is lost: no warning
+        f = await settle(app, pilot)
+        assert app.runner.sim.scenario.model.cell == "lstm"
+        f = await _train_a_little(app, pilot)
+        trained = f.iteration
+        await pilot.press("m")  # first press: the warning only
+        f = await settle(app, pilot)
+        assert app.runner.sim.scenario.model.cell == "lstm" and f.pending is None and f.iteration == trained
+        status = str(app.query_one("#status").render())
+        assert f"press m again to change cell: restart from the seed, {trained} iterations lost" in status
+        await pilot.press("c")  # a training knob outside Compare acts at the next update: no warning, no restart
+        f = await settle(app, pilot)
+        assert f.iteration == trained and f.scenario.training.clip == "norm"
+        await pilot.press("m")  # the same key again: it goes ahead
+        f = await settle(app, pilot)
+        target = f.pending if f.pending is not None else f.scenario
+        assert target.model.cell == "gru"
+        await pilot.press("S")  # a restart is pending or done: the next restarting key does not warn again
+        f = await settle(app, pilot)
+        target = f.pending if f.pending is not None else f.scenario
+        assert target.model.recurrent_scale == pytest.approx(0.95)
+
+
+async def test_opening_compare_after_training_warns_first(small):
+    app = RnnsimApp(small)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(app, pilot)
+        f = await _train_a_little(app, pilot)
+        await pilot.press("4")
+        f = await settle(app, pilot)
+        assert app.view == "dynamics" and f.compare is None and f.iteration > 0
+        assert "press 4 again to open Compare" in str(app.query_one("#status").render())
+        await pilot.press("4")
+        f = await settle(app, pilot)
+        assert app.view == "compare" and f.compare is not None and f.iteration == 0
