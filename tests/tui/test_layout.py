@@ -132,3 +132,46 @@ async def test_opening_compare_after_training_warns_first(small):
         await pilot.press("4")
         f = await settle(app, pilot)
         assert app.view == "compare" and f.compare is not None and f.iteration == 0
+
+
+async def test_screenshot_train_is_exact(small):
+    """`python -m rnnsim.tui.screenshot --train N` trains exactly N iterations (it used to overshoot: 50 gave 59)."""
+    from rnnsim.tui.screenshot import _train_exactly, units_per_iteration
+
+    assert units_per_iteration(small) == 20 + 20 + 1  # T forward steps, T BPTT steps, the update
+    app = RnnsimApp(small)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(app, pilot)
+        assert _train_exactly(app.runner, 13) == 13 and app.runner.sim.iteration == 13
+        app.runner.send("step", 7)  # a pass under way (as after --steps)
+        assert _train_exactly(app.runner, 4) == 4 and app.runner.sim.iteration == 17
+        assert app.runner.frame.phase == "idle"
+
+
+async def test_param_panel_has_focus_at_once_and_down_up_move_it():
+    import rnnsim
+    from textual.widgets import Input
+
+    from rnnsim.tui.screens.modals import KNOBS, ParamScreen
+
+    sc = rnnsim.load_scenario("vanishing-lstm")  # locks model.cell: skipped by down/up
+    app = RnnsimApp(sc)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(app, pilot)
+        await pilot.press("p")
+        await pilot.pause()
+        screen = app.screen
+        assert isinstance(screen, ParamScreen)
+        ids = ["knob-" + k.replace(".", "-") for k, _ in KNOBS]
+        assert screen.focused is not None and screen.focused.id == ids[0]  # scenario.seed, without a key press
+        await pilot.press("down")
+        assert screen.focused.id == "knob-model-activation"  # model.cell is locked: skipped
+        await pilot.press("down", "up")
+        assert screen.focused.id == "knob-model-activation"
+        await pilot.press("up", "up")
+        assert screen.focused.id == ids[-1]  # wraps around
+        row = screen.focused.parent
+        assert row.has_pseudo_class("focus-within")
+        focused_bg = row.styles.background
+        other = screen.query_one("#knob-model-init", Input).parent
+        assert focused_bg != other.styles.background  # the focused row is marked, not just its cursor

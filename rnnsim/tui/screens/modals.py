@@ -161,9 +161,14 @@ class PickerScreen(SafeModal):
 class ParamScreen(SafeModal):
     """Every knob with its value; edit a value and press enter: validated by the scenario schema."""
 
-    BINDINGS = [Binding("escape", "close", "Close")]
+    BINDINGS = [Binding("escape", "close", "Close"),
+                Binding("down", "move(1)", "Next knob", show=False),
+                Binding("up", "move(-1)", "Previous knob", show=False)]
     DEFAULT_CSS = """
     ParamScreen { align: center middle; }
+    ParamScreen .knob:focus-within { background: $accent 40%; }
+    ParamScreen .knob:focus-within Label { text-style: bold; }
+    ParamScreen .knob Input:focus { background: $accent; color: $text; text-style: bold; }
     ParamScreen > Vertical { width: 90%; max-width: 100; height: 95%; border: round $accent; background: $surface; }
     ParamScreen VerticalScroll { height: 1fr; }
     ParamScreen .knob { height: 1; layout: horizontal; }
@@ -200,6 +205,22 @@ class ParamScreen(SafeModal):
     def on_mount(self) -> None:
         for inp in self.query(Input):
             inp.cursor_blink = False
+        self._focus_knob(0, 1)  # the first knob that can change has the focus at once: up/down move from there
+
+    def _focus_knob(self, start: int, step: int) -> None:
+        inputs = list(self.query(Input))
+        for k in range(len(inputs)):
+            inp = inputs[(start + step * k) % len(inputs)]
+            if not inp.disabled:
+                inp.focus()
+                inp.scroll_visible()
+                return
+
+    def action_move(self, step: int) -> None:
+        """down / up: the next / previous knob (locked ones are skipped), wrapping around."""
+        inputs = list(self.query(Input))
+        here = inputs.index(self.focused) if self.focused in inputs else -step
+        self._focus_knob(here + step, step)
 
     def action_close(self) -> None:
         self.dismiss(None)
