@@ -175,3 +175,36 @@ async def test_param_panel_has_focus_at_once_and_down_up_move_it():
         focused_bg = row.styles.background
         other = screen.query_one("#knob-model-init", Input).parent
         assert focused_bg != other.styles.background  # the focused row is marked, not just its cursor
+
+
+async def test_help_shows_the_lessons_measured_notes_and_the_picker_is_in_course_order(small, tmp_path, monkeypatch):
+    from textual.widgets import Markdown
+
+    from rnnsim import lessons
+    from rnnsim.scenario import builtin_scenarios
+    from rnnsim.tui.screens.modals import HelpScreen, PickerScreen
+
+    monkeypatch.chdir(tmp_path)  # no *.toml files here: the picker lists the built-ins only
+    app = RnnsimApp(small)  # loaded from the built-in `vanishing`
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(app, pilot)
+        await pilot.press("question_mark")
+        await pilot.pause()
+        assert isinstance(app.screen, HelpScreen)
+        notes = app.screen.query_one("#help-notes", Markdown)
+        assert app.screen.notes == lessons.notes("vanishing") and "Vanishing gradients (problem 1)" in app.screen.notes
+        assert notes is not None
+        await pilot.press("escape")
+        await pilot.press("2")  # a view other than Dynamics: opening a lesson goes back to Dynamics
+        await pilot.press("o")
+        await pilot.pause()
+        assert isinstance(app.screen, PickerScreen)
+        targets = app.screen.targets
+        assert targets == [e.name for e in lessons.course(builtin_scenarios())]
+        app.screen.query_one("#picker-list").highlighted = targets.index("clip-norm")
+        await pilot.press("enter")
+        await settle(app, pilot)
+        assert app.view == "dynamics" and app.runner.sim.scenario.scenario.name.startswith("Clipping by norm")
+        await pilot.press("question_mark")
+        await pilot.pause()
+        assert "`clip-norm`" in app.screen.notes
