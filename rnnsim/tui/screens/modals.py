@@ -137,7 +137,7 @@ class PickerScreen(SafeModal):
             options.append(Option(Text(f"{'file':<6}{shown:<16} ./{shown}"), id=f"opt{len(self.targets)}"))
             self.targets.append(str(path))
         with Vertical():
-            yield Label(" Open a scenario · lessons by problem 1-6, each with its fixes · enter, esc")
+            yield Label(" Open: lessons by problem 1-6, each with its fixes (enter, esc)")
             yield OptionList(*options, id="picker-list")
             yield Static("", id="picker-error")
 
