@@ -81,6 +81,7 @@ class RnnsimApp(App):
         self._lesson_key = None
         self._restart_armed: tuple[str, int] | None = None  # (key, iteration) of a restart warned about
         self._restart_ok_at: int | None = None  # the iteration at which a restart was confirmed
+        self._reset_seq = -1  # the frame seq when r/R was pressed: until a newer frame, a restart loses nothing
 
     def compose(self) -> ComposeResult:
         yield Static("", id="title")
@@ -334,8 +335,9 @@ class RnnsimApp(App):
         frame = self.runner.frame
         iterations = frame.iteration if frame is not None and frame.ready else 0
         pending = frame is not None and frame.pending is not None and changes_model(frame.scenario, frame.pending)
-        if iterations <= 0 or pending or self._restart_ok_at == iterations:
-            return True
+        if iterations <= 0 or pending or self._restart_ok_at == iterations or (
+                frame is not None and frame.seq <= self._reset_seq):
+            return True  # nothing to lose (or a reset, r, is on its way and will lose it anyway)
         if self._restart_armed == (key, iterations):
             self._restart_armed, self._restart_ok_at = None, iterations
             return True
@@ -384,9 +386,11 @@ class RnnsimApp(App):
         self.cycle_confirmed("model.init", "i")
 
     def action_reset(self) -> None:
+        self._reset_seq = self.runner.frame.seq  # keys typed right after r do not warn about the training it drops
         self.runner.send("reset")
 
     def action_new_seed(self) -> None:
+        self._reset_seq = self.runner.frame.seq
         self.runner.send("new_seed")
 
     def action_cursor(self, delta: int) -> None:

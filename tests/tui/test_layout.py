@@ -208,3 +208,16 @@ async def test_help_shows_the_lessons_measured_notes_and_the_picker_is_in_course
         await pilot.press("question_mark")
         await pilot.pause()
         assert "`clip-norm`" in app.screen.notes
+
+
+async def test_keys_right_after_reset_do_not_warn(small):
+    """The lessons say "press r, then S twice": the reset drops the training anyway, even before its frame arrives."""
+    app = RnnsimApp(small)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(app, pilot)
+        await _train_a_little(app, pilot)
+        await pilot.press("r", "S", "S")
+        f = await settle(app, pilot)
+        target = f.pending if f.pending is not None else f.scenario
+        assert target.model.recurrent_scale == pytest.approx(1.0) and "again" not in str(
+            app.query_one("#status").render())
