@@ -57,6 +57,10 @@ def test_exploding_tanh_step_quotes_what_a_gives():
     assert len(hist) == 50 and all(h.finite for h in hist) and sim.sentinel is None   # "all 50 ... without an inf"
     assert 2.5e4 < max(h.grad_norm for h in hist) < 3.5e4   # "largest ‖g‖ ≈ 3·10⁴"
     text = steps("exploding")
+    clipped = sc.with_changes({"training.clip": "norm"})  # step 3 turned clipping on; c twice turns it off
+    once = clipped.with_changes({"training.clip": knobs.next_value(clipped, "training.clip")})
+    assert (once.training.clip, knobs.next_value(once, "training.clip")) == ("value", "none")
+    assert "c twice to turn clipping off again (norm → value → none)" in text
     assert "σ_max = 1.1" in text and "ratio ≈ 3·10³" in text and "‖g‖ ≈ 3·10⁴" in text and "1.5" not in text
 
 
