@@ -122,7 +122,7 @@ def test_adding_lstm_forget_gate_and_both_gradients_as_quoted():
     r, _ = ratio(lstm)
     assert 0.06 < r < 0.08 and "≈ 0.07 of the last step's" in text
     mean_f = diagnostics.gate_means(lstm)["forget"]
-    assert 0.64 < mean_f.min() and mean_f.max() < 0.75 and 0.655 < mean_f.mean() < 0.665 and "≈ 0.66 at every t" in text
+    assert f"between {mean_f.min():.2f} and {mean_f.max():.2f} at every t ({mean_f.mean():.2f} on average)" in text
     H = lstm.H
     f = lstm.workspace.gates[:, :, H:2 * H]               # (T, B, H) forget gates of the last pass
     per_unit = f.mean(axis=(0, 1))
