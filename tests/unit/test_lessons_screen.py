@@ -209,3 +209,15 @@ def test_bottleneck_memory_capacity_is_the_rnn_measure_not_attention():
     assert rnn.total > 5 and 0.02 < att.total < 0.06
     text = steps("bottleneck")
     assert "MC ≈ 0.04" in text and "It is the RNN's measure" in text and "Judge attention by the training loss" in text
+
+
+# -------------------------------------------------------------------------------------------------- recency
+def test_recency_shares_as_the_influence_view_shows_them():
+    from rnnsim.tui import jobs
+
+    sc = load_scenario("recency")
+    shares = {cell: share for cell, (_, share) in
+              diagnostics.influence_by_cell(sc, cells=jobs.INFLUENCE_CELLS, samples=jobs.INFLUENCE_SAMPLES).items()}
+    text = steps("recency")
+    assert f"measured {shares['rnn']:.3f}, shown as {shares['rnn']:.2f}" in text   # the view prints 2 decimals
+    assert f"(≈ {shares['lstm']:.2f})" in text and f"≈ {shares['attention']:.2f} (its residual" in text
