@@ -168,6 +168,10 @@ async def test_param_panel_has_focus_at_once_and_down_up_move_it():
         assert screen.focused.id == "knob-model-activation"  # model.cell is locked: skipped
         await pilot.press("down", "up")
         assert screen.focused.id == "knob-model-activation"
+        await pilot.press("down", "down", "down", "down", "down")  # a quick burst: every key counts
+        assert screen.focused.id == "knob-model-forget_bias"
+        await pilot.press("up", "up", "up", "up", "up")
+        assert screen.focused.id == "knob-model-activation"
         await pilot.press("up", "up")
         assert screen.focused.id == ids[-1]  # wraps around
         row = screen.focused.parent

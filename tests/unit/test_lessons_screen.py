@@ -221,3 +221,15 @@ def test_recency_shares_as_the_influence_view_shows_them():
     text = steps("recency")
     assert f"measured {shares['rnn']:.3f}, shown as {shares['rnn']:.2f}" in text   # the view prints 2 decimals
     assert f"(≈ {shares['lstm']:.2f})" in text and f"≈ {shares['attention']:.2f} (its residual" in text
+
+
+# ------------------------------------------------------------------------------------------- gates without bias
+@pytest.mark.parametrize("name, none_exp", [("vanishing-lstm", "10⁻²⁰"), ("vanishing-gru", "10⁻¹⁸")])
+def test_forget_bias_zero_step_quotes_what_the_cursor_reads(name, none_exp):
+    sc = load_scenario(name)
+    r0, _ = ratio(Simulation(sc.with_changes({"model.forget_bias": 0.0})))
+    rn, _ = ratio(Simulation(sc.with_changes({"model.forget_bias": None})))
+    text = steps(name)
+    assert f"the cursor at t = 0 reads {r0:.2e}" in text          # the cursor line's format (=…×last)
+    assert f"≈ {none_exp}" in text and round(math.log10(rn)) == -int(none_exp[3:].translate(
+        str.maketrans("⁰¹²³⁴⁵⁶⁷⁸⁹", "0123456789")))

@@ -162,8 +162,9 @@ class ParamScreen(SafeModal):
     """Every knob with its value; edit a value and press enter: validated by the scenario schema."""
 
     BINDINGS = [Binding("escape", "close", "Close"),
-                Binding("down", "move(1)", "Next knob", show=False),
-                Binding("up", "move(-1)", "Previous knob", show=False)]
+                # priority: before the scroll container's own up/down (which would scroll instead of moving)
+                Binding("down", "move(1)", "Next knob", show=False, priority=True),
+                Binding("up", "move(-1)", "Previous knob", show=False, priority=True)]
     DEFAULT_CSS = """
     ParamScreen { align: center middle; }
     ParamScreen .knob:focus-within { background: $accent 40%; }
@@ -210,17 +211,22 @@ class ParamScreen(SafeModal):
     def _focus_knob(self, start: int, step: int) -> None:
         inputs = list(self.query(Input))
         for k in range(len(inputs)):
-            inp = inputs[(start + step * k) % len(inputs)]
-            if not inp.disabled:
-                inp.focus()
-                inp.scroll_visible()
+            i = (start + step * k) % len(inputs)
+            if not inputs[i].disabled:
+                self._at = i  # now: focus() takes effect later, and a quick second key must see the new knob
+                inputs[i].focus()
+                inputs[i].scroll_visible()
                 return
+
+    def on_descendant_focus(self, event) -> None:
+        inputs = list(self.query(Input))
+        if event.widget in inputs:  # focus moved by tab or the mouse: up/down continue from there
+            self._at = inputs.index(event.widget)
 
     def action_move(self, step: int) -> None:
         """down / up: the next / previous knob (locked ones are skipped), wrapping around."""
-        inputs = list(self.query(Input))
-        here = inputs.index(self.focused) if self.focused in inputs else -step
-        self._focus_knob(here + step, step)
+        here = getattr(self, "_at", None)
+        self._focus_knob((-step if here is None else here) + step, step)
 
     def action_close(self) -> None:
         self.dismiss(None)
