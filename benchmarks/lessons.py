@@ -68,16 +68,37 @@ def exploding():
              f"{r:.3g} ({text}); first gradient norm {hist[0].grad_norm:.3g}. Without clipping the run stops after "
              f"{len(hist)} iteration(s): {sim.sentinel}.", "",
              "| scenario | iterations run | all finite | first ‖g‖ before clipping | max ‖g‖ after clipping | "
-             "mean cos(g, clipped g) | final loss |", "|---|---|---|---|---|---|---|"]
+             "mean cos(g, clipped g) | final loss | h_t > 0 at init / after | ‖dL/dh_t‖ = 0 for t ≤ |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for name in ("exploding", "clip-norm", "clip-value"):
         s = load_scenario(name)
-        h = Simulation(s).train(s.training.iterations)
+        run = Simulation(s)
+        run.forward()
+        alive0 = float((run.hidden > 0).mean())
+        run = Simulation(s)
+        h = run.train(s.training.iterations)
         fin = [x for x in h if x.finite]
+        alive, dead_to = "-", "-"
+        if run.sentinel is None:  # the pass a student plays after training: how many ReLU units still pass a gradient
+            run.forward()
+            run.backward()
+            alive = f"{float((run.hidden > 0).mean()):.2%}"
+            zero = np.nonzero(diagnostics.gradient_profile(run) == 0)[0]
+            dead_to = str(zero.max()) if len(zero) else "none"
         lines.append(f"| `{name}` | {len(h)} | {all(x.finite for x in h)} | {h[0].grad_norm:.3g} | "
                      f"{max(x.clipped_norm for x in fin) if fin else math.nan:.3g} | "
-                     f"{np.mean([x.cosine for x in fin]) if fin else math.nan:.3f} | {h[-1].loss:.3g} |")
+                     f"{np.mean([x.cosine for x in fin]) if fin else math.nan:.3f} | {h[-1].loss:.3g} | "
+                     f"{alive0:.0%} / {alive} | {dead_to} |")
+    tanh = sc.with_changes({"model.activation": "tanh"})
+    rt, _, _ = ratio_of(tanh)
+    ht = Simulation(tanh).train(tanh.training.iterations)
     lines += ["", "Norm clipping keeps the direction (cosine 1); value clipping bounds every element and turns the "
-              "step (cosine < 1)."]
+              "step (cosine < 1). Neither keeps the ReLU RNN alive: after the 50 clipped iterations almost no h_t is "
+              "above 0, so no gradient passes (a ReLU unit below 0 has derivative 0) and ‖dL/dh_t‖ is exactly 0 "
+              "over most of the sequence.", "",
+              f"The same network with tanh (`a` in the TUI; σ_max = 1.1): first pass ratio {rt:.2g}, "
+              f"{len(ht)} iterations all finite: {all(x.finite for x in ht)}, largest ‖g‖ "
+              f"{max(x.grad_norm for x in ht):.2g} (tanh bounds the state)."]
     return "Exploding gradients (problem 2)", "\n".join(lines)
 
 
@@ -87,11 +108,27 @@ def adding():
             "GRU (`rnnsim run adding-lstm --set model.cell=gru`)": load_scenario("adding-lstm").with_changes(
                 {"model.cell": "gru"})}
     checkpoints = [250, 500, 1000, 1500, 2000, 2500, 3000]
-    lines = []
+    lines, after = [], []
     for label, sc in runs.items():
         t0 = time.perf_counter()
-        hist = Simulation(sc).train(sc.training.iterations)
+        sim = Simulation(sc)
+        hist = sim.train(sc.training.iterations)
         wall = time.perf_counter() - t0
+        r0, _, _ = ratio_of(sc)
+        sim.forward()
+        sim.backward()
+        p = diagnostics.gradient_profile(sim)
+        note = f"{label.split(' (')[0]}: {r0:.2g} at init, {p[0] / p[-1]:.2g} after training"
+        if sc.model.cell == "lstm":
+            H = sim.H
+            f = sim.workspace.gates[:, :, H:2 * H]
+            unit = f.mean(axis=(0, 1))
+            top = np.nonzero(unit > 0.98)[0]
+            note += (f"; forget gate after training: mean {f.mean():.2f} over {H} units, per unit "
+                     f"{unit.min():.2f} to {unit.max():.3f}, {len(top)} unit(s) above 0.98 (lowest f "
+                     f"{min((float(f[:, :, k].min()) for k in top), default=math.nan):.2f}), "
+                     f"{int((unit < 0.5).sum())} below 0.5")
+        after.append(note)
         loss = np.array([h.loss for h in hist])
         # mean MSE over the 100 iterations before each checkpoint (fresh batches: an unbiased test estimate)
         means = [loss[max(0, c - 100):c].mean() for c in checkpoints if c <= len(loss)]
@@ -103,7 +140,9 @@ def adding():
     return "Long-term dependencies: the adding problem (problem 3)", "\n".join([
         "T = 100, H = 32, B = 32 fresh batches per iteration, Adam 0.01, clipping by norm 1, 3000 iterations, seed 0. "
         "Mean training MSE over the 100 iterations before each checkpoint (each batch is new, so this is a test "
-        "error). Baseline (always answer 1.0): 1/6 ≈ 0.167.", "", head, *lines])
+        "error). Baseline (always answer 1.0): 1/6 ≈ 0.167.", "", head, *lines, "",
+        "Gradient ratio ‖dL/dh_0‖/‖dL/dh_99‖: " + "; ".join(after) + ". The mean forget gate the TUI draws hides "
+        "that the memory lives in a few open units."])
 
 
 def copy_task():
@@ -139,20 +178,37 @@ def parallel():
     by = {(p.cell, p.length): p for p in pts}
     lengths = sorted({p.length for p in pts})
     lines = ["| T | RNN dependent steps | RNN path length | RNN forward ms | RNN backward ms | attention dependent "
-             "steps | attention path length | attention forward ms | attention backward ms |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "steps | attention path length | attention forward ms | attention backward ms | spread rnn / attention |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for T in lengths:
         r, a = by[("rnn", T)], by[("attention", T)]
         lines.append(f"| {T} | {r.dependent_steps} | {r.max_path_length} | {1e3 * r.forward_s:.3g} | "
                      f"{1e3 * r.backward_s:.3g} | {a.dependent_steps} | {a.max_path_length} | "
-                     f"{1e3 * a.forward_s:.3g} | {1e3 * a.backward_s:.3g} |")
+                     f"{1e3 * a.forward_s:.3g} | {1e3 * a.backward_s:.3g} | {r.spread:.2g} / {a.spread:.2g} |")
+    t0 = time.perf_counter()
+    from rnnsim.tui import jobs
+
+    job = jobs.parallel_job(sc).start()  # what the TUI's parallel view (5) runs, in the same background thread
+    job.join(1800)
+    tui_s = time.perf_counter() - t0
     return "Sequential computation (problem 4)", "\n".join([
-        "`parallel`: H = 32, B = 4, random inputs, float64; one forward and one backward pass, best of 3 after a "
-        "warm-up. Dependent steps: operations that must run one after another in the forward pass; path length: "
+        "`parallel`: H = 32, B = 4, random inputs, float64; one forward and one backward pass, the median of 3 to 5 "
+        "runs after a warm-up (5, or fewer once a point took 1 s); spread = (max − min)/median of the runs' "
+        "forward+backward times. Dependent steps: operations that must run one after another in the forward pass; path length: "
         "steps from x_0 to the last output (Vaswani et al. 2017, table 1).", "", *lines, "",
         "The counts are the lesson: the RNN's chain grows with T, attention's stays 1. The measured times are "
         "honest about this machine: attention does O(T²·H) work and, on 2 CPU cores, is slower than the RNN's "
-        "O(T·H²) chain at long T; what it removes is the chain itself, which wide hardware can then run at once."])
+        "O(T·H²) chain at long T; what it removes is the chain itself, which wide hardware can then run at once.",
+        "", f"The TUI's parallel view (5) runs the same measurement in a background thread: {tui_s:.0f} s here "
+        f"(load average before: {_load()}). In the TUI, after `m` to attention, one `n` is the whole forward pass "
+        "(its one dependent step)."])
+
+
+def _load() -> str:
+    try:
+        return open("/proc/loadavg").read().split()[0]
+    except OSError:
+        return "?"
 
 
 def bottleneck():
@@ -166,6 +222,7 @@ def bottleneck():
             "LSTM, forget bias 3": {"model.cell": "lstm"},
             "tanh RNN + attention readout": {"model.readout": "attention"},
             "causal self-attention (`--set model.cell=attention`)": {"model.cell": "attention"}}
+    att_mc = diagnostics.memory_capacity(sc.with_changes({"model.cell": "attention"})).total
     tr_rows = []
     for label, ch in runs.items():
         hist = Simulation(sc.with_changes(ch) if ch else sc).train(sc.training.iterations)
@@ -180,7 +237,10 @@ def bottleneck():
         f"{sc.training.iterations} iterations, seed 0; baseline 1/12 ≈ 0.083): mean MSE over the first and last 100 "
         "iterations.", "", "| model | first 100 | last 100 |", "|---|---|---|", *tr_rows, "",
         "The attention readout over the RNN's states does not help: those states carry no position to look up by. "
-        "Self-attention with positional encoding looks the input up by position and solves it with the same H."])
+        "Self-attention with positional encoding looks the input up by position and solves it with the same H.", "",
+        f"Memory capacity is the RNN's measure (a linear readout of a fixed-size state): the attention cell at its "
+        f"initial weights scores MC = {att_mc:.2f} (what the memory view shows after `m`), yet it solves the task: "
+        "it keeps no state, the past stays in the inputs it looks up."])
 
 
 def recency():

@@ -376,14 +376,16 @@ def validate_command(files: tuple[str, ...]) -> None:
 
 @cli.command("list")
 def list_command() -> None:
-    """List the built-in scenarios and sweeps with their descriptions."""
+    """List the built-in scenarios in course order (problem 1 to 6, each followed by its fixes), then the sweeps."""
+    from rnnsim.lessons import course
+
     rows = []
-    for name in builtin_scenarios():
+    for entry in course(builtin_scenarios()):
         try:
-            description = load_scenario(name).scenario.description
+            description = load_scenario(entry.name).scenario.description
         except ScenarioError as exc:
             description = f"(invalid: {exc})"
-        rows.append((name, " ".join(description.split())))
+        rows.append((entry.name, entry.label, " ".join(description.split())))
     from rnnsim.sweep.spec import builtin_sweeps, load_sweep
 
     for name in builtin_sweeps():
@@ -391,19 +393,20 @@ def list_command() -> None:
             description = load_sweep(name).description
         except ScenarioError as exc:
             description = f"(invalid: {exc})"
-        rows.append((name, f"sweep (rnnsim sweep {name}): " + " ".join(description.split())))
+        rows.append((name, "sweep", f"rnnsim sweep {name}: " + " ".join(description.split())))
     if sys.stdout.isatty():
         from rich.console import Console
         from rich.table import Table
 
-        table = Table("name", "description")
-        for name, description in rows:
-            table.add_row(name, description)
+        table = Table("name", "problem", "description")
+        for name, label, description in rows:
+            table.add_row(name, label, description)
         Console().print(table)
     else:
-        width = max((len(n) for n, _ in rows), default=0)
-        for name, description in rows:
-            click.echo(f"{name.ljust(width)}  {description}".rstrip())
+        width = max((len(n) for n, _, _ in rows), default=0)
+        lw = max((len(x) for _, x, _ in rows), default=0)
+        for name, label, description in rows:
+            click.echo(f"{name.ljust(width)}  {label.ljust(lw)}  {description}".rstrip())
 
 
 @cli.command("schema")

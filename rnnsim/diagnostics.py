@@ -308,17 +308,20 @@ class ParallelPoint:
     length: int
     dependent_steps: int    #: operations that must run one after another in the forward pass
     max_path_length: int    #: longest input-to-output path, in layers/steps (Vaswani et al. 2017, table 1)
-    forward_s: float        #: measured wall time of one forward pass (best of the repeats)
-    backward_s: float       #: measured wall time of one backward pass (best of the repeats)
+    forward_s: float        #: measured wall time of one forward pass (median of the repeats)
+    backward_s: float       #: measured wall time of one backward pass (median of the repeats)
+    spread: float = 0.0     #: (max − min) / median of the repeats' forward+backward times: how busy the machine was
+    repeats: int = 1        #: passes timed (after a warm-up)
 
 
 def parallel_timing(scenario, lengths=(16, 32, 64, 128, 256, 512, 1024, 2048), cells=("rnn", "attention"),
-                    repeats: int = 3, batch_size: int = 4):
+                    repeats: int = 5, batch_size: int = 4, budget_s: float = 1.0):
     """Sequential operations counted, and forward/backward time measured, for each cell as the length T grows.
 
-    Times are the best of ``repeats`` passes after a warm-up: on a shared machine (the TUI's own threads, other
-    users of a lab server) interference only ever adds time, so the minimum is the stable estimate (as timeit's
-    documentation recommends)."""
+    Times are the median of ``repeats`` passes after a warm-up (at least 3 and fewer than ``repeats`` once a point
+    has taken ``budget_s`` seconds: the long attention passes), with the spread (max − min)/median: on a shared
+    machine (the TUI's own threads, other users of a lab server) one pass can take many times another, and the
+    spread says so instead of hiding it."""
     import time
 
     from rnnsim.simulation import Simulation
@@ -333,7 +336,8 @@ def parallel_timing(scenario, lengths=(16, 32, 64, 128, 256, 512, 1024, 2048), c
             sim.forward()   # warm-up (and JIT on the first call)
             sim.backward()
             fw, bw = [], []
-            for _ in range(repeats):
+            start = time.perf_counter()
+            while len(fw) < max(repeats, 1) and (len(fw) < min(3, repeats) or time.perf_counter() - start < budget_s):
                 t0 = time.perf_counter()
                 sim.forward()
                 t1 = time.perf_counter()
@@ -341,6 +345,9 @@ def parallel_timing(scenario, lengths=(16, 32, 64, 128, 256, 512, 1024, 2048), c
                 t2 = time.perf_counter()
                 fw.append(t1 - t0)
                 bw.append(t2 - t1)
+            total = np.add(fw, bw)
+            mid = float(np.median(total))
             points.append(ParallelPoint(cell, int(T), int(sim.dependent_steps), int(sim.max_path_length),
-                                        float(min(fw)), float(min(bw))))
+                                        float(np.median(fw)), float(np.median(bw)),
+                                        float((total.max() - total.min()) / mid) if mid > 0 else 0.0, len(fw)))
     return points

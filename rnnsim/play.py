@@ -207,8 +207,8 @@ class Play:
 
     # ----------------------------------------------------------------------------------------- playing
     def advance(self, settle: bool = True) -> Unit | None:
-        """One unit of play: a forward step, a BPTT step, or the update that ends an iteration; None once a NaN or
-        inf stopped the simulation. A pending change applies at the boundary before a pass and, unless ``settle``
+        """One unit of play: a forward step, a BPTT step (attention: the whole pass, its one dependent step), or the
+        update that ends an iteration; None once a NaN or inf stopped the simulation. A pending change applies at the boundary before a pass and, unless ``settle``
         is False (then call `settle` yourself, e.g. after a second simulation did the same unit), after the update."""
         sim = self.sim
         if sim.sentinel is not None:
@@ -218,10 +218,12 @@ class Play:
             if self.pending is not None and phase == _IDLE:
                 self.apply_pending()
                 sim = self.sim
-            sim.step_forward()
+            # one unit is one dependent step: a time step of a recurrent cell; attention's whole pass (every position
+            # at once, from the inputs alone: sim.dependent_steps == 1), as the parallel lesson says
+            sim.forward() if sim.dependent_steps == 1 else sim.step_forward()
             return _UNIT_FORWARD
         if phase in _BACKWARD:
-            sim.step_backward()
+            sim.backward() if sim.dependent_steps == 1 else sim.step_backward()
             return _UNIT_BACKWARD
         sim.apply_update()
         if settle and self.pending is not None:

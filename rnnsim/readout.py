@@ -101,6 +101,27 @@ class Readout:
             sim._dout[:] = diff * (2.0 / count)
         return float(loss)
 
+    def loss_step(self) -> int | None:
+        """The first step t whose loss terms make the loss non-finite (a term that is inf or NaN, or the running sum of
+        the terms up to t overflowing), for the sentinel; None if the loss is finite. NumPy, run only after a
+        non-finite loss (never in the time loop)."""
+        sim = self.sim
+        out, M = sim._out, sim._M
+        with np.errstate(all="ignore"):
+            if sim.classification:
+                logits = out.astype(np.float64)
+                shifted = logits - logits.max(axis=2, keepdims=True)
+                logp = shifted - np.log(np.exp(shifted).sum(axis=2, keepdims=True))
+                y = np.where(M, sim._Y, 0)
+                terms = -np.take_along_axis(logp, y[:, :, None], axis=2)[:, :, 0]
+                terms = np.where(M | ~np.isfinite(terms), terms, 0.0)
+            else:
+                diff = (out - sim._Y) * M[:, :, None]
+                terms = (diff * diff).reshape(sim.T, -1)
+            per_t = terms.sum(axis=1)
+            bad = ~np.isfinite(np.cumsum(per_t))
+        return int(np.argmax(bad)) if bad.any() else None
+
     # ----------------------------------------------------------------------------------------- backward
     def backward(self) -> None:
         """The part of dL/dh_t that comes through the readout at step t (BPTT adds the recurrent part), and the

@@ -222,7 +222,8 @@ class Simulation(SvgRepr):
         self.loss = float(loss)
         self.phase = Phase.FORWARD_DONE
         if self.sentinel is None and not math.isfinite(self.loss):
-            self.sentinel = Sentinel(self.iteration, "forward", None, "loss")
+            # the step whose loss term (or the running sum up to it) is the first non-finite one
+            self.sentinel = Sentinel(self.iteration, "forward", self._ro.loss_step(), "loss")
 
     def _readout(self, t0: int, t1: int) -> None:
         """outputs for steps [t0, t1) from h_0..h_{t1-1} (NumPy; see rnnsim/readout.py)."""

@@ -22,7 +22,8 @@ class Action:
     description: str               #: short label: the footer's, a palette entry's title
     help: str                      #: the help screen's text (consecutive equal texts share one row)
     group: str                     #: play | knobs | cursor | views | lesson | app
-    footer: int = 0                #: position in the footer; 0 = not shown there
+    footer: int = 0                #: position in the footer; 0 = not shown there (at 80 columns about 68 columns
+                                   #: fit before the palette key: ? and q come early so they always show)
     key_display: str | None = None  #: how the key is shown ("n/→", "?"); default: the key itself
     priority: bool = False         #: a Textual priority binding (works inside dialogs too)
 
@@ -50,15 +51,15 @@ _KNOB_NAMES = {"model.cell": "cell", "training.clip": "clip", "model.init": "ini
 
 #: every key, in the order of the help screen and README's key table
 ACTIONS: list[Action] = [
-    Action("space", "play_pause", "Play/Pause",
+    Action("space", "play_pause", "Play",
            "play / pause: forward steps, then BPTT steps, then the update, repeating", "play", 1),
     Action("n,right", "step", "Step",
            "one step (forward step, BPTT step, or the update that ends an iteration)", "play", 2, "n/→"),
     Action("f", "one_pass", "One pass",
            "play one pass: forward and BPTT at the play speed, then pause before the update (f again: pause)",
            "play"),
-    Action("plus,equals_sign", "speed(1)", "Faster", _SPEED, "play", 6, "+"),
-    Action("minus", "speed(-1)", "Slower", _SPEED, "play", 7, "-"),
+    Action("plus,equals_sign", "speed(1)", "Faster", _SPEED, "play", 10, "+"),
+    Action("minus", "speed(-1)", "Slower", _SPEED, "play", 11, "-"),
     Action("t", "train", "Train", "train continuously (whole iterations; t again pauses)", "play", 3),
     Action("c", "clip", "Clip", f"clipping: {cycle_text('training.clip')}", "knobs", 4),
     Action("left_square_bracket", "threshold(-1)", "Clip θ down", _THETA, "knobs", key_display="["),
@@ -72,7 +73,7 @@ ACTIONS: list[Action] = [
     Action("r", "reset", "Reset", "reset: same seed, fresh weights and data", "play"),
     Action("R", "new_seed", "New seed", "new seed (seed + 1)", "play"),
     Action("o", "open", "Open", "open a scenario (built-ins and *.toml here)", "app"),
-    Action("p", "params", "Params", "parameter panel: every knob, edit and validate", "knobs", 8),
+    Action("p", "params", "Params", "parameter panel: every knob (up/down), edit and validate", "knobs", 8),
     Action("comma", "cursor(-1)", "Cursor ←", _CURSOR1, "cursor", key_display=","),
     Action("full_stop", "cursor(1)", "Cursor →", _CURSOR1, "cursor", key_display="."),
     Action("less_than_sign", "cursor(-10)", "Cursor ←10", _CURSOR10, "cursor", key_display="<"),
@@ -82,7 +83,7 @@ ACTIONS: list[Action] = [
            "cursor"),
     Action("1", "view('dynamics')", "Dynamics", _VIEWS12, "views"),
     Action("2", "view('training')", "Training", _VIEWS12, "views"),
-    Action("tab", "toggle_view", "View", _VIEWS12, "views", 11, priority=True),
+    Action("tab", "toggle_view", "View", _VIEWS12, "views", priority=True),
     Action("d", "layer(-1)", "Layer ↓", _LAYER, "views"),
     Action("D", "layer(1)", "Layer ↑", _LAYER, "views"),
     Action("y", "lock_axes", "Lock axes",
@@ -94,7 +95,7 @@ ACTIONS: list[Action] = [
            "Compare: a second simulation, one knob changed, same seed and data (restarts both)", "views"),
     Action("x", "compare_knob", "Next knob",
            f"Compare view: next knob ({', '.join(_KNOB_NAMES[k] for k in COMPARE_KNOBS)}; restarts both)", "views",
-           9),
+           12),
     Action("5", "view('parallel')", "Parallel",
            "Parallel: dependent steps and measured time, RNN vs attention, T = 16..2048", "views"),
     Action("6", "view('memory')", "Memory", "Memory: memory capacity MC(k) and total MC against H (Jaeger 2001)",
@@ -104,7 +105,7 @@ ACTIONS: list[Action] = [
     Action("8", "view('regimes')", "Regimes",
            "Regimes: log10 gradient ratio over recurrent scale × T (7 × 5 runs, as `rnnsim sweep --show`), "
            "this scenario marked *", "views"),
-    Action("j", "lesson(1)", "Lesson ▸", _LESSON, "lesson", 10),
+    Action("j", "lesson(1)", "Lesson ▸", _LESSON, "lesson", 9),
     Action("k", "lesson(-1)", "Lesson ◂", _LESSON, "lesson"),
     Action("L", "toggle_lesson", "Hide lesson", "lesson panel: hide / show", "lesson"),
     Action("ctrl+s", "screenshot", "Screenshot",
@@ -114,8 +115,8 @@ ACTIONS: list[Action] = [
            "current folder (in a browser: a download)", "app"),
     Action("ctrl+p", "command_palette", "palette",
            "command palette: every action by name, and Theme (rnnsim-print: light, for slides)", "app"),
-    Action("question_mark", "help", "Help", "this help", "app", 12, "?"),
-    Action("q", "quit", "Quit", "quit", "app", 13),
+    Action("question_mark", "help", "Help", "this help, then the lesson's measured notes", "app", 6, "?"),
+    Action("q", "quit", "Quit", "quit", "app", 7),
     Action("ctrl+q", "quit", "Quit", "quit from any screen, dialogs too (ctrl+q, ctrl+c)", "app", key_display="^q",
            priority=True),
     Action("ctrl+c", "quit", "Quit", "quit from any screen, dialogs too (ctrl+q, ctrl+c)", "app", key_display="^c",

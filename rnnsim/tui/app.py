@@ -16,6 +16,8 @@ from rnnsim import safe_text
 
 from . import actions, capture, jobs, knobs, palette, theme
 from .knobs import COMPARE_KNOBS
+from rnnsim.play import changes_model
+
 from .runner import Frame, Runner
 from .screens.background import InfluenceView, MemoryView, ParallelView, RegimesView
 from .screens.compare import CompareView
@@ -27,7 +29,7 @@ from .widgets.lesson import NARROW_LINES, LessonPanel
 from .widgets.status import StatusBar
 
 POLL_INTERVAL = 1 / 10  # the UI pulls frames at 10 fps (DESIGN §5: 10–15; each redraw holds the GIL)
-MIN_WIDTH, MIN_HEIGHT = 60, 18
+MIN_WIDTH, MIN_HEIGHT = 80, 24  # README: 80x24 is the complete layout; below it a message, never a clipped layout
 
 VIEWS = ["dynamics", "training", "spectrum", "compare", "parallel", "memory", "influence", "regimes"]
 JOB_VIEWS = ("parallel", "memory", "influence", "regimes")
@@ -79,6 +81,9 @@ class RnnsimApp(App):
         self.lesson_pages = 0
         self._lesson_key = None
         self.axis_lock = AxisLock()  # key y: every log axis keeps the decades it has when next drawn
+        self._restart_armed: tuple[str, int] | None = None  # (key, iteration) of a restart warned about
+        self._restart_ok_at: int | None = None  # the iteration at which a restart was confirmed
+        self._reset_seq = -1  # the frame seq when r/R was pressed: until a newer frame, a restart loses nothing
 
     def compose(self) -> ComposeResult:
         yield Static("", id="title")
@@ -116,8 +121,15 @@ class RnnsimApp(App):
             self.poll_frame()
 
     def on_resize(self) -> None:
+        # this handler runs before App._on_resize stores the new size: re-lay out once it has (call_later), so the
+        # lesson panel moves (side <-> bottom) and the status line is re-cut to the new width at once
+        self.call_later(self._relayout)
+
+    def _relayout(self) -> None:
         self._check_size()
         self._show_lesson()
+        if self.frame is not None:
+            self._redraw()  # the views and the status line, cut to the new width
 
     def _check_size(self) -> None:
         w, h = self._checked_size = self.size
@@ -125,7 +137,7 @@ class RnnsimApp(App):
         self.screen.set_class(small, "too-small")
         if small:
             self.query_one("#too-small", Static).update(
-                f"Terminal too small: {w}x{h}.\nrnnsim needs at least {MIN_WIDTH}x{MIN_HEIGHT} (80x24 recommended).\n"
+                f"Terminal too small: {w}x{h}.\nrnnsim needs at least {MIN_WIDTH}x{MIN_HEIGHT}.\n"
                 "Enlarge the window, or press q to quit."
             )
 
@@ -192,16 +204,16 @@ class RnnsimApp(App):
 
     def check_action(self, action: str, parameters) -> bool | None:
         if action in ("lesson", "toggle_lesson") and not self.lesson_steps:
-            return None  # no lesson: hidden from the footer, the key does nothing
+            return False  # no lesson: hidden from the footer, the key does nothing
         if action == "compare_knob" and self.view != "compare":
-            return None
+            return False  # (False hides the key in the footer; None would only dim it and take its room)
         return True
 
     # ------------------------------------------------------------------ frames
     def poll_frame(self, force: bool = False) -> bool:
         """Pull the newest frame; redraw only what changed. Returns True if anything was redrawn."""
         if self.size != self._checked_size:
-            self._check_size()
+            self._relayout()
         frame = self.runner.frame
         if self.view in JOB_VIEWS and self.frame is not None:
             job = self.jobs.get(self.view)
@@ -213,6 +225,10 @@ class RnnsimApp(App):
             return False
         self.frame = frame
         self.redraws += 1
+        if self._restart_ok_at is not None and frame.iteration != self._restart_ok_at:
+            self._restart_ok_at = None  # a confirmed restart holds only for the training it was confirmed on
+        if self._restart_armed is not None and frame.iteration != self._restart_armed[1]:
+            self._restart_armed = None  # trained on since the warning: warn again with the new count
         if frame.T:
             self.cursor = min(self.cursor, frame.T - 1)
         self._redraw()
@@ -336,33 +352,71 @@ class RnnsimApp(App):
         """The next value of a knob in its cycle (its Literal's values; a bool flips)."""
         self.modify(lambda sc: {key: knobs.next_value(sc, key)})
 
+    # ------------------------------------------------------- changes that restart from the seed: warn first
+    def _restart_confirmed(self, key: str, what: str) -> bool:
+        """A change that rebuilds from the seed throws away the training since the seed: when there is any
+        (iteration > 0), the first press only warns on the status line and the same key pressed again (at the same
+        iteration) goes ahead; after that, other restarting keys go ahead too until the iteration count changes
+        (s s s steps the scale with one warning), and so does any key while a rebuild is already pending."""
+        frame = self.runner.frame
+        iterations = frame.iteration if frame is not None and frame.ready else 0
+        pending = frame is not None and frame.pending is not None and changes_model(frame.scenario, frame.pending)
+        if iterations <= 0 or pending or self._restart_ok_at == iterations or (
+                frame is not None and frame.seq <= self._reset_seq):
+            return True  # nothing to lose (or a reset, r, is on its way and will lose it anyway)
+        if self._restart_armed == (key, iterations):
+            self._restart_armed, self._restart_ok_at = None, iterations
+            return True
+        self._restart_armed = (key, iterations)
+        s = "" if iterations == 1 else "s"
+        self.query_one(StatusBar).set_note(  # fits 80 columns
+            f"press {key} again to {what}: restart from the seed, {iterations} iteration{s} lost", error=True)
+        return False
+
+    def _restarts(self, key: str) -> bool:
+        """Whether a change of ``key`` rebuilds from the seed: a model knob always; a training knob only when the
+        Compare view compares it (then both restart)."""
+        if key.startswith("model."):
+            return True
+        frame = self.runner.frame
+        return self.view == "compare" and frame is not None and frame.compare is not None and \
+            frame.compare.knob == key
+
+    def cycle_confirmed(self, key: str, press: str) -> None:
+        if not self._restarts(key) or self._restart_confirmed(press, f"change {key.split('.')[1].replace('_', ' ')}"):
+            self.cycle(key)
+
     def action_clip(self) -> None:
-        self.cycle("training.clip")
+        self.cycle_confirmed("training.clip", "c")
 
     def action_threshold(self, direction: int) -> None:
         self.modify(lambda sc: {"training.clip_threshold": knobs.threshold_step(sc.training.clip_threshold,
                                                                                 direction)})
 
     def action_cell(self) -> None:
-        self.cycle("model.cell")
+        self.cycle_confirmed("model.cell", "m")
 
     def action_activation(self) -> None:
-        self.cycle("model.activation")
+        self.cycle_confirmed("model.activation", "a")
 
     def action_layernorm(self) -> None:
-        self.cycle("model.layernorm")
+        self.cycle_confirmed("model.layernorm", "l")
 
     def action_scale(self, direction: int) -> None:
+        if not self._restart_confirmed("S" if direction > 0 else "s", "change recurrent scale"):
+            return
         self.modify(lambda sc: {"model.recurrent_scale": knobs.scale_step(float(sc.model.recurrent_scale),
                                                                           direction > 0)})
 
     def action_init(self) -> None:
-        self.cycle("model.init")
+        self.cycle_confirmed("model.init", "i")
 
     def action_reset(self) -> None:
+        self._reset_seq = self.runner.frame.seq  # keys typed right after r do not warn about the training it drops
         self.runner.send("reset")
 
     def action_new_seed(self) -> None:
+        self._reset_seq = self.runner.frame.seq
         self.runner.send("new_seed")
 
     def action_cursor(self, delta: int) -> None:
@@ -372,6 +426,9 @@ class RnnsimApp(App):
             self._redraw()
 
     def action_view(self, name: str) -> None:
+        if name == "compare" and self.runner.frame.compare is None and \
+                not self._restart_confirmed("4", "open Compare"):
+            return  # opening Compare restarts A and B from the seed: warned first
         self.view = name
         self.query_one("#views", ContentSwitcher).current = name
         if name == "compare" and (self.runner.frame.compare is None):
@@ -383,7 +440,7 @@ class RnnsimApp(App):
             self._redraw()
 
     def action_compare_knob(self) -> None:
-        if self.view == "compare":
+        if self.view == "compare" and self._restart_confirmed("x", "compare next knob"):
             self.runner.send("compare_next")
 
     def action_toggle_view(self) -> None:
@@ -418,7 +475,17 @@ class RnnsimApp(App):
         yield from palette.system_commands(self, screen, super().get_system_commands(screen))
 
     def action_help(self) -> None:
-        self.push_screen(HelpScreen(self.HELP_ROWS))
+        from rnnsim import lessons
+
+        name = self._lesson_name()
+        self.push_screen(HelpScreen(self.HELP_ROWS, notes=lessons.notes(name) if name else "", lesson=name or ""))
+
+    def _lesson_name(self) -> str | None:
+        """The built-in lesson on screen (its name), or None for a scenario file."""
+        from rnnsim.scenario import builtin_scenarios
+
+        source = getattr(self.scenario, "source", None)
+        return source if isinstance(source, str) and source in builtin_scenarios() else None
 
     def action_open(self) -> None:
         def loaded(sc) -> None:
@@ -427,6 +494,7 @@ class RnnsimApp(App):
                 self.runner.send("load", sc)
                 self.lesson_pos, self._lesson_key, self.lesson_visible = 0, None, True
                 self._show_lesson()
+                self.action_view("dynamics")  # every lesson starts on the Dynamics view (its step 1 says which next)
                 self.refresh_bindings()
 
         self.push_screen(PickerScreen(), loaded)

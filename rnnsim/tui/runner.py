@@ -28,6 +28,15 @@ BURST = 0.01  # seconds of stepping at max speed between checks of the queue and
 #: at start the worker waits up to this long for the UI to draw the first frame before it loads the kernels:
 #: importing numba holds the GIL for most of ~0.8 s and would otherwise delay that first paint
 UI_WAIT = 1.0
+_STAGE = {Phase.IDLE: 0, Phase.FORWARD: 1, Phase.FORWARD_DONE: 2, Phase.BACKWARD: 3, Phase.BACKWARD_DONE: 4}
+
+
+def _stage(sim) -> tuple:
+    """How far a simulation is: (iteration, phase, time step within the phase), comparable between cells."""
+    phase = sim.phase
+    return sim.iteration, _STAGE[phase], sim.t if phase == Phase.FORWARD else sim.bt if phase == Phase.BACKWARD else 0
+
+
 _UPDATE = Unit.UPDATE  # a module global: looking a member up on its Enum class costs ~0.15 µs per step
 _BACKWARD_DONE = Phase.BACKWARD_DONE
 
@@ -408,8 +417,16 @@ class Runner:
             self._pass_weights.keep(play.sim)
         unit = play.advance(False)  # settle=False: a pending change waits for B's update (below)
         b = self.play_b
-        if b is not None and b.advance() is _UPDATE and unit is None:
-            self._history_version += 1  # only B (compare view) still runs
+        if b is not None:
+            if unit is None:  # A stopped at a NaN/inf: only B (compare view) still runs
+                if b.advance() is _UPDATE:
+                    self._history_version += 1
+            else:
+                # B catches up with A's stage: a unit is a time step of a recurrent cell but a whole pass of
+                # attention, so with cells that differ B may need several units, or none, to stay level with A
+                goal = _stage(play.sim)
+                while _stage(b.sim) < goal and b.advance() is not None:
+                    pass
         if unit is _UPDATE:
             self._history_version += 1
             self._ghost.keep(play.diagnostics.gradient_profile(play.sim))  # still the finished pass's

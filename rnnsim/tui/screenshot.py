@@ -12,8 +12,6 @@ from pathlib import Path
 
 
 async def _shoot(scenario, steps: int, size: tuple[int, int], keys: list[str], out: Path, train: int = 0) -> None:
-    import time
-
     from .app import RnnsimApp
 
     app = RnnsimApp(scenario)
@@ -24,14 +22,7 @@ async def _shoot(scenario, steps: int, size: tuple[int, int], keys: list[str], o
             app.runner.send("step", steps)
             app.runner.wait_idle(120)
         if train:
-            app.runner.send("train")
-            deadline = time.monotonic() + 1800
-            while app.runner.frame.iteration < train and time.monotonic() < deadline:
-                if app.runner.frame.sentinel:  # training stopped at a NaN/inf: that is the picture
-                    break
-                time.sleep(0.05)
-            app.runner.send("toggle_train")
-            app.runner.wait_idle(120)
+            _train_exactly(app.runner, train)
         app.poll_frame()
         for key in keys:
             await pilot.press(key)
@@ -44,6 +35,38 @@ async def _shoot(scenario, steps: int, size: tuple[int, int], keys: list[str], o
         out.parent.mkdir(parents=True, exist_ok=True)
         app.save_screenshot(filename=out.name, path=str(out.parent))
     app.runner.stop()
+
+
+def units_per_iteration(scenario) -> int:
+    """Play units (forward steps, BPTT steps, the update) of one whole iteration from a pass boundary: the same for
+    every iteration of a scenario (counted on a throw-away copy)."""
+    from rnnsim.play import Play
+
+    play = Play(scenario)
+    units = 0
+    while play.sim.iteration == 0 and play.sim.sentinel is None:
+        play.advance()
+        units += 1
+    return units
+
+
+def _train_exactly(runner, iterations: int) -> int:
+    """Exactly ``iterations`` more whole iterations (fewer only if a NaN/inf stops the run), by play steps: single
+    steps to the end of a pass under way, then the rest in one command of units_per_iteration × iterations, then
+    single steps if any is missing. (Free-running training, t, is stopped by a timer: it overshoots.)"""
+    def now():
+        return runner.wait_idle(600)
+
+    f = now()
+    goal = f.iteration + iterations
+    while f.phase != "idle" and f.iteration < goal and not f.sentinel:  # the pass under way, if any
+        runner.send("step")
+        f = now()
+    if f.iteration < goal and not f.sentinel:
+        runner.send("step", units_per_iteration(f.scenario) * (goal - f.iteration))
+    while (f := now()).iteration < goal and not f.sentinel:
+        runner.send("step")
+    return f.iteration - (goal - iterations)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -149,3 +149,31 @@ def test_kernels_load_without_the_ui_after_ui_wait():
         "assert r.frame.ready and not r.frame.compiling and not r.ui_drawn.is_set()\n"
         "r.stop()\n"
     )
+
+
+def test_compare_b_stays_level_when_a_unit_differs_between_the_cells(small):
+    """A gru (a step is one time step) against B attention (a step is a whole pass): B keeps level with A."""
+    r = Runner(small.with_changes({"model.cell": "gru"})).start()
+    try:
+        r.wait_idle(120)
+        r.send("compare", "model.cell")
+        f = r.wait_idle(120)
+        assert f.compare.value_b == "attention"
+        T = f.T
+        r.send("step", T // 2)  # half of A's forward pass: B's whole forward pass is done, no more
+        r.wait_idle(120)
+        assert (r.sim.phase, r.sim.t) == ("forward", T // 2)
+        assert (r.sim_b.phase, r.sim_b.iteration) == ("forward_done", 0)
+        r.send("step", T - T // 2 + T + 1)  # the rest of the iteration
+        f = r.wait_idle(120)
+        assert f.iteration == f.compare.iteration == 1 and r.sim_b.phase == "idle"
+        r.send("compare", None)
+        r.send("change", {"model.cell": "attention"})  # A attention, then B (its next cell) is rnn
+        r.send("compare", "model.cell")
+        f = r.wait_idle(120)
+        assert (f.scenario.model.cell, f.compare.value_b) == ("attention", "rnn")
+        r.send("step", 1)  # A's whole forward pass: B runs every forward step to the same point
+        r.wait_idle(120)
+        assert r.sim.phase == r.sim_b.phase == "forward_done" and r.sim_b.t == T
+    finally:
+        r.stop()

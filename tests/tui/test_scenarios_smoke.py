@@ -8,6 +8,7 @@ import pytest
 import rnnsim
 from rnnsim.scenario import builtin_scenarios
 from rnnsim.tui.app import RnnsimApp
+from rnnsim.tui.screenshot import units_per_iteration
 
 from conftest import settle
 
@@ -32,10 +33,13 @@ async def test_scenario_draws(name, changes):
     async with app.run_test(size=(80, 24)) as pilot:
         f = await settle(app, pilot)
         assert f.ready and f.error is None
-        # one iteration (a stack steps (layer, t): 2·N·T steps and the update), then half a forward pass
-        app.runner.send("step", 2 * sc.model.num_layers * f.T + 1 + f.T // 2)
+        # one iteration (N·T forward steps, N·T BPTT steps for N layers, the update; attention: its whole pass is one step each way),
+        # then half a forward pass (attention has no half pass)
+        sequential = units_per_iteration(sc) == 2 * sc.model.num_layers * f.T + 1
+        assert sequential or (sc.model.cell == "attention" and units_per_iteration(sc) == 3)
+        app.runner.send("step", units_per_iteration(sc) + (f.T // 2 if sequential else 0))
         f = await settle(app, pilot)
-        assert f.error is None and f.iteration == 1 and f.phase == "forward"
+        assert f.error is None and f.iteration == 1 and f.phase == ("forward" if sequential else "idle")
         assert f.hidden.shape == (f.T, f.H) and np.isfinite(f.hidden[: f.hidden_filled]).all()
         heat = app.query_one("#heatmap")
         lines = [heat.render_line(y).text for y in range(heat.size.height)]

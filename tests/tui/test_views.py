@@ -136,6 +136,10 @@ async def test_compare_view_and_knob(small):
         assert "A rnn tanh" in nums and "B lstm" in nums and "last loss" in nums
         grad = app.query_one("#compare-grad")
         assert_both_series_plotted(grad.text, len(f.profile), grad.size.width, apart=3)   # rnn and lstm differ
+        await pilot.press("x")  # first press after training: only the warning (restarting both loses the training)
+        f = await settle(app, pilot)
+        assert f.compare.knob == "model.cell" and f.iteration > 0
+        assert "press x again" in str(app.query_one("#status").render())
         for knob, va, vb in [("training.clip", "none", "norm"), ("model.init", "orthogonal", "identity"),
                              ("model.layernorm", False, True), ("model.activation", "tanh", "relu"),
                              ("model.cell", "rnn", "lstm")]:

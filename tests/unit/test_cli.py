@@ -320,10 +320,17 @@ def test_list_plain_when_piped():
     lines = result.stdout.splitlines()
     from rnnsim.sweep import builtin_sweeps
 
-    names = list(builtin_scenarios()) + list(builtin_sweeps())  # the scenarios, then the sweeps
-    assert [line.split()[0] for line in lines] == names
+    first = [line.split()[0] for line in lines]
+    # the scenarios in course order (problem 1 to 6, each followed by its fixes), then the sweeps
+    assert sorted(first[:len(builtin_scenarios())]) == sorted(builtin_scenarios())
+    assert first[len(builtin_scenarios()):] == list(builtin_sweeps())
+    labels = {line.split()[0]: line.split()[1:3] for line in lines}
+    assert first[:3] == ["vanishing", "vanishing-lstm", "vanishing-gru"]
+    assert labels["vanishing"][0] == "1" and labels["irnn"] == ["1", "fix"] and labels["exploding"][0] == "2"
+    assert first.index("exploding") < first.index("clip-norm") < first.index("adding") < first.index("parallel") \
+        < first.index("bottleneck") < first.index("recency")
     assert any("shrink geometrically" in line for line in lines)
-    assert any(line.startswith("regimes ") and "sweep (rnnsim sweep regimes)" in line for line in lines)
+    assert any(line.startswith("regimes ") and "rnnsim sweep regimes" in line for line in lines)
 
 
 def test_schema_is_json():

@@ -110,8 +110,8 @@ def _set(name, index, value):
 SENTINEL_CASES = {
     "nan-input-at-t3": ("sine", _set("X", (3, 1, 0), np.nan), None, ("forward", 3, "hidden")),
     "inf-readout-weight": ("sine", _set("readout.weight", (0, 0), np.inf), None, ("forward", 0, "outputs")),
-    "nan-target": ("sine", _set("Y", (4, 0, 0), np.nan), None, ("forward", None, "loss")),
-    "inf-target-masked-out": ("delayed_recall", _set("Y", (0, 2, 0), np.inf), None, ("forward", None, "loss")),
+    "nan-target": ("sine", _set("Y", (4, 0, 0), np.nan), None, ("forward", 4, "loss")),  # the planted target's step
+    "inf-target-masked-out": ("delayed_recall", _set("Y", (0, 2, 0), np.inf), None, ("forward", 0, "loss")),
     "inf-logit-weight": ("copy", _set("readout.weight", (1, 0), np.inf), None, ("forward", 0, "outputs")),
     "nan-dout-at-t5": ("sine", None, _set("dout", (5, 0, 0), np.nan), ("backward", 5, "grad_hidden")),
     "inf-weight-ih": ("sine", None, _set("weight_ih", (0, 0), np.inf), ("backward", 6, "grad_inputs")),

@@ -83,6 +83,11 @@ def parallel_table(points, hide_times: bool) -> Text:
 
         t.append(f" {T:>6} {dep:>10} {path:>9} {ms(r):>6} {ms(a):>6}\n")
     t.append(" r/a = rnn/attention (Vaswani 2017 t.1)", style="dim")
+    if points and not hide_times:  # each time is a median; how much the runs of one point differed
+        runs = sorted({p.repeats for p in points})
+        spread = {c: max((p.spread for p in points if p.cell == c), default=0.0) for c in ("rnn", "attention")}
+        n = f"{runs[0]}" if len(runs) == 1 else f"{runs[0]}-{runs[-1]}"
+        t.append(f"\n median, {n} runs; spread ≤{spread['rnn']:.2g} r ≤{spread['attention']:.2g} a", style="dim")
     return t
 
 
@@ -108,7 +113,7 @@ def parallel_lines(points, lengths, hide_times: bool, width: int, height: int):
 
 
 class ParallelView(JobView):
-    what = "the parallel benchmark"
+    what = "the parallel benchmark (~35 s)"
     DEFAULT_CSS = """
     ParallelView { height: 1fr; }
     ParallelView .progress { height: 1; }

@@ -56,9 +56,11 @@ class HelpScreen(SafeModal):
     HelpScreen > VerticalScroll { width: 90%; max-width: 96; height: 90%; border: round $accent; background: $surface; }
     """
 
-    def __init__(self, rows: list[tuple[str, str]]) -> None:
+    def __init__(self, rows: list[tuple[str, str]], notes: str = "", lesson: str = "") -> None:
         super().__init__()
         self.rows = rows
+        self.notes = notes    # the lesson's measured notes (docs/lessons.md, shipped as rnnsim/lessons.md)
+        self.lesson = lesson
 
     def compose(self) -> ComposeResult:
         table = Table.grid(padding=(0, 2))
@@ -82,8 +84,16 @@ class HelpScreen(SafeModal):
             "keys pressed meanwhile wait and run when they are ready.\n",
         )
         with VerticalScroll():
+            if self.notes:
+                yield Static(Text(f"Lesson notes below the keys: what `{self.lesson}` measures, with the numbers "
+                                  "(docs/lessons.md).", style="bold"), id="help-notes-hint")
             yield Static(intro)
             yield Static(table, id="help-table")
+            if self.notes:
+                from textual.widgets import Markdown
+
+                yield Static(Text(f"\nLesson notes: {self.lesson}", style="bold"))
+                yield Markdown(self.notes, id="help-notes")
 
     def action_dismiss(self) -> None:
         self.dismiss(None)
@@ -106,10 +116,13 @@ class PickerScreen(SafeModal):
         self.targets: list[str] = []
 
     def compose(self) -> ComposeResult:
+        from rnnsim.lessons import course
         from rnnsim.scenario import builtin_scenarios, load_scenario, ScenarioError
 
         options = []
-        for name, path in builtin_scenarios().items():
+        paths = builtin_scenarios()
+        for entry in course(paths):  # problem 1 to 6, each followed by its fixes (README's lesson table)
+            name, path = entry.name, paths[entry.name]
             desc = ""
             try:
                 sc = load_scenario(str(path))
@@ -117,7 +130,7 @@ class PickerScreen(SafeModal):
             except ScenarioError as exc:
                 desc = f"(invalid: {exc})"
             # Text, not markup: a name such as "[/]" must not crash the picker; escaped: no raw ESC
-            label = f"{safe_text.clip(name, 40):<16} built-in · {safe_text.clip(desc, 120)}"
+            label = f"{entry.label:<6}{safe_text.clip(name, 40):<16} {safe_text.clip(desc, 120)}"
             options.append(Option(Text(label), id=f"opt{len(self.targets)}"))
             self.targets.append(name)
         try:
@@ -126,10 +139,10 @@ class PickerScreen(SafeModal):
             files = []
         for path in files:
             shown = safe_text.clip(path.name, 60)  # a file name is untrusted too
-            options.append(Option(Text(f"{shown:<16} ./{shown}"), id=f"opt{len(self.targets)}"))
+            options.append(Option(Text(f"{'file':<6}{shown:<16} ./{shown}"), id=f"opt{len(self.targets)}"))
             self.targets.append(str(path))
         with Vertical():
-            yield Label(" Open a scenario (enter loads, esc cancels)")
+            yield Label(" Open: lessons by problem 1-6, each with its fixes (enter, esc)")
             yield OptionList(*options, id="picker-list")
             yield Static("", id="picker-error")
 
@@ -153,9 +166,15 @@ class PickerScreen(SafeModal):
 class ParamScreen(SafeModal):
     """Every knob with its value; edit a value and press enter: validated by the scenario schema."""
 
-    BINDINGS = [Binding("escape", "close", "Close")]
+    BINDINGS = [Binding("escape", "close", "Close"),
+                # priority: before the scroll container's own up/down (which would scroll instead of moving)
+                Binding("down", "move(1)", "Next knob", show=False, priority=True),
+                Binding("up", "move(-1)", "Previous knob", show=False, priority=True)]
     DEFAULT_CSS = """
     ParamScreen { align: center middle; }
+    ParamScreen .knob:focus-within { background: $accent 40%; }
+    ParamScreen .knob:focus-within Label { text-style: bold; }
+    ParamScreen .knob Input:focus { background: $accent; color: $text; text-style: bold; }
     ParamScreen > Vertical { width: 90%; max-width: 100; height: 95%; border: round $accent; background: $surface; }
     ParamScreen VerticalScroll { height: 1fr; }
     ParamScreen .knob { height: 1; layout: horizontal; }
@@ -192,6 +211,27 @@ class ParamScreen(SafeModal):
     def on_mount(self) -> None:
         for inp in self.query(Input):
             inp.cursor_blink = False
+        self._focus_knob(0, 1)  # the first knob that can change has the focus at once: up/down move from there
+
+    def _focus_knob(self, start: int, step: int) -> None:
+        inputs = list(self.query(Input))
+        for k in range(len(inputs)):
+            i = (start + step * k) % len(inputs)
+            if not inputs[i].disabled:
+                self._at = i  # now: focus() takes effect later, and a quick second key must see the new knob
+                inputs[i].focus()
+                inputs[i].scroll_visible()
+                return
+
+    def on_descendant_focus(self, event) -> None:
+        inputs = list(self.query(Input))
+        if event.widget in inputs:  # focus moved by tab or the mouse: up/down continue from there
+            self._at = inputs.index(event.widget)
+
+    def action_move(self, step: int) -> None:
+        """down / up: the next / previous knob (locked ones are skipped), wrapping around."""
+        here = getattr(self, "_at", None)
+        self._focus_knob((-step if here is None else here) + step, step)
 
     def action_close(self) -> None:
         self.dismiss(None)

@@ -171,7 +171,10 @@ def cursor_text(frame, cursor: int) -> str:
     t = min(max(cursor, 0), frame.T - 1)
     parts = [f"t={t}"]
     g = frame.profile[t] if frame.profile is not None else math.nan
-    parts.append(f"‖dL/dh‖={_e(g)}")
+    last = frame.profile[-1] if frame.profile is not None else math.nan
+    ratio = g / last if math.isfinite(g) and math.isfinite(last) and last > 0 and t < frame.T - 1 else math.nan
+    # the ratio to the last step's gradient is the number the lessons quote (‖dL/dh_0‖/‖dL/dh_T−1‖ at t = 0)
+    parts.append(f"‖dL/dh‖={_e(g)}" + (f" ={_e(ratio)}×last" if not math.isnan(ratio) else ""))
     j = frame.jacobian[t] if frame.jacobian is not None else math.nan
     parts.append(f"‖J‖={_g(j)}")
     for name, arr in sorted(frame.gates.items()):

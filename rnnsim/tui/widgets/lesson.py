@@ -52,7 +52,7 @@ class LessonPanel(Static):
         else:
             t.append("\n\n")
         nav = f"page {page + 1}/{npages} · j: more" if page + 1 < npages else (
-            "j: next step" if step + 1 < len(steps) else "last step")
+            "j: next step" if step + 1 < len(steps) else "last step · ?: measured notes")
         t.append(f"{nav} · k: back · L: hide", style="dim italic")
         self.update(t)
         return len(pages)
