@@ -16,6 +16,7 @@ import numpy as np
 from rnnsim import tasks, weights
 from rnnsim.cells import CELLS, init_params
 from rnnsim.kernels import checks, modes
+from rnnsim.kernels.fused import FusedPass
 from rnnsim.optim import clip_, global_norm, make_optimizer
 from rnnsim.readout import Readout
 from rnnsim.play import Phase, finish_pass
@@ -101,6 +102,9 @@ class Simulation(SvgRepr):
         self._dout = np.zeros((T, B, O), dtype=self.dtype)
 
         self._ro = Readout(self)
+        # the whole pass (or step) as one Numba call where the plan allows it (rnnsim/kernels/fused.py)
+        self._fused = FusedPass.make(self)
+        self._bw_begin = False
 
         self._data_rng = np.random.default_rng([self.seed, 1])
         self._stream = tasks.make_stream(task, self._data_rng, self.dtype)
@@ -156,8 +160,9 @@ class Simulation(SvgRepr):
         if self._new_batch_due:
             self._draw_batch()
             self._new_batch_due = False
-        with self._quiet():
-            self._cell.begin_forward(self._ws, self._X, self.params)
+        if self._fused is None:         # (fused: the first step's call projects the inputs)
+            with self._quiet():
+                self._cell.begin_forward(self._ws, self._X, self.params)
         self.t = 0
         self.bt = 0
         self.loss = None
@@ -167,9 +172,12 @@ class Simulation(SvgRepr):
         """Steps [t, t1) of the cell, their outputs and checks, and at t1 = T the loss."""
         t0 = self.t
         check = self.sentinel is None
-        with self._quiet():
-            self._cell.run_forward(self._ws, self.params, self.scenario.model, t0, t1)
-            code, t, loss = self._ro.forward(t0, t1, check)
+        if self._fused is not None:
+            code, t, loss = self._fused.forward(t0, t1, t0 == 0, check)
+        else:
+            with self._quiet():
+                self._cell.run_forward(self._ws, self.params, self.scenario.model, t0, t1)
+                code, t, loss = self._ro.forward(t0, t1, check)
         self.t = t1
         if check and code != checks.OK:
             self.sentinel = Sentinel(self.iteration, "forward", t, checks.FORWARD_ARRAYS[code])
@@ -212,25 +220,32 @@ class Simulation(SvgRepr):
 
     # -------------------------------------------------------------------------------------------- backward
     def _begin_backward(self) -> None:
-        with self._quiet():
-            self._ro.backward()
-            self._cell.begin_backward(self._ws)
+        if self._fused is not None:     # the first BPTT call does it
+            self._bw_begin = True
+        else:
+            with self._quiet():
+                self._ro.backward()
+                self._cell.begin_backward(self._ws)
         self.bt = 0
         self.phase = Phase.BACKWARD
 
     def _backward_to(self, bt1: int) -> None:
         t_hi = self.T - 1 - self.bt
         t_lo = self.T - bt1
-        with self._quiet():
-            self._cell.run_backward(self._ws, self.params, self.scenario.model, t_hi, t_lo)
-            self.bt = bt1
-            done = bt1 == self.T
-            if done:
-                self._cell.finish_backward(self._ws, self._X, self.params, self.grads, self.scenario.model)
-                self.phase = Phase.BACKWARD_DONE
-        if self.sentinel is not None:
-            return
-        code, t = self._ro.backward_checks(t_lo, t_hi, done)
+        done = bt1 == self.T
+        check = self.sentinel is None
+        if self._fused is not None:
+            code, t = self._fused.backward(t_hi, t_lo, self._bw_begin, done, check)
+            self._bw_begin = False
+        else:
+            with self._quiet():
+                self._cell.run_backward(self._ws, self.params, self.scenario.model, t_hi, t_lo)
+                if done:
+                    self._cell.finish_backward(self._ws, self._X, self.params, self.grads, self.scenario.model)
+            code, t = self._ro.backward_checks(t_lo, t_hi, done) if check else (checks.OK, -1)
+        self.bt = bt1
+        if done:
+            self.phase = Phase.BACKWARD_DONE
         if code == checks.GRADS:
             self.sentinel = Sentinel(self.iteration, "backward", None, f"grads[{list(self.grads)[t]}]")
         elif code != checks.OK:
