@@ -149,7 +149,7 @@ def run(cells, Hs, Bs, dtypes, thread_modes, T, all_cores=None, skip=()):
         finally:
             if busy is not None:
                 busy.terminate()
-                busy.join()
+                busy.wait()
     return rows
 
 

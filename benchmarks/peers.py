@@ -322,16 +322,9 @@ def pinned(core, n_threads=1):
 
 
 def busy_core(core):
-    """A process spinning on ``core`` (the 'other core busy' measurement); call .terminate() on it."""
-    import multiprocessing as mp
+    """A process spinning on ``core`` (the 'other core busy' measurement); call .terminate() and .wait() on it. A
+    fresh interpreter (not a fork of this process, whose torch and XLA threads make fork unsafe)."""
+    import subprocess
+    import sys
 
-    proc = mp.get_context("fork").Process(target=_spin, args=(core,), daemon=True)
-    proc.start()
-    return proc
-
-
-def _spin(core):
-    os.sched_setaffinity(0, {core})
-    x = 0
-    while True:
-        x += 1
+    return subprocess.Popen([sys.executable, "-c", f"import os\nos.sched_setaffinity(0, {{{core}}})\nwhile True: pass"])
