@@ -187,7 +187,8 @@ def scaling_H(cell="lstm", dtype="float32", B=32, T=100, Hs=(16, 32, 64, 128, 25
                if k in ("rnnsim", "torch-fused")}
         rows.append((H, {k: statistics.median(v) / T for k, v in peers.rounds(fns).items()}))
         progress(f"scaling H = {H}: {us(rows[-1][1]['rnnsim'])} µs/step")
-    lines = [f"{cell.upper()}, B = {B}, {dtype}, T = {T}, one core; slope = d log(time) / d log(H) from the previous row "
+    lines = [f"{cell.upper()}, B = {B}, {dtype}, T = {T}, one core; slope = d log(time) / d log(H) from the previous "
+             "row "
              "(2 = the H² of the recurrent GEMM; below 2 while per-call overhead still counts).", "",
              "| H | rnnsim µs/step | slope | torch fused µs/step |", "|---|---|---|---|"]
     for k, (H, t) in enumerate(rows):
