@@ -138,7 +138,6 @@ class FusedPass:
     def __init__(self, sim):
         ws, p, g, m = sim._ws, sim.params, sim.grads, sim.scenario.model
         T, B, D, H, O = sim.T, sim.B, sim.D, sim.H, sim.O
-        ws.X, ws.params = sim._X, p            # what begin_forward sets (diagnostics read them)
         X2, H2 = sim._X.reshape(T * B, D), ws.h.reshape(T * B, H)
         cls = sim.classification
         proj = (X2, p["weight_ih"].T, p["bias_ih"], ws.XW.reshape(T * B, -1), p["weight_hh"])
