@@ -1,19 +1,23 @@
-"""Forward + backward through T steps, keeping h_t and dL/dh_t for every step: rnnsim vs NumPy vs PyTorch.
+"""Forward + backward through T steps, keeping h_t and dL/dh_t for every step: rnnsim against its peers.
 
-Implementations, all on the same data and weights in one process:
-  rnnsim      Simulation.forward() + backward() (Numba step kernels; includes readout, loss, weight gradients)
+Implementations, all on the same data, weights and input size D in one process (benchmarks/peers.py: the job, the
+peers, the equality check, the rounds):
+  rnnsim      Simulation.forward() + backward() (Numba kernels; includes readout, loss, weight gradients)
   numpy       the cells' plain NumPy references (rnnsim.cells.*.reference_forward/backward)
   torch-cell  a Python loop over torch.nn.RNNCell/LSTMCell/GRUCell with h_t.retain_grad() (the same job)
-  torch-fused torch.nn.RNN/LSTM/GRU forward + backward (keeps less: no per-step dL/dh_t; for reference)
-Timing: after a warm-up, the implementations of one row run in interleaved rounds (so a burst of load from other
-processes hits all of them alike) and each reports the median of its rounds, per time step; a call slower than
-0.5 s is timed once after its warm-up, and a NumPy or PyTorch call slower than 1 s by its warm-up alone (the
-table's note says how many and how far the rounds spread). Ratios are taken within this one run. Besides the grid,
-the same run measures: time per step against H and against T (scaling; SVG plots with matplotlib), peak RSS for
-T = 10 000, H = 512, B = 32 (a subprocess per case, two at a time), cold and warm kernel start-up with the on-disk
+  torch-fused torch.nn.RNN/LSTM/GRU forward + backward (oneDNN; keeps no per-step dL/dh_t)
+  jax         jit(grad) of a lax.scan (optional: only when jax imports; its compile time reported apart)
+Method: each row first runs every implementation once and checks its h_t, dL/dh_t, dW, db and dL/dx_t against
+rnnsim's (max |a − b| / max |b| ≤ 1e-14 in float64, 1e-4 in float32), then times them in interleaved rounds,
+each round starting at the next implementation (A B C, B C A, ...), ≥ 7 rounds, median and spread. The one-core
+table runs with every thread of the process pinned to one core (os.sched_setaffinity), torch and the BLAS on one
+thread, XLA on one thread (XLA_FLAGS); the two-core rows with both cores free, then with the other core busy (a
+spinning process). A NumPy or torch-cell call slower than 0.5 s is not timed ("–"). The load average is printed
+with every table. Besides the grid, the same run measures: time per step against H and against T (scaling; SVG
+plots with matplotlib), peak RSS for T = 10 000, H = 512, B = 32, cold and warm kernel start-up with the on-disk
 cache size, and `rnnsim run vanishing` end to end. Progress goes to stderr.
 
-    python -m benchmarks                                  # everything (the issue-6 benchmark), < 5 minutes
+    python -m benchmarks                                  # everything (< 10 minutes on 2 quiet cores)
     python -m benchmarks.bench_cells --quick              # H in {16, 64, 256}, B in {1, 32}, float64, grid only
 """
 
@@ -34,20 +38,20 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks import plots
+from benchmarks import peers, plots
 from benchmarks._machine import DOC, machine, write_section
+from benchmarks.peers import loadavg, pinned, spread  # noqa: F401  (spread: for the scripts that import it here)
 from rnnsim import Simulation
-from rnnsim.cells import gru, lstm, rnn
-from rnnsim.scenario import Scenario
 
-try:
-    import torch
-except ImportError:  # optional
-    torch = None
-
-REFS = {"rnn": rnn, "lstm": lstm, "gru": gru}
+torch = peers.torch
 ROOT = Path(__file__).resolve().parent.parent
 _START = [time.perf_counter()]
+#: the core the one-core table runs on (the last one: the first tends to take the system's interrupts)
+CORE = (os.cpu_count() or 1) - 1
+#: a NumPy or torch-cell call slower than this (its warm-up) is not timed at that row
+SLOW = 0.3
+OPTIONAL = ("numpy", "torch-cell")
+COLUMNS = ("rnnsim", "numpy", "torch-cell", "torch-fused", "jax")
 
 
 def progress(msg):
@@ -56,11 +60,7 @@ def progress(msg):
 
 
 def scenario(cell, H, B, T, dtype):
-    return Scenario.from_dict({
-        "scenario": {"name": "bench", "seed": 0},
-        "model": {"cell": cell, "hidden_size": H, "dtype": dtype},
-        "task": {"kind": "random", "length": T, "batch_size": B, "input_size": 16},
-    })
+    return peers.scenario(cell, H, B, T, dtype)
 
 
 def timeit(fn, budget=0.4, min_reps=3, max_reps=200):
@@ -68,110 +68,21 @@ def timeit(fn, budget=0.4, min_reps=3, max_reps=200):
     return statistics.median(timeit_all({"f": fn}, budget, min_reps, max_reps)["f"])
 
 
-#: a warm-up call longer than this is the only sample of a function that allocates afresh on every call
-ONCE = 1.0
-#: the functions of `jobs` that do (NumPy and PyTorch); rnnsim's first call fills its preallocated workspace
-FRESH = frozenset({"numpy", "torch-cell", "torch-fused"})
+def timeit_all(fns, budget=0.3, min_reps=3, max_reps=200):
+    """Seconds per call of each function (a list of samples): peers.rounds (rotating order, one warm-up each)."""
+    return peers.rounds(fns, min_rounds=min_reps, budget=budget, max_rounds=max_reps)
 
 
-def timeit_all(fns, budget=0.3, min_reps=3, max_reps=200, slow=0.5, once=ONCE, fresh=FRESH):
-    """Seconds per call of each function (a list of samples), run in interleaved rounds after one warm-up call
-    each. Rounds continue until ``budget`` seconds and ``min_reps`` rounds; a function whose warm-up took more
-    than ``slow`` seconds is timed once more only (the largest rows), and one in ``fresh`` whose warm-up took more
-    than ``once`` seconds not at all: its warm-up is its sample (the largest NumPy and PyTorch rows; their first
-    call does what every call does, and on a busy machine their threaded BLAS can stall for seconds a call)."""
-    times = {k: [] for k in fns}
-    warm = {}
-    for k, f in fns.items():
-        t0 = time.perf_counter()
-        f()
-        warm[k] = time.perf_counter() - t0
-        if k in fresh and warm[k] > once:
-            times[k].append(warm[k])
-    start = time.perf_counter()
-    rounds = 0
-    while rounds < max_reps and (rounds < min_reps or time.perf_counter() - start < budget):
-        for k, f in fns.items():
-            if warm[k] > slow and times[k]:
-                continue
-            t0 = time.perf_counter()
-            f()
-            times[k].append(time.perf_counter() - t0)
-        rounds += 1
-    return times
-
-
-def spread(samples):
-    """Interquartile range / median of at least 3 samples (robust to one stalled round), else None."""
-    if len(samples) < 3:
-        return None
-    q1, _, q3 = statistics.quantiles(samples, n=4, method="inclusive")
-    return (q3 - q1) / statistics.median(samples)
-
-
-def jobs(cell, H, B, T, dtype):
-    sim = Simulation(scenario(cell, H, B, T, dtype))
-
-    def run_rnnsim():
-        sim.forward()
-        sim.backward()
-
-    run_rnnsim.sim = sim  # for other measurements of the same simulation (bench_small: the step API)
-    X, p = sim._X, sim.params
-    ref = REFS[cell]
-    dh_out = np.zeros((T, B, H), dtype=sim.dtype)
-    dh_out[-1] = 1.0
-
-    def run_numpy():
-        fw = ref.reference_forward(X, p)
-        ref.reference_backward(X, p, fw, dh_out)
-
-    out = {"rnnsim": run_rnnsim, "numpy": run_numpy}
-    if torch is not None:
-        tdt = torch.float64 if dtype == "float64" else torch.float32
-        Cell = {"rnn": torch.nn.RNNCell, "lstm": torch.nn.LSTMCell, "gru": torch.nn.GRUCell}[cell]
-        Layer = {"rnn": torch.nn.RNN, "lstm": torch.nn.LSTM, "gru": torch.nn.GRU}[cell]
-        tcell = Cell(sim.D, H).to(tdt)
-        layer = Layer(sim.D, H).to(tdt)
-        x = torch.tensor(X, dtype=tdt)
-
-        def run_torch_cell():
-            h = torch.zeros(B, H, dtype=tdt)
-            c = torch.zeros(B, H, dtype=tdt)
-            hs = []
-            for t in range(T):
-                if cell == "lstm":
-                    h, c = tcell(x[t], (h, c))
-                else:
-                    h = tcell(x[t], h)
-                h.retain_grad()
-                hs.append(h)
-            hs[-1].sum().backward()
-
-        def run_torch_fused():
-            y, _ = layer(x)
-            y[-1].sum().backward()
-
-        out["torch-cell"] = run_torch_cell
-        out["torch-fused"] = run_torch_fused
-    return out
+def jobs(cell, H, B, T, dtype, with_jax=False):
+    """The row's implementations (benchmarks/peers.py); JAX only when asked (its compile takes ~1 s a shape)."""
+    return peers.jobs(cell, H, B, T, dtype, with_jax=with_jax)
 
 
 @contextlib.contextmanager
 def threads(n):
-    """Limit BLAS (threadpoolctl), Numba and torch to n threads (None: leave as is)."""
-    if n is None:
+    """One thread pinned to one core (n = 1), or the process as it is (None)."""
+    with pinned(CORE if n == 1 else None):
         yield
-        return
-    from threadpoolctl import threadpool_limits
-
-    old = torch.get_num_threads() if torch is not None else None
-    if torch is not None:
-        torch.set_num_threads(n)
-    with threadpool_limits(limits=n):
-        yield
-    if torch is not None:
-        torch.set_num_threads(old)
 
 
 def peak_gflops(dtype, n=2048):
@@ -188,26 +99,57 @@ def flops_per_step(cell, H, B, D=16):
     return 2 * B * G * H * (3 * H + 3 * D)
 
 
-def run(cells, Hs, Bs, dtypes, thread_modes, T, all_cores=None):
+def measure_row(cell, H, B, T, dtype, mode, with_jax=True):
+    """One row: build, check equal, time in rounds. Returns the row's dict (times per step, samples, spreads)."""
+    fns = jobs(cell, H, B, T, dtype, with_jax=with_jax)
+    compile_s = getattr(fns.get("jax"), "compile_s", None)
+    diffs, mismatch = peers.check(fns, dtype)
+    for k in mismatch:           # not the same job: not timed (the note names it)
+        del fns[k]
+    skipped = []
+    for k in OPTIONAL:               # check's call was the warm-up; a slow first call (lazy init) gets a second
+        if k in fns and fns[k].first_s > SLOW:
+            t0 = time.perf_counter()
+            fns[k]()
+            if time.perf_counter() - t0 > SLOW:
+                skipped.append(k)
+    for k in skipped:
+        del fns[k]
+    samples = peers.rounds(fns, warm=False)
+    times = {k: statistics.median(v) / T for k, v in samples.items()}
+    return dict(mode=mode, dtype=dtype, cell=cell, H=H, B=B, times=times,
+                gflops=flops_per_step(cell, H, B) / times["rnnsim"] / 1e9,
+                n={k: len(v) for k, v in samples.items()}, spread={k: spread(v) for k, v in samples.items()},
+                diffs=diffs, mismatch=mismatch, skipped=skipped, jax_compile=compile_s, load=os.getloadavg()[0])
+
+
+def run(cells, Hs, Bs, dtypes, thread_modes, T, all_cores=None, skip=()):
+    """The grid: "1 core" rows (pinned), then "both cores" and "both cores, other busy" rows at ``all_cores``."""
     rows = []
     all_cores = all_cores or {(H, B) for H in Hs for B in Bs}
     for mode in thread_modes:
-        with threads(1 if mode == "1 thread" else None):
-            peaks = {dt: peak_gflops(dt) for dt in dtypes}
-            for dtype in dtypes:
-                for cell in cells:
-                    for H in Hs:
-                        for B in Bs:
-                            if mode != "1 thread" and (H, B) not in all_cores:
-                                continue
-                            samples = timeit_all(jobs(cell, H, B, T, dtype))
-                            times = {k: statistics.median(v) / T for k, v in samples.items()}
-                            gflops = flops_per_step(cell, H, B) / times["rnnsim"] / 1e9
-                            rows.append(dict(mode=mode, dtype=dtype, cell=cell, H=H, B=B, times=times,
-                                             gflops=gflops, peak=peaks[dtype],
-                                             n={k: len(v) for k, v in samples.items()},
-                                             spread={k: spread(v) for k, v in samples.items()}))
-                            progress(fmt_row(rows[-1]))
+        busy = None
+        if mode == "other core busy":
+            busy = peers.busy_core(0 if CORE != 0 else 1)
+        try:
+            with threads(1 if mode == "1 core" else None):
+                peaks = {dt: peak_gflops(dt) for dt in dtypes}
+                for dtype in dtypes:
+                    for cell in cells:
+                        for H in Hs:
+                            for B in Bs:
+                                if mode != "1 core" and ((H, B) not in all_cores or dtype != "float32"):
+                                    continue
+                                if (H, B, dtype) in skip:
+                                    continue
+                                r = measure_row(cell, H, B, T, dtype, mode, with_jax=mode == "1 core")
+                                r["peak"] = peaks[dtype]
+                                rows.append(r)
+                                progress(fmt_row(r) + f"  load {loadavg()}")
+        finally:
+            if busy is not None:
+                busy.terminate()
+                busy.wait()
     return rows
 
 
@@ -217,31 +159,36 @@ def us(x):
 
 def fmt_row(r):
     t = r["times"]
-    cols = [r["mode"], r["dtype"], r["cell"], str(r["H"]), str(r["B"]), us(t["rnnsim"]), us(t["numpy"]),
-            us(t.get("torch-cell")), us(t.get("torch-fused")),
-            f"{t['numpy'] / t['rnnsim']:.1f}x",
-            f"{t['torch-cell'] / t['rnnsim']:.1f}x" if "torch-cell" in t else "–",
-            f"{t['torch-fused'] / t['rnnsim']:.2f}x" if "torch-fused" in t else "–",
-            f"{r['gflops']:.1f} ({100 * r['gflops'] / r['peak']:.0f}%)"]
+    ratio = lambda k, f: f.format(t[k] / t["rnnsim"]) if k in t else "–"  # noqa: E731
+    cols = [r["mode"], r["dtype"], r["cell"], str(r["H"]), str(r["B"])] + [us(t.get(k)) for k in COLUMNS]
+    cols += [ratio("numpy", "{:.1f}x"), ratio("torch-cell", "{:.1f}x"), ratio("torch-fused", "{:.2f}x"),
+             ratio("jax", "{:.2f}x"), f"{r['gflops']:.1f} ({100 * r['gflops'] / r['peak']:.0f}%)"]
     return "| " + " | ".join(cols) + " |"
 
 
-HEADER = ("| threads | dtype | cell | H | B | rnnsim µs/step | NumPy µs/step | torch cell loop µs/step | "
-          "torch fused µs/step | NumPy / rnnsim | torch cell / rnnsim | torch fused / rnnsim | "
-          "rnnsim GFLOP/s (% of peak) |\n|" + "---|" * 13)
+HEADER = ("| cores | dtype | cell | H | B | rnnsim µs/step | NumPy µs/step | torch cell loop µs/step | "
+          "torch fused µs/step | JAX µs/step | NumPy / rnnsim | torch cell / rnnsim | torch fused / rnnsim | "
+          "JAX / rnnsim | rnnsim GFLOP/s (% of peak) |\n|" + "---|" * 15)
 
 
 # ------------------------------------------------------------------------------------------------- scaling
-def scaling_H(cell="lstm", dtype="float32", B=32, T=100, Hs=(16, 32, 64, 128, 256, 512, 1024)):
-    """rnnsim's time per step against H (and PyTorch's fused layer beside it), with the local log-log slope.
-    Returns the table's lines and the numbers (for `benchmarks.plots`)."""
+def scaling_H(cell="lstm", dtype="float32", B=32, T=100, Hs=(16, 32, 64, 128, 256, 512, 1024), grid=()):
+    """rnnsim's time per step against H (and PyTorch's fused layer beside it), with the local log-log slope; an H
+    the one-core ``grid`` rows measured already is taken from there. Returns the table's lines and the numbers
+    (for `benchmarks.plots`)."""
     rows = []
+    known = {r["H"]: r["times"] for r in grid if r["mode"] == "1 core" and r["cell"] == cell
+             and r["dtype"] == dtype and r["B"] == B}
     for H in Hs:
-        fns = jobs(cell, H, B, T, dtype)
-        fns = {k: v for k, v in fns.items() if k in ("rnnsim", "torch-fused")}
-        rows.append((H, {k: statistics.median(v) / T for k, v in timeit_all(fns, budget=0.3).items()}))
+        if H in known:
+            rows.append((H, {k: v for k, v in known[H].items() if k in ("rnnsim", "torch-fused")}))
+            continue
+        fns = {k: v for k, v in peers.jobs(cell, H, B, T, dtype, with_numpy=False, with_jax=False).items()
+               if k in ("rnnsim", "torch-fused")}
+        rows.append((H, {k: statistics.median(v) / T for k, v in peers.rounds(fns).items()}))
         progress(f"scaling H = {H}: {us(rows[-1][1]['rnnsim'])} µs/step")
-    lines = [f"{cell.upper()}, B = {B}, {dtype}, T = {T}; slope = d log(time) / d log(H) from the previous row "
+    lines = [f"{cell.upper()}, B = {B}, {dtype}, T = {T}, one core; slope = d log(time) / d log(H) from the previous "
+             "row "
              "(2 = the H² of the recurrent GEMM; below 2 while per-call overhead still counts).", "",
              "| H | rnnsim µs/step | slope | torch fused µs/step |", "|---|---|---|---|"]
     for k, (H, t) in enumerate(rows):
@@ -430,26 +377,52 @@ def startup():
 
 
 def sampling_note(rows):
-    """One paragraph: how many samples the grid's timings rest on and how far apart their rounds were."""
+    """One paragraph: how many rounds the grid's timings rest on, how far apart they were, what was left out, how
+    equal the results were, and JAX's compile times."""
     n = [(r["n"][k], r["spread"][k], k, r) for r in rows for k in r["n"]]
-    single = sum(1 for c, *_ in n if c == 1)
+    fewest = min((c for c, *_ in n), default=0)
     spreads = sorted((sp, k, r) for c, sp, k, r in n if sp is not None)
-    text = (f"Samples: an implementation is timed in ≥ 3 interleaved rounds while a call takes < 0.5 s, once after "
-            f"its warm-up above that, and NumPy and PyTorch calls above {ONCE:g} s by their warm-up call alone (they "
-            f"allocate afresh on every call); {single} of the {len(n)} timings above rest on one call.")
+    text = (f"Samples: every implementation of a row in ≥ {peers.MIN_ROUNDS} interleaved rounds (rotating order; "
+            f"fewest in this run: {fewest}) after one warm-up call; NumPy and torch-cell calls slower than {SLOW:g} s "
+            f"are not timed (–: {sum(len(r.get('skipped', ())) for r in rows)} of the row cells).")
     if spreads:
         sp, k, r = spreads[-1]
         vals = [v for v, *_ in spreads]
         p90 = statistics.quantiles(vals, n=10, method="inclusive")[-1] if len(vals) > 1 else vals[0]
-        text += (f" Spread of the others, interquartile range / median of their rounds: median "
+        text += (f" Spread, interquartile range / median of the rounds: median "
                  f"{100 * statistics.median(vals):.0f}%, 90th percentile {100 * p90:.0f}%, widest {100 * sp:.0f}% "
                  f"({k}, {r['mode']} {r['dtype']} {r['cell']} H = {r['H']} B = {r['B']}).")
+    for dt in ("float64", "float32"):
+        d = [v for r in rows if r["dtype"] == dt for v in r.get("diffs", {}).values()]
+        if d:
+            text += (f" Checked equal before timing, {dt}: worst max |a − b| / max |rnnsim| over h_t, dL/dh_t, dW, "
+                     f"db, dL/dx_t {max(d):.1e} (tolerance {peers.TOL[dt]:g}).")
+    bad = [(r, k) for r in rows for k in r.get("mismatch", ())]
+    if bad:
+        text += " NOT EQUAL (left out of the row): " + ", ".join(
+            f"{k} at {r['dtype']} {r['cell']} H = {r['H']} B = {r['B']}" for r, k in bad) + "."
+    comp = [r["jax_compile"] for r in rows if r.get("jax_compile") is not None]
+    if comp:
+        text += (f" JAX compile (trace + XLA + first call, not in its times): median {statistics.median(comp):.2f} s, "
+                 f"max {max(comp):.2f} s per row.")
     return text
+
+
+def _ratio_target(rows, peer, label, text, where):
+    sel = [r for r in rows if where(r)]
+    if not sel:
+        return []
+    if not all(peer in r["times"] for r in sel):
+        return [(f"{text} ({label} not measured)", None)]
+    worst = min(sel, key=lambda r: r["times"][peer] / r["times"]["rnnsim"])
+    f = worst["times"][peer] / worst["times"]["rnnsim"]
+    return [(f"{text} (worst row: {f:.2f}x, {worst['dtype']} {worst['cell']} H = {worst['H']} B = {worst['B']}, "
+             f"{worst['mode']})", f >= 1)]
 
 
 def targets(rows, walls_run):
     """The issue's targets, checked on this run's numbers: (text, met) pairs; met is None when this run cannot
-    check it (PyTorch not installed)."""
+    check it (PyTorch or JAX not installed)."""
     out = []
     small = [r for r in rows if r["H"] <= 64 and r["B"] == 1]
     if small:
@@ -460,17 +433,20 @@ def targets(rows, walls_run):
             out.append(("H ≤ 64, B = 1: ≥ 10x faster than the PyTorch cell loop (torch not installed)", None))
         npr = min(r["times"]["numpy"] / r["times"]["rnnsim"] for r in small)
         out.append((f"H ≤ 64, B = 1: ≥ 5x faster than NumPy (worst row: {npr:.1f}x)", npr >= 5))
+    one = [r for r in rows if r["mode"] in ("1 core", "1 thread")]
+    out += _ratio_target(one, "torch-fused", "torch",
+                         "LSTM and GRU, float32, B = 32, H = 64 to 512, one core: no slower than torch fused",
+                         lambda r: r["cell"] in ("lstm", "gru") and r["dtype"] == "float32" and r["B"] == 32
+                         and 64 <= r["H"] <= 512)
+    out += _ratio_target(one, "jax", "JAX", "every one-core row: faster than JAX", lambda r: True)
     big = [r for r in rows if r["H"] == 512 and r["B"] == 32 and r["dtype"] == "float32" and r["cell"] == "lstm"]
     for r in big:
-        if "torch-fused" in r["times"]:
-            f = r["times"]["torch-fused"] / r["times"]["rnnsim"]
-            out.append((f"LSTM H = 512, B = 32, float32, {r['mode']}: no slower than fused nn.LSTM ({f:.2f}x)", f >= 1))
-        else:
-            out.append((f"LSTM H = 512, B = 32, float32, {r['mode']}: no slower than fused nn.LSTM (torch not "
-                        "installed)", None))
         share = r["gflops"] / r["peak"]
         out.append((f"LSTM H = 512, B = 32, float32, {r['mode']}: ≥ 50% of peak matmul ({100 * share:.0f}% of "
                     f"{r['peak']:.0f} GFLOP/s)", share >= 0.5))
+    two = [r for r in rows if r["mode"] == "both cores"]
+    out += _ratio_target(two, "torch-fused", "torch", "both cores free: no slower than torch fused (2 threads)",
+                         lambda r: True)
     if walls_run is not None:
         out.append((f"`rnnsim run vanishing` warm < 1.5 s ({walls_run:.2f} s)", walls_run < 1.5))
     return out
@@ -486,12 +462,13 @@ def main(argv=None):
     args = ap.parse_args(argv)
     cells = args.cells.split(",")
     if args.quick:
-        grid = dict(Hs=[16, 64, 256], Bs=[1, 32], dtypes=["float64"], thread_modes=["all cores"])
+        grid = dict(Hs=[16, 64, 256], Bs=[1, 32], dtypes=["float64"], thread_modes=["1 core"])
     else:
-        # all-core rows only at H = 512, B = 32, where threads can matter (rnnsim's time loop runs on one core;
-        # a multi-threaded NumPy/PyTorch at small sizes on a busy 2-core machine mostly measures the scheduler)
+        # two-core rows only at B = 32, H = 256 and 512, float32, where threads can matter (rnnsim's time loop runs
+        # on one core; a multi-threaded peer at small sizes on a busy 2-core machine mostly measures the scheduler)
         grid = dict(Hs=[16, 64, 256, 512], Bs=[1, 32], dtypes=["float32", "float64"],
-                    thread_modes=["1 thread", "all cores"], all_cores={(512, 32)})
+                    thread_modes=["1 core", "both cores", "other core busy"], all_cores={(256, 32), (512, 32)},
+                    skip={(512, 1, "float64"), (512, 32, "float64")})   # the run's time: under 10 minutes
     load0 = os.getloadavg()
     t0 = _START[0] = time.perf_counter()
     if torch is None:
@@ -501,12 +478,13 @@ def main(argv=None):
     rows = run(cells, T=args.T, **grid)
     extra = not (args.quick or args.grid_only)
     if extra:
-        progress("scaling with H")
-        sH = scaling_H()
-        progress("scaling with T")
-        sT = scaling_T()
+        with threads(1):
+            progress("scaling with H (one core)")
+            sH = scaling_H(grid=rows)
+            progress("scaling with T (one core)")
+            sT = scaling_T()
         progress("memory (a subprocess per case)")
-        mem = memory(cases=(("rnn", "float32"), ("rnn", "float64"), ("lstm", "float32")))
+        mem = memory(cases=(("rnn", "float32"), ("lstm", "float32")))
         progress("start-up (subprocesses, cold and warm numba cache)")
         start, wall_run = startup()
     wall = time.perf_counter() - t0
@@ -516,13 +494,19 @@ def main(argv=None):
            "python -m benchmarks" + (" --grid-only" if args.grid_only else ""))
     peaks = sorted({(r["mode"], r["dtype"], r["peak"]) for r in rows})
     body = [f"Command: `{cmd}` (took {wall:.0f} s). Machine: {machine()}.",
-            f"Load average (1 min) at start / end: {load0[0]:.1f} / {load1[0]:.1f} on {os.cpu_count()} cores "
-            "(other jobs shared the machine; rows run their implementations interleaved, so ratios are fairer than "
-            "absolute times).", "",
+            f"Load average (/proc/loadavg 1, 5, 15 min) at start: {' '.join(f'{x:.2f}' for x in load0)}; at end: "
+            f"{' '.join(f'{x:.2f}' for x in load1)}; 1-min load per row: {min(r['load'] for r in rows):.2f} to "
+            f"{max(r['load'] for r in rows):.2f} on {os.cpu_count()} cores (the ratios come from interleaved rounds "
+            "in one process, so they are fairer than the absolute times).",
+            f"Cores: '1 core' = every thread pinned to core {CORE}, torch / BLAS / XLA on one thread; 'both cores' = "
+            "unpinned, torch and NumPy with their default threads (rnnsim runs each step's products on one thread "
+            "by design); 'other core busy' = the same with a spinning process pinned to the other core.", "",
             f"Forward + backward through T = {args.T} steps, keeping h_t and dL/dh_t at every step; time per step "
             "(median of interleaved rounds). Ratios > 1 mean rnnsim is faster. torch rows: "
             + (f"PyTorch {torch.__version__}." if torch is not None else
-               "skipped (torch not installed: `pip install torch==2.13.0` for them)."),
+               "skipped (torch not installed: `pip install torch==2.13.0` for them).")
+            + (f" JAX {peers.jax_module().__version__} (jit + lax.scan + grad, one core only)."
+               if peers.jax_module() is not None else " JAX: not installed (never a dependency), no column."),
             "GFLOP/s counts the GEMM work of a step (see `flops_per_step`); peak = a 2048² NumPy matmul in the same "
             "run: " + ", ".join(f"{m} {d} {p:.0f} GFLOP/s" for m, d, p in peaks) + ".", "", HEADER]
     body += [fmt_row(r) for r in rows]

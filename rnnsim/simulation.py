@@ -16,6 +16,7 @@ import numpy as np
 from rnnsim import tasks, weights
 from rnnsim.cells import CELLS, init_params
 from rnnsim.kernels import checks
+from rnnsim.kernels.fused import FusedPass
 from rnnsim.layers import Stack
 from rnnsim.optim import clip_, global_norm, make_optimizer
 from rnnsim.readout import Readout
@@ -104,6 +105,9 @@ class Simulation(SvgRepr):
         self._dout = np.zeros((T, B, O), dtype=self.dtype)
 
         self._ro = Readout(self)
+        # the whole pass (or step) as one Numba call where the plan allows it (rnnsim/kernels/fused.py)
+        self._fused = FusedPass.make(self)
+        self._bw_begin = False
 
         self._data_rng = np.random.default_rng([self.seed, 1])
         self._stream = tasks.make_stream(task, self._data_rng, self.dtype)
@@ -184,8 +188,9 @@ class Simulation(SvgRepr):
         if self._new_batch_due:
             self._draw_batch()
             self._new_batch_due = False
-        with self._quiet():
-            self._stack.begin_forward(0, self._X)
+        if self._fused is None:         # (fused: the first step's call projects the inputs)
+            with self._quiet():
+                self._stack.begin_forward(0, self._X)
         self.t = 0
         self.bt = 0
         self.layer = 0
@@ -198,12 +203,15 @@ class Simulation(SvgRepr):
         t0, layer = self.t, self.layer
         check = self.sentinel is None
         top = layer == self.num_layers - 1
-        with self._quiet():
-            self._stack.run_forward(layer, t0, t1)
-            if top:
-                code, t, loss = self._ro.forward(t0, t1, check)
-            else:
-                bad = self._stack.forward_checks(layer, t0, t1) if check else None
+        if self._fused is not None:     # one layer only (FusedPass.make)
+            code, t, loss = self._fused.forward(t0, t1, t0 == 0, check)
+        else:
+            with self._quiet():
+                self._stack.run_forward(layer, t0, t1)
+                if top:
+                    code, t, loss = self._ro.forward(t0, t1, check)
+                else:
+                    bad = self._stack.forward_checks(layer, t0, t1) if check else None
         self.t = t1
         if top and check and code != checks.OK:
             self.sentinel = Sentinel(self.iteration, "forward", t, checks.FORWARD_ARRAYS[code])
@@ -256,9 +264,12 @@ class Simulation(SvgRepr):
 
     # -------------------------------------------------------------------------------------------- backward
     def _begin_backward(self) -> None:
-        with self._quiet():
-            self._ro.backward()
-            self._stack.begin_backward(self.num_layers - 1)
+        if self._fused is not None:     # the first BPTT call does it
+            self._bw_begin = True
+        else:
+            with self._quiet():
+                self._ro.backward()
+                self._stack.begin_backward(self.num_layers - 1)
         self.bt = 0
         self.layer = self.num_layers - 1
         self.phase = Phase.BACKWARD
@@ -269,17 +280,22 @@ class Simulation(SvgRepr):
         t_hi = self.T - 1 - self.bt
         t_lo = self.T - bt1
         layer = self.layer
-        with self._quiet():
-            self._stack.run_backward(layer, t_hi, t_lo)
-            self.bt = bt1
-            layer_done = bt1 == self.T
-            done = layer_done and layer == 0
-            if layer_done:
-                self._stack.finish_backward(layer, self._X)
-                if done:
-                    self.phase = Phase.BACKWARD_DONE
+        layer_done = bt1 == self.T
+        done = layer_done and layer == 0
+        if self._fused is not None:     # one layer only (FusedPass.make)
+            code, t = self._fused.backward(t_hi, t_lo, self._bw_begin, done, self.sentinel is None)
+            self._bw_begin = False
+        else:
+            with self._quiet():
+                self._stack.run_backward(layer, t_hi, t_lo)
+                if layer_done:
+                    self._stack.finish_backward(layer, self._X)
+            if self.sentinel is None:
+                code, t = self._ro.backward_checks(t_lo, t_hi, done, self._stack.ws[layer])
+        self.bt = bt1
+        if done:
+            self.phase = Phase.BACKWARD_DONE
         if self.sentinel is None:
-            code, t = self._ro.backward_checks(t_lo, t_hi, done, self._stack.ws[layer])
             names = checks.BACKWARD_ARRAYS if layer == self.num_layers - 1 else \
                 {checks.GRAD_HIDDEN: f"layer_grad_hidden[{layer}]", checks.GRAD_INPUTS: "grad_inputs"}
             if code == checks.GRADS:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import sys
 import xml.etree.ElementTree as ET
 
+import numpy as np
 import pytest
 
 from benchmarks import plots
@@ -67,26 +68,30 @@ def test_section_embeds_the_written_plots_above_their_tables():
 def test_targets_without_torch_say_not_checked():
     from benchmarks.bench_cells import targets
 
-    row = dict(mode="1 thread", dtype="float32", cell="lstm", gflops=40.0, peak=70.0)
+    row = dict(mode="1 core", dtype="float32", cell="lstm", gflops=40.0, peak=70.0)
     rows = [dict(row, H=16, B=1, times={"rnnsim": 1e-5, "numpy": 8e-5}),
             dict(row, H=512, B=32, times={"rnnsim": 5e-3, "numpy": 9e-3})]
     got = {text.split(" (")[0]: ok for text, ok in targets(rows, 1.2)}
     assert got == {"H ≤ 64, B = 1: ≥ 10x faster than the PyTorch cell loop": None,
                    "H ≤ 64, B = 1: ≥ 5x faster than NumPy": True,
-                   "LSTM H = 512, B = 32, float32, 1 thread: no slower than fused nn.LSTM": None,
-                   "LSTM H = 512, B = 32, float32, 1 thread: ≥ 50% of peak matmul": True,
+                   "LSTM and GRU, float32, B = 32, H = 64 to 512, one core: no slower than torch fused": None,
+                   "every one-core row: faster than JAX": None,
+                   "LSTM H = 512, B = 32, float32, 1 core: ≥ 50% of peak matmul": True,
                    "`rnnsim run vanishing` warm < 1.5 s": True}
 
 
-def test_sampling_note_counts_single_calls_and_reports_the_widest_spread():
-    from benchmarks.bench_cells import sampling_note
+def test_targets_name_the_worst_row_against_each_peer():
+    from benchmarks.bench_cells import targets
 
-    row = dict(mode="1 thread", dtype="float32", cell="rnn", B=1)
-    rows = [dict(row, H=16, n={"rnnsim": 9, "numpy": 1}, spread={"rnnsim": 0.1, "numpy": None}),
-            dict(row, H=64, n={"rnnsim": 3, "numpy": 3}, spread={"rnnsim": 0.3, "numpy": 0.2})]
-    note = sampling_note(rows)
-    assert "1 of the 4 timings above rest on one call" in note
-    assert "median 20%" in note and "widest 30% (rnnsim, 1 thread float32 rnn H = 64 B = 1)" in note
+    row = dict(mode="1 core", dtype="float32", B=32, gflops=40.0, peak=70.0)
+    rows = [dict(row, cell="lstm", H=64, times={"rnnsim": 1.0, "torch-fused": 1.2, "jax": 2.0}),
+            dict(row, cell="gru", H=512, times={"rnnsim": 1.0, "torch-fused": 0.9, "jax": 1.5}),
+            dict(row, cell="rnn", H=512, times={"rnnsim": 1.0, "torch-fused": 0.5, "jax": 1.1})]   # not a target row
+    got = dict(targets(rows, None))
+    fused = [t for t in got if t.startswith("LSTM and GRU")]
+    assert len(fused) == 1 and "worst row: 0.90x, float32 gru H = 512 B = 32" in fused[0] and got[fused[0]] is False
+    jax = [t for t in got if t.startswith("every one-core row")]
+    assert "worst row: 1.10x, float32 rnn H = 512" in jax[0] and got[jax[0]] is True
 
 
 def test_bench_sweep_summary_table_and_targets_from_fixed_numbers():
@@ -105,3 +110,34 @@ def test_bench_sweep_summary_table_and_targets_from_fixed_numbers():
     assert "speed-up 2 workers vs 1: 1.83x" in lines[1] and ": met;" in lines[1]
     jax_row = bs.summarise(bs.JAX_NAME, 1, [dict(wall=0.5, runs=240, run_seconds=0.0)])
     assert f"| {bs.JAX_NAME} | 1 | 240 | 480.0 |" in bs.table([jax_row]) and "only the passes" in bs.table([jax_row])
+
+
+def test_rounds_rotate_the_order_and_time_every_function_each_round():
+    """benchmarks/peers.py: round r starts at the r-th function, so none always runs right after the same other."""
+    from benchmarks import peers
+
+    calls = []
+    fns = {k: (lambda k=k: calls.append(k)) for k in "abc"}
+    times = peers.rounds(fns, min_rounds=7, warm=False)
+    assert [len(v) for v in times.values()] == [7, 7, 7]
+    firsts = calls[::3]
+    assert firsts == ["a", "b", "c", "a", "b", "c", "a"]
+    before = {(calls[i - 1], calls[i]) for i in range(1, len(calls))}
+    assert {("c", "a"), ("b", "a")} <= before        # a follows both of the others over the rounds
+
+
+def test_check_flags_a_peer_whose_numbers_differ():
+    """peers.check: the worst relative difference per peer, and the peer over the tolerance named."""
+    from benchmarks import peers
+
+    ref = {"h": np.ones((2, 3)), "weight_hh": np.full((3, 3), 2.0)}
+
+    def impl(delta):
+        f = lambda: None  # noqa: E731
+        f.result = lambda: {"h": ref["h"] + delta, "weight_hh": ref["weight_hh"]}
+        return f
+    rn = impl(0.0)
+    fns = {"rnnsim": rn, "same": impl(1e-16), "off": impl(1e-3), "numpy": lambda: None}
+    worst, bad = peers.check(fns, "float64")
+    assert bad == ["off"] and worst["off"] == pytest.approx(1e-3) and worst["same"] < peers.TOL["float64"]
+    assert "numpy" not in worst and fns["numpy"].first_s >= 0

@@ -1,0 +1,105 @@
+"""The fused small pass (rnnsim/kernels/fused.py: a whole forward or backward, or one step of the step API, as one
+Numba call) against the unfused small pass it replaces (the cells' drivers, the Readout's kernels): bit for bit the
+same loss, arrays, gradients and sentinel, for every cell configuration, task and dtype, whole passes, the step API
+and passes mixing both; and where the plan takes it."""
+
+import numpy as np
+import pytest
+
+from rnnsim import Simulation
+from rnnsim.kernels import config as tunables
+from rnnsim.kernels.fused import FusedPass
+from tests.unit.conftest import small_scenario
+from tests.unit.test_small_pass import SENTINEL_CASES, TASKS, _snapshot
+
+
+def _pair(sc, prepare=lambda sim: None):
+    fused, plain = Simulation(sc), Simulation(sc)
+    assert fused._fused is not None
+    plain._fused = None                    # the drivers' path, as before the fused kernels
+    for sim in (fused, plain):
+        prepare(sim)
+    return fused, plain
+
+
+def _assert_same(a, b):
+    assert a.keys() == b.keys()
+    assert (a["loss"] == b["loss"]) or (np.isnan(a["loss"]) and np.isnan(b["loss"]))
+    assert str(a["sentinel"]) == str(b["sentinel"])
+    for k in a:
+        if k not in ("loss", "sentinel"):
+            np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+
+
+def _run(sim, how):
+    """One pass: whole, step API, or mixed (a few steps, then the rest whole, both ways)."""
+    if how == "whole":
+        sim.forward()
+        sim.backward()
+    elif how == "steps":
+        while sim.step_forward():
+            pass
+        while sim.step_backward():
+            pass
+    else:
+        for _ in range(3):
+            sim.step_forward()
+        sim.forward()
+        for _ in range(2):
+            sim.step_backward()
+        sim.backward()
+
+
+@pytest.mark.parametrize("how", ["whole", "steps", "mixed"])
+@pytest.mark.parametrize("task", sorted(TASKS))
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_fused_equals_unfused_bit_for_bit(config, task, dtype, how):
+    _, changes = config
+    sc = small_scenario(**changes, **{"model.dtype": dtype}).with_changes(TASKS[task])
+    if sc.model.cell == "attention" or sc.model.readout != "linear":
+        pytest.skip("no fused pass for this configuration")
+    fused, plain = _pair(sc)
+    for _ in range(2):                                   # two iterations: the update in between is in place
+        for sim in (fused, plain):
+            _run(sim, how)
+        _assert_same(_snapshot(fused), _snapshot(plain))
+        for sim in (fused, plain):
+            sim.apply_update()
+
+
+@pytest.mark.parametrize("stepwise", [False, True], ids=["whole", "step-api"])
+@pytest.mark.parametrize("case", sorted(SENTINEL_CASES))
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+def test_fused_sentinel_equals_unfused(case, cell, stepwise):
+    task, prepare, between, _ = SENTINEL_CASES[case]
+    sc = small_scenario(**{"model.cell": cell}).with_changes(TASKS[task])
+    sims = _pair(sc, prepare or (lambda sim: None))
+    for sim in sims:
+        if stepwise:
+            while sim.step_forward():
+                pass
+        else:
+            sim.forward()
+        (between or (lambda s: None))(sim)
+        if sim.sentinel is None or sim.sentinel.phase != "forward":
+            if stepwise:
+                while sim.step_backward():
+                    pass
+            else:
+                sim.backward()
+    a, b = (_snapshot(s) for s in sims)
+    assert a["sentinel"] is not None
+    _assert_same(a, b)
+
+
+def test_fused_pass_is_taken_only_where_the_small_pass_runs_in_cached_mode(monkeypatch):
+    assert Simulation(small_scenario()).workspace.small_pass
+    for cell in ("rnn", "lstm", "gru"):
+        assert Simulation(small_scenario(**{"model.cell": cell}))._fused is not None
+    assert Simulation(small_scenario(**{"model.readout": "attention"}))._fused is None
+    assert Simulation(small_scenario(**{"model.cell": "attention", "model.readout": "linear"}))._fused is None
+    monkeypatch.setattr(tunables, "CACHE_LIMIT", 0)          # chunked mode
+    assert Simulation(small_scenario())._fused is None
+    monkeypatch.undo()
+    monkeypatch.setattr(tunables, "STEP_GEMM_FLOPS", 0.0)    # per-step BLAS
+    assert FusedPass.make(Simulation(small_scenario())) is None
