@@ -299,6 +299,9 @@ class RnnsimApp(App):
     def action_train(self) -> None:
         self.runner.send("toggle_train")
 
+    def action_train_more(self) -> None:
+        self.runner.send("train_more")
+
     def action_speed(self, delta: int) -> None:
         self.runner.send("speed", delta)
 

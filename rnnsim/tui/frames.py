@@ -78,6 +78,7 @@ class Frame:
     training: bool = False
     speed: int = SPEEDS[DEFAULT_SPEED_INDEX]
     steps_done: int = 0
+    train_target: int = 0  # the iteration at which training stops (training.iterations, or further after T)
     # version counters: a widget redraws only when the data it shows changed
     data_version: int = 0
     history_version: int = 0

@@ -12,9 +12,8 @@ from pathlib import Path
 
 
 async def _shoot(scenario, steps: int, size: tuple[int, int], keys: list[str], out: Path, train: int = 0) -> None:
-    import time
-
     from .app import RnnsimApp
+    from .frames import DEFAULT_SPEED_INDEX
 
     app = RnnsimApp(scenario)
     async with app.run_test(size=size) as pilot:
@@ -24,13 +23,12 @@ async def _shoot(scenario, steps: int, size: tuple[int, int], keys: list[str], o
             app.runner.send("step", steps)
             app.runner.wait_idle(120)
         if train:
-            app.runner.send("train")
-            deadline = time.monotonic() + 1800
-            while app.runner.frame.iteration < train and time.monotonic() < deadline:
-                if app.runner.frame.sentinel:  # training stopped at a NaN/inf: that is the picture
-                    break
-                time.sleep(0.05)
-            app.runner.send("toggle_train")
+            # exactly `train` more iterations, as fast as it can (the worker stops by itself; a NaN/inf stops it too)
+            app.runner.send("speed", 99)
+            app.runner.send("train", train)
+            app.runner.wait_idle(1800)
+            app.runner.send("speed", -99)  # back to the default speed the status line shows
+            app.runner.send("speed", DEFAULT_SPEED_INDEX)
             app.runner.wait_idle(120)
         app.poll_frame()
         for key in keys:

@@ -67,7 +67,7 @@ def status_text(frame, no_color: bool = False) -> Text:
     else:
         step = f" t {frame.t}/{frame.T}"
     t.append(step)
-    t.append(f" · it {frame.iteration}")
+    t.append(f" · it {frame.iteration}" + (f"/{frame.train_target}" if frame.training else ""))
     t.append(f" · loss {fmt(frame.loss, 4)}")
     t.append(f" · ‖g‖ {fmt(frame.grad_norm)}")
     if frame.clipped:
@@ -87,7 +87,8 @@ def status_text(frame, no_color: bool = False) -> Text:
         more = [k for k in scenario_diff(sc, pending) if k not in _SHOWN_IN_PLACE]
         if more:
             t.append(f" +{len(more)}*", style="italic")  # other pending keys: listed in the alert row
-    t.append(f" · {speed_label(frame.speed)}")
+    # training runs whole iterations at the speed setting: iterations per second there, steps per second in play
+    t.append(f" · {frame.speed} it/s" if frame.training and frame.speed else f" · {speed_label(frame.speed)}")
     return t
 
 
