@@ -81,3 +81,41 @@ def test_training_keeps_to_the_speed_setting(small):
         assert "1 it/s" in text and f"it {f.iteration}/1000" in text
     finally:
         r.stop()
+
+
+def test_frames_follow_the_bounded_history_and_keep_events():
+    # the TUI's per-entry arrays (frames.History) read sim.history by index: after a compaction they start again,
+    # and a spike or a NaN merged into an old bin is still there (largest ‖g‖ per entry, a flag per event)
+    import math
+
+    import numpy as np
+
+    from rnnsim.history import History as Bounded
+    from rnnsim.simulation import UpdateInfo
+    from rnnsim.tui.frames import History
+
+    h, reader = Bounded(cap=16), History()
+    for i in range(1, 301):
+        g = 1.36e6 if i == 7 else 1.0
+        h.append(UpdateInfo(i, 2.0 - i / 300, g, min(g, 1.0), g > 1, i != 11))
+        losses, gnorms, _, clipped, finite = reader.update(h)
+    ex = reader.extra()
+    assert len(losses) == len(h) <= 16 and h.compactions > 0
+    assert ex["counts"].sum() == 300 and ex["iterations"][-1] == 300
+    assert gnorms.max() == 1.36e6 and clipped.sum() == 1 and (~finite).sum() == 1
+    assert np.all(ex["loss_min"] <= losses) and np.all(losses <= ex["loss_max"])
+    assert not np.isnan(ex["grad_norm_min"]).any() and not math.isnan(float(gnorms[-1]))
+
+
+def test_runner_frames_carry_bins(small):
+    r = Runner(small.with_changes({"training.iterations": 300})).start()
+    try:
+        r.wait_idle(60)
+        r.sim.history.cap = 32
+        _max_speed(r)
+        r.send("train")
+        f = r.wait_idle(120)
+        assert f.iteration == 300 and len(f.losses) <= 32 and f.counts.sum() == 300
+        assert list(f.iterations) == [e.iteration for e in r.sim.history]
+    finally:
+        r.stop()
