@@ -14,7 +14,7 @@ from textual.widgets import ContentSwitcher, Footer, Static
 
 from rnnsim import safe_text
 
-from . import actions, capture, jobs, knobs, palette, theme
+from . import actions, capture, exit_signals, jobs, knobs, palette, theme
 from .knobs import COMPARE_KNOBS
 from .runner import Frame, Runner
 from .screens.background import InfluenceView, MemoryView, ParallelView
@@ -97,6 +97,8 @@ class RnnsimApp(App):
 
     def on_mount(self) -> None:
         theme.install(self)
+        if not self.is_headless:  # (Pilot tests run headless: pytest keeps its own Ctrl-C)
+            exit_signals.install(self)  # SIGINT/SIGTERM/SIGHUP: restore the terminal, exit 130/143/129
         if not self.runner.alive:
             self.runner.start()
         self._check_size()
