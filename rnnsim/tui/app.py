@@ -70,6 +70,7 @@ class RnnsimApp(App):
         self.view = "dynamics"
         self.redraws = 0
         self._checked_size = None
+        self._sent = None  # (command number, scenario) of the last change sent, until the worker ran it
         self._polls = 0  # frames applied to the widgets (tests and benchmarks read it)
         self.jobs: dict[str, jobs.Job] = {}
         self._job_versions: dict[str, tuple] = {}
@@ -270,7 +271,12 @@ class RnnsimApp(App):
 
     # ----------------------------------------------------------------- actions
     def _sc(self):
+        """The scenario the next change builds on: the worker's (pending changes included) or, while the worker
+        has not yet run a change sent from here (a rebuild can take seconds), that changed scenario."""
         f = self.runner.frame
+        if self._sent is not None and f.handled < self._sent[0]:
+            return self._sent[1]
+        self._sent = None
         return f.display_scenario if f.ready else self.scenario
 
     def apply_changes(self, changes: dict, notify: bool = True) -> str | None:
@@ -284,12 +290,12 @@ class RnnsimApp(App):
                 self.notify(msg, severity="warning", timeout=6)
             return msg
         try:
-            self._sc().with_changes(changes)
+            new = self._sc().with_changes(changes)
         except ScenarioError as exc:
             if notify:
                 self.notify(str(exc), severity="error", timeout=6)
             return str(exc)
-        self.runner.send("change", changes)
+        self._sent = (self.runner.send("change", changes), new)
         return None
 
     def action_play_pause(self) -> None:

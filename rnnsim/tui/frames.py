@@ -37,6 +37,7 @@ class Frame:
     """
 
     seq: int = 0
+    handled: int = 0  # commands the worker has run (Runner.send numbers them): the UI knows what is stale
     compiling: bool = True
     ready: bool = False
     phase: str = "idle"

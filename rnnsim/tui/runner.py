@@ -58,6 +58,8 @@ class Runner:
         self._diag = diagnostics_module
         self.frame_interval = frame_interval
         self._queue: queue.Queue = queue.Queue()
+        self.sent = 0  # commands sent (UI side); the worker counts those it ran in _handled, published in frames
+        self._handled = 0
         self._stop = threading.Event()
         self._idle = threading.Event()
         self._frame = Frame(scenario=scenario, message="loading kernels…")
@@ -97,10 +99,13 @@ class Runner:
         self._thread.start()
         return self
 
-    def send(self, name: str, *args) -> None:
+    def send(self, name: str, *args) -> int:
+        """Queue a command; returns its number (1, 2, ...): ``frame.handled`` reaches it once the worker ran it."""
         # put before clear: the worker re-sets `idle` on its next empty-queue poll
+        self.sent += 1
         self._queue.put((name, args))
         self._idle.clear()
+        return self.sent
 
     def stop(self, timeout: float = 2.0) -> None:
         """Ask the worker to finish and wait up to `timeout` s. The worker checks the stop event between steps;
@@ -156,6 +161,7 @@ class Runner:
                 except Exception as exc:  # noqa: BLE001
                     self._error = f"{type(exc).__name__}: {exc}"
                     self._playing = self._training = False
+                self._handled += 1
                 self._dirty = True
                 continue
             if self.play is None:
@@ -436,7 +442,8 @@ class Runner:
         self._last_publish = now
         self._dirty = False
         self._seq += 1
-        status = dict(seq=self._seq, compiling=self._compiling, error=self._error, message=self._message)
+        status = dict(seq=self._seq, compiling=self._compiling, error=self._error, message=self._message,
+                      handled=self._handled)
         if self.play is None:
             self._frame = Frame(scenario=self._scenario, **status)
             return
