@@ -39,32 +39,24 @@ def refusal(sc, parts: dict[str, int], limit: int) -> str:
     D, O, _ = task_dims(task)
     need = sum(parts.values())
     cause = max(parts, key=parts.get)
-    share = f"{human_bytes(parts[cause])} of it"
     hbt = f"model.hidden_size = {H}, task.length = {T}, task.batch_size = {B}"
     if cause == "attention":
-        who = "the attention cell" if m.cell == "attention" else "the attention readout"
-        head = (f"task.length = {T}, task.batch_size = {B}: {who} keeps T×T = {T * T:,} weights per sequence "
-                f"(grows with T²)")
-        fix = "reduce task.length (memory grows with its square) or task.batch_size"
+        who = "cell" if m.cell == "attention" else "readout"
+        head, fix = f"task.length = {T}: attention weights grow with T² (attention {who})", \
+            "reduce task.length or task.batch_size,"
     elif cause in ("inputs", "outputs") and task.kind == "copy":
-        head = (f"task.alphabet = {task.alphabet}, task.length = {T}, task.batch_size = {B}: the copy task's "
-                f"one-hot inputs and outputs have {D} and {O} values per step (the alphabet + 2 and + 1)")
-        fix = "reduce task.alphabet, task.length or task.batch_size"
+        head = f"task.alphabet = {task.alphabet}: {D} one-hot inputs and {O} outputs per step"
+        fix = "reduce task.alphabet (or T, B),"
     elif cause == "inputs":
         key = "task.input_size" if task.kind == "random" else "the data's input size"
-        head = f"{key} = {D}, task.length = {T}, task.batch_size = {B}: {D} input values per step"
-        fix = f"reduce {'task.input_size' if task.kind == 'random' else 'the inputs'}, task.length or task.batch_size"
+        head, fix = f"{key} = {D} inputs per step", f"reduce {key if task.kind == 'random' else 'them'} (or T, B),"
     elif cause == "outputs":
-        head = f"task.length = {T}, task.batch_size = {B}: {O} output values per step (the data's targets)"
-        fix = "reduce task.length or task.batch_size"
+        head, fix = f"the data's {O} outputs per step", "reduce task.length or task.batch_size,"
     elif cause == "weights":
-        head = f"model.hidden_size = {H}: the weights (with their gradients and optimiser state)"
-        fix = "reduce model.hidden_size"
+        head, fix = f"model.hidden_size = {H}: the weights", "reduce model.hidden_size"
     elif cause == "data":
-        head = f"task.path = {task.path}: the data set held in memory"
-        fix = "use a smaller data file"
+        head, fix = f"task.path = {task.path}: the data held in memory", "use a smaller data file"
     else:
-        head, fix, share = hbt, "reduce them", ""
-    detail = f"estimate, {share}" if share else "estimate"
-    return (f"{head}: needs about {human_bytes(need)} ({detail}), above the limit of {human_bytes(limit)}; "
+        head, fix = hbt, "reduce them"
+    return (f"{head}: needs about {human_bytes(need)} (estimate), above the limit of {human_bytes(limit)}; "
             f"{fix} or raise RNNSIM_MAX_BYTES")

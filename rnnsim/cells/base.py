@@ -186,9 +186,9 @@ def estimate_parts(cell, model, T, B, D, O, itemsize) -> dict[str, int]:
 
 
 def chunk_bytes(K, B, H, itemsize, width, n_params, T, G) -> int:
-    """Chunked mode's (K, B, width·H) buffers, three weight-sized arrays (accumulators, scratch) and the per-step
-    gate means."""
-    return itemsize * K * B * H * width + 3 * itemsize * n_params + 8 * T * G
+    """Chunked mode's (K, B, width·H) buffers, three weight-sized arrays (accumulators, scratch), the per-step
+    gate means, and a chunk's (K, B, G·H) gate-product temporary (measured: benchmarks/memory_bound.py)."""
+    return itemsize * K * B * H * (width + G) + 3 * itemsize * n_params + 8 * T * G
 
 
 def folded_bytes(T, B, D, H, G, itemsize) -> int:
