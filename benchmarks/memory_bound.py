@@ -54,16 +54,16 @@ CASES: dict[str, dict] = {
 }
 BIG: dict[str, dict] = {
     "attention T=8000": {"model.cell": "attention", "model.hidden_size": 16, "task.kind": "random",
-                         "task.length": 8000, "task.batch_size": 4},
+                         "task.length": 8000, "task.batch_size": 2},
     "attention readout T=8000": {"model.cell": "rnn", "model.readout": "attention", "model.hidden_size": 16,
-                                 "task.kind": "random", "task.length": 8000, "task.batch_size": 4},
+                                 "task.kind": "random", "task.length": 8000, "task.batch_size": 2},
     "attention T=4000 B=1": {"model.cell": "attention", "model.hidden_size": 16, "task.kind": "random",
                              "task.length": 4000, "task.batch_size": 1},
     "attention readout T=4000 B=1": {"model.cell": "rnn", "model.readout": "attention", "model.hidden_size": 16,
                                      "task.kind": "random", "task.length": 4000, "task.batch_size": 1},
     "copy alphabet 1000 big": {"model.cell": "rnn", "model.hidden_size": 64, "task.kind": "copy",
                                "task.alphabet": 1000, "task.symbols": 10, "task.length": 2000,
-                               "task.batch_size": 64},
+                               "task.batch_size": 32},
 }
 
 
