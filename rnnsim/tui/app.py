@@ -200,8 +200,9 @@ class RnnsimApp(App):
     # ------------------------------------------------------------------ frames
     def poll_frame(self, force: bool = False) -> bool:
         """Pull the newest frame; redraw only what changed. Returns True if anything was redrawn."""
-        if self.size != self._checked_size:
+        if self.size != self._checked_size:  # a resize event can be overtaken by the next one in a storm
             self._check_size()
+            self._show_lesson()
         frame = self.runner.frame
         if self.view in JOB_VIEWS and self.frame is not None:
             job = self.jobs.get(self.view)
