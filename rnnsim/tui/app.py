@@ -358,13 +358,16 @@ class RnnsimApp(App):
             self._redraw()
 
     def action_view(self, name: str) -> None:
-        self.view = name
+        was_compare, self.view = self.view == "compare", name
         self.query_one("#views", ContentSwitcher).current = name
         if name == "compare" and (self.runner.frame.compare is None):
             self.runner.send("compare", COMPARE_KNOBS[0])
         if name in JOB_VIEWS:
             self.start_job(name)
-        self.refresh_bindings()
+        if was_compare != (name == "compare"):
+            # only the compare knob depends on the view (check_action); each refresh recomposes Textual's Footer,
+            # which keeps its old keys' data bindings alive (~13 widgets, ~200 KB a switch: the soak's leak)
+            self.refresh_bindings()
         if self.frame is not None:
             self._redraw()
 
