@@ -25,7 +25,7 @@ from typing import Any, Sequence
 
 import click
 
-from rnnsim import __version__, safe_text
+from rnnsim import __version__, safe_text, terminal
 from rnnsim.completion import complete_scenario
 from rnnsim.export import ExportError
 from rnnsim.results import collect as _collect
@@ -159,7 +159,7 @@ def cli() -> None:
 def tui_command(scenario: str, overrides: tuple[str, ...]) -> None:
     """Open the TUI on SCENARIO (default: vanishing)."""
     sc = _load(scenario, overrides)  # validate before anything starts
-    from rnnsim import applog, terminal
+    from rnnsim import applog
 
     applog.setup()  # RNNSIM_LOG=FILE: before Textual is imported (it reads TEXTUAL_LOG then)
     problem = terminal.tui_problem(safe_text.clip(scenario, 80))
@@ -444,7 +444,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     except BrokenPipeError:  # `rnnsim list | head -1`: stop quietly, like a process killed by SIGPIPE
         _silence_stdout()
         sys.exit(EXIT_BROKEN_PIPE)
-    except Exception as exc:  # outside any command (argument parsing, imports)
+    except Exception as exc:  # outside any command (argument parsing, imports, click's --help/--version text)
+        if terminal.stdout_error(exc):  # `rnnsim --version >/dev/full`
+            _silence_stdout()
+            click.echo(terminal.stdout_error(exc), err=True)
+            sys.exit(EXIT_ERROR)
         if _debug():
             raise
         click.echo(

@@ -26,6 +26,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from rnnsim.export import check_output_path
+from rnnsim.history import History  # noqa: F401 - re-exported: draws itself in notebooks
 
 __all__ = ["PLOT_SUFFIXES", "MISSING_EXTRA", "History", "SvgRepr", "check_path", "require", "figure",
            "save", "svg_text"]
@@ -247,16 +248,3 @@ class SvgRepr:
                      tr.clip_threshold, f"{sc.scenario.name}: {sc.model.cell}, H={sc.model.hidden_size}, "
                                         f"T={sc.task.length}")
         return svg_text(fig)
-
-
-class History(list):
-    """A list of UpdateInfo that draws itself in a notebook (loss and gradient norm per iteration)."""
-
-    def _repr_svg_(self) -> str | None:
-        if not self:
-            return None
-        try:
-            require()
-        except MissingExtra:
-            return None
-        return svg_text(figure(self))

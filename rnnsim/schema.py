@@ -287,21 +287,13 @@ class Scenario(BaseModel):
 
     @model_validator(mode="after")
     def _memory_bound(self) -> "Scenario":
-        need = estimate_bytes(self)
+        from rnnsim import memory
+
+        parts = memory.estimate_parts(self)
         limit = max_bytes()
-        if need > limit:
-            raise PydanticCustomError(
-                "memory_bound",
-                "model.hidden_size = {h}, task.length = {t}, task.batch_size = {b}: needs about {need} "
-                "(estimate), above the limit of {limit}; reduce them or raise RNNSIM_MAX_BYTES",
-                {
-                    "h": self.model.hidden_size,
-                    "t": self.task.length,
-                    "b": self.task.batch_size,
-                    "need": _human_bytes(need),
-                    "limit": _human_bytes(limit),
-                },
-            )
+        if sum(parts.values()) > limit:
+            # the message names the largest part: H·T·B, T² (attention), the alphabet, the input size...
+            raise PydanticCustomError("memory_bound", "{msg}", {"msg": memory.refusal(self, parts, limit)})
         return self
 
     @model_validator(mode="after")
@@ -420,20 +412,12 @@ def _data_check(check):
 
 
 def estimate_bytes(sc: Scenario) -> int:
-    """Rough upper estimate of the memory a Simulation of ``sc`` allocates, in bytes: asks the cell
-    (rnnsim/cells/base.py's ``estimate_bytes``: the inputs, targets and outputs, the cell's buffers in the mode it
-    would run in, the attention readout's, and four copies of the weights)."""
-    from rnnsim.cells import CELLS, estimate_bytes as cell_bytes
+    """Upper estimate of the peak memory of a Simulation of ``sc``'s pass, in bytes: the cell's buffers in the
+    mode it would run in, the T² terms of attention, inputs, outputs, NumPy temporaries, four copies of the
+    weights and a data task's data (rnnsim/memory.py ``estimate_parts``; checked against measured peak RSS)."""
+    from rnnsim import memory
 
-    d, o, _ = task_dims(sc.task)
-    itemsize = 8 if sc.model.dtype == "float64" else 4
-    cells = cell_bytes(CELLS[sc.model.cell], sc.model, sc.task.length, sc.task.batch_size, d, o, itemsize)
-    return cells + _data_bytes(sc.task)
-
-
-def _data_bytes(task) -> int:
-    """The data a file/series/digits task holds in memory (0 for the generated tasks)."""
-    return task._data.nbytes if task._data is not None else 0
+    return sum(memory.estimate_parts(sc).values())
 
 
 def max_bytes() -> int:
@@ -449,13 +433,6 @@ def max_bytes() -> int:
         )
     scale = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}[m.group(2).lower()]
     return int(m.group(1)) * scale
-
-
-def _human_bytes(n: int) -> str:
-    for unit, size in (("TiB", 1024**4), ("GiB", 1024**3), ("MiB", 1024**2), ("KiB", 1024)):
-        if n >= size:
-            return f"{n / size:.1f} {unit}"
-    return f"{n} bytes"
 
 
 

@@ -21,7 +21,8 @@ from rnnsim.layers import Stack
 from rnnsim.optim import clip_, global_norm, make_optimizer
 from rnnsim.readout import Readout
 from rnnsim.play import Phase, finish_pass
-from rnnsim.plot import History, SvgRepr  # _repr_svg_ for notebooks (matplotlib only when drawn)
+from rnnsim.history import HISTORY_CAP, History
+from rnnsim.plot import SvgRepr  # _repr_svg_ for notebooks (matplotlib only when drawn)
 from rnnsim.scenario import Scenario, task_dims
 
 PHASES = tuple(Phase)
@@ -120,7 +121,8 @@ class Simulation(SvgRepr):
         self.phase = Phase.IDLE
         self.iteration = 0        # updates applied
         self.loss: float | None = None
-        self.history: list[UpdateInfo] = History()
+        # bounded: the newest iterations exact, older ones merged into Bins keeping extremes and events
+        self.history: list[UpdateInfo] = History(cap=HISTORY_CAP)
         self.sentinel: Sentinel | None = None
 
     def _draw_batch(self) -> None:

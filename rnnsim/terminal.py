@@ -7,10 +7,11 @@ CLI now prints one line suggesting ``rnnsim run`` and exits 2 instead.
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 
-__all__ = ["tui_problem"]
+__all__ = ["stdout_error", "tui_problem"]
 
 
 def _isatty(stream) -> bool:
@@ -31,3 +32,15 @@ def tui_problem(scenario: str) -> str | None:
         return None
     return (f"the TUI needs a terminal, but {', '.join(missing)} {'is' if len(missing) == 1 else 'are'} not one; "
             f"for a run without the TUI: rnnsim run {scenario}")
+
+
+#: errors that writing to standard output gives when it cannot take the text (a full disk, /dev/full, a dead device)
+_FULL = {getattr(errno, n) for n in ("ENOSPC", "EIO", "EDQUOT", "EFBIG") if hasattr(errno, n)}
+
+
+def stdout_error(exc: BaseException) -> str | None:
+    """The one line for an OSError raised outside any command (click writing --help or --version itself, e.g.
+    ``rnnsim --version >/dev/full``), or None when it is not such a write error."""
+    if isinstance(exc, OSError) and exc.errno in _FULL and exc.filename is None:
+        return f"rnnsim: cannot write to standard output: {exc.strerror or exc}"
+    return None

@@ -213,9 +213,16 @@ def cached_bytes(T, B, H, itemsize, model):
 
 
 def buffer_bytes(model, T, B, D, H, itemsize, K, n_params):
-    """e, q, k, v, a, z, dz, dq, dk, dv, da (T, B, H) + a little slack; α (T, B, T); P (T, H); scratch; W_o^T and
-    slack (2 H²)."""
-    return itemsize * T * B * H * 12 + itemsize * T * (B * T + H + 1) + 2 * itemsize * H * H
+    """e, q, k, v, a, z, dz, dq, dk, dv, da (T, B, H) + a little slack; P (T, H); W_o^T and slack (2 H²). α and
+    the other T² terms: ``quadratic_bytes``."""
+    return itemsize * T * B * H * 12 + itemsize * T * H + 2 * itemsize * H * H
+
+
+def quadratic_bytes(T, B, H, itemsize):
+    """α (T, B, T) and the per-sample T×T temporaries of the GEMM paths (cells/base.py ``quadratic_bytes``)."""
+    from rnnsim.cells.base import quadratic_bytes as quad
+
+    return quad(T, B, itemsize)
 
 
 def allocate(T, B, D, H, dtype, model, plan) -> Workspace:

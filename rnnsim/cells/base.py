@@ -36,6 +36,8 @@ class Cell(Protocol):
     # buffers
     def cached_bytes(self, T: int, B: int, H: int, itemsize: int, model) -> int: ...
     def buffer_bytes(self, model, T, B, D, H, itemsize, K, n_params) -> int: ...
+    # optional: the part that grows with T² (attention); estimate_parts reports it apart ("attention")
+    def quadratic_bytes(self, T: int, B: int, H: int, itemsize: int) -> int: ...
     def allocate(self, T, B, D, H, dtype, model, plan: Plan) -> Workspace: ...
     # drivers (called by the Simulation in this order per pass)
     def begin_forward(self, ws, X, params) -> None: ...
@@ -134,39 +136,73 @@ def candidate_matrix(cell, W_hh: np.ndarray) -> np.ndarray:
 
 # ------------------------------------------------------------------------------------------------ buffers
 def estimate_bytes(cell, model, T, B, D, O, itemsize) -> int:
-    """Rough upper estimate of what a Simulation allocates: ``itemsize * T * B * (2*D + 3*O)`` for the inputs,
-    targets and outputs, the cell's buffers (``cell.buffer_bytes``: see each cell's ``allocate``) once per layer
-    (``model.num_layers``; input size D for layer 0, H above), the attention
-    readout's (q, c, dq, dc (T, B, H) + slack, α (T, B, T)) and four copies of the weights (parameters, gradients,
-    two optimiser moments)."""
+    """Upper estimate of the peak memory a Simulation's pass needs: the sum of `estimate_parts`."""
+    return sum(estimate_parts(cell, model, T, B, D, O, itemsize).values())
+
+
+#: NumPy temporaries of a pass, in units of one (T, B, ·) array: the gradient profile's norms, the readout's and the
+#: cells' products (hidden-sized), the task's batch as drawn (B, T, D) and its time-major copy (input-sized), the
+#: loss's difference, masked product and dL/dout (output-sized); with slack (the peak varies ~15% run to run). Fitted from below by
+#: benchmarks/memory_bound.py (measured peak RSS; tests/unit/test_memory_bound.py checks it stays an upper bound).
+TEMP_H, TEMP_D, TEMP_O = 2.5, 2.5, 2.5
+#: the attention GEMM paths' per-sample temporaries: the product written into a strided slice of α, dα, α ⊙ dα
+#: (T×T floats each) and the causal mask (T×T bytes); one sample at a time, so not times B
+TEMP_T2 = 3
+
+
+def quadratic_bytes(T, B, itemsize) -> int:
+    """Memory of causal attention over T positions (cell or readout): α (T, B, T) and the GEMM temporaries."""
+    return itemsize * T * T * (B + TEMP_T2) + T * T + itemsize * T
+
+
+def estimate_parts(cell, model, T, B, D, O, itemsize) -> dict[str, int]:
+    """The estimate by cause (the memory refusal names the largest), in bytes:
+
+    - ``hidden``: the cell's per-step buffers (``cell.buffer_bytes``, see each cell's ``allocate``, without its
+      T² part) and hidden-sized temporaries;
+    - ``attention``: the T² terms (``cell.quadratic_bytes``; the attention readout's α and temporaries, and its
+      q, c, dq, dc (T, B, H));
+    - ``inputs`` / ``outputs``: X, dL/dx (T, B, D) and the outputs, dL/dout, targets (T, B, O), with temporaries;
+    - ``weights``: four copies of the weights (parameters, gradients, two optimiser moments) and the cell's and
+      readout's weight-sized scratch.
+    """
     H = model.hidden_size
     K = chunk_steps(cell.cached_bytes(T, B, H, itemsize, model), T) if cell.G else 0
     # every layer of a stack (model.num_layers): layer 0 reads the D inputs, layer l > 0 the H outputs of l − 1
     dims = [D] + [H] * (getattr(model, "num_layers", 1) - 1)
     n_params = sum(cell.param_count(model, d, H) for d in dims) + O * H + O
-    total = itemsize * T * B * (2 * D + 3 * O)
+    quad = getattr(cell, "quadratic_bytes", None)
+    attention = quad(T, B, H, itemsize) if quad is not None else 0
+    hidden = int(TEMP_H * itemsize * T * B * H)
     for layer, d in enumerate(dims):
         # chunked mode's weight-sized scratch is per layer (layer 0's count includes the readout, as for one layer)
         n_layer = cell.param_count(model, d, H) + (O * H + O if layer == 0 else 0)
-        total += cell.buffer_bytes(model, T, B, d, H, itemsize, K, n_layer)
-        if layer:   # its dL/dx_t, (T, B, H) (layer 0's, (T, B, D), is in the 2·D above)
-            total += itemsize * T * B * d
+        hidden += cell.buffer_bytes(model, T, B, d, H, itemsize, K, n_layer)
+        if layer:   # its dL/dx_t, (T, B, H) (layer 0's, (T, B, D), is under inputs)
+            hidden += itemsize * T * B * d
     if model.readout == "attention":
-        # q, c, dq, dc (T, B, H) + slack; α (T, B, T); scratch (T); W_q (H, H) and the readout's second half (O, H)
-        total += itemsize * T * B * (5 * H + T) + itemsize * T
+        # q, c, dq, dc (T, B, H) + slack; α (T, B, T) and its temporaries; W_q (H, H), the readout's second half
+        attention += itemsize * T * B * 5 * H + quadratic_bytes(T, B, itemsize)
         n_params += H * H + O * H
-    return total + 4 * itemsize * n_params
+    return {
+        "hidden": hidden,
+        "attention": attention,
+        "inputs": int(itemsize * T * B * D * (2 + TEMP_D)),
+        "outputs": int(itemsize * T * B * O * (3 + TEMP_O)),
+        "weights": 4 * itemsize * n_params,
+    }
 
 
 def chunk_bytes(K, B, H, itemsize, width, n_params, T, G) -> int:
-    """Chunked mode's (K, B, width·H) buffers, three weight-sized arrays (accumulators, scratch) and the per-step
-    gate means."""
-    return itemsize * K * B * H * width + 3 * itemsize * n_params + 8 * T * G
+    """Chunked mode's (K, B, width·H) buffers, three weight-sized arrays (accumulators, scratch), the per-step
+    gate means, and a chunk's (K, B, G·H) gate-product temporary (measured: benchmarks/memory_bound.py)."""
+    return itemsize * K * B * H * (width + G) + 3 * itemsize * n_params + 8 * T * G
 
 
 def folded_bytes(T, B, D, H, G, itemsize) -> int:
-    """Projection-folded mode's [h_{t-1}, x_t] for every step, [W_hh^T; W_ih^T], its gradient and the b_ih rows."""
-    return itemsize * (T * B * (H + D) + 2 * G * H * (H + D) + B * G * H)
+    """Projection-folded mode's [h_{t-1}, x_t] for every step, [W_hh^T; W_ih^T], its gradient and the b_ih rows,
+    and the weight gradient's temporary (a contiguous copy of dL/da (T, B, G·H), measured)."""
+    return itemsize * (T * B * (H + D) + 2 * G * H * (H + D) + B * G * H + T * B * G * H)
 
 
 # ------------------------------------------------------------------------------------------ what views show

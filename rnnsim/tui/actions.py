@@ -60,7 +60,9 @@ ACTIONS: list[Action] = [
            "play"),
     Action("plus,equals_sign", "speed(1)", "Faster", _SPEED, "play", 10, "+"),
     Action("minus", "speed(-1)", "Slower", _SPEED, "play", 11, "-"),
-    Action("t", "train", "Train", "train continuously (whole iterations; t again pauses)", "play", 3),
+    Action("t", "train", "Train", "train whole iterations at the speed setting (iterations per second) up to the "
+           "budget training.iterations; t again pauses", "play", 3),
+    Action("T", "train_more", "Train on", "train past the budget: one more budget of iterations (t pauses)", "play"),
     Action("c", "clip", "Clip", f"clipping: {cycle_text('training.clip')}", "knobs", 4),
     Action("left_square_bracket", "threshold(-1)", "Clip θ down", _THETA, "knobs", key_display="["),
     Action("right_square_bracket", "threshold(1)", "Clip θ up", _THETA, "knobs", key_display="]"),

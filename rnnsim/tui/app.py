@@ -14,7 +14,7 @@ from textual.widgets import ContentSwitcher, Footer, Static
 
 from rnnsim import safe_text
 
-from . import actions, capture, jobs, knobs, palette, theme
+from . import actions, capture, exit_signals, jobs, knobs, palette, theme
 from .knobs import COMPARE_KNOBS
 from rnnsim.play import changes_model
 
@@ -73,6 +73,7 @@ class RnnsimApp(App):
         self.view = "dynamics"
         self.redraws = 0
         self._checked_size = None
+        self._sent = None  # (command number, scenario) of the last change sent, until the worker ran it
         self._polls = 0  # frames applied to the widgets (tests and benchmarks read it)
         self.jobs: dict[str, jobs.Job] = {}
         self._job_versions: dict[str, tuple] = {}
@@ -105,6 +106,8 @@ class RnnsimApp(App):
 
     def on_mount(self) -> None:
         theme.install(self)
+        if not self.is_headless:  # (Pilot tests run headless: pytest keeps its own Ctrl-C)
+            exit_signals.install(self)  # SIGINT/SIGTERM/SIGHUP: restore the terminal, exit 130/143/129
         if not self.runner.alive:
             self.runner.start()
         self._check_size()
@@ -212,7 +215,7 @@ class RnnsimApp(App):
     # ------------------------------------------------------------------ frames
     def poll_frame(self, force: bool = False) -> bool:
         """Pull the newest frame; redraw only what changed. Returns True if anything was redrawn."""
-        if self.size != self._checked_size:
+        if self.size != self._checked_size:  # a resize event can be overtaken by the next one in a storm
             self._relayout()
         frame = self.runner.frame
         if self.view in JOB_VIEWS and self.frame is not None:
@@ -296,7 +299,12 @@ class RnnsimApp(App):
 
     # ----------------------------------------------------------------- actions
     def _sc(self):
+        """The scenario the next change builds on: the worker's (pending changes included) or, while the worker
+        has not yet run a change sent from here (a rebuild can take seconds), that changed scenario."""
         f = self.runner.frame
+        if self._sent is not None and f.handled < self._sent[0]:
+            return self._sent[1]
+        self._sent = None
         return f.display_scenario if f.ready else self.scenario
 
     def apply_changes(self, changes: dict, notify: bool = True) -> str | None:
@@ -310,12 +318,12 @@ class RnnsimApp(App):
                 self.notify(msg, severity="warning", timeout=6)
             return msg
         try:
-            self._sc().with_changes(changes)
+            new = self._sc().with_changes(changes)
         except ScenarioError as exc:
             if notify:
                 self.notify(str(exc), severity="error", timeout=6)
             return str(exc)
-        self.runner.send("change", changes)
+        self._sent = (self.runner.send("change", changes), new)
         return None
 
     def action_play_pause(self) -> None:
@@ -340,6 +348,9 @@ class RnnsimApp(App):
     def action_layer(self, delta: int) -> None:
         """d / D: the layer the Dynamics view shows (stacked layers)."""
         self.runner.send("layer", delta)
+
+    def action_train_more(self) -> None:
+        self.runner.send("train_more")
 
     def action_speed(self, delta: int) -> None:
         self.runner.send("speed", delta)
@@ -429,13 +440,16 @@ class RnnsimApp(App):
         if name == "compare" and self.runner.frame.compare is None and \
                 not self._restart_confirmed("4", "open Compare"):
             return  # opening Compare restarts A and B from the seed: warned first
-        self.view = name
+        was_compare, self.view = self.view == "compare", name
         self.query_one("#views", ContentSwitcher).current = name
         if name == "compare" and (self.runner.frame.compare is None):
             self.runner.send("compare", COMPARE_KNOBS[0])
         if name in JOB_VIEWS:
             self.start_job(name)
-        self.refresh_bindings()
+        if was_compare != (name == "compare"):
+            # only the compare knob depends on the view (check_action); each refresh recomposes Textual's Footer,
+            # which keeps its old keys' data bindings alive (~13 widgets, ~200 KB a switch: the soak's leak)
+            self.refresh_bindings()
         if self.frame is not None:
             self._redraw()
 

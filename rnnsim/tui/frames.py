@@ -37,6 +37,7 @@ class Frame:
     """
 
     seq: int = 0
+    handled: int = 0  # commands the worker has run (Runner.send numbers them): the UI knows what is stale
     compiling: bool = True
     ready: bool = False
     phase: str = "idle"
@@ -61,11 +62,18 @@ class Frame:
     gates: dict = field(default_factory=dict)
     stale: bool = False
     ghost: np.ndarray | None = None  # the last complete gradient profile while BPTT has not yet replaced it
-    losses: np.ndarray = field(default_factory=lambda: np.zeros(0))
-    grad_norms: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    losses: np.ndarray = field(default_factory=lambda: np.zeros(0))  #: per entry of sim.history: its last loss
+    grad_norms: np.ndarray = field(default_factory=lambda: np.zeros(0))  #: per entry: the largest ‖g‖ in it
     clipped_norms: np.ndarray = field(default_factory=lambda: np.zeros(0))
     clipped_flags: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))
     finite_flags: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))
+    # one value per entry of sim.history, like the arrays above; an entry is one iteration or, for old
+    # iterations of a long session, a Bin of `counts` of them (rnnsim/history.py, frames.History)
+    iterations: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  #: last iteration of each entry
+    counts: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  #: iterations per entry (1: exact)
+    loss_min: np.ndarray = field(default_factory=lambda: np.zeros(0))  #: smallest loss in each entry
+    loss_max: np.ndarray = field(default_factory=lambda: np.zeros(0))  #: largest loss in each entry
+    grad_norm_min: np.ndarray = field(default_factory=lambda: np.zeros(0))  #: smallest ‖g‖ (grad_norms: largest)
     decay_text: str = ""
     spectrum_text: str = ""
     spectrum: Any = None  # diagnostics.Spectrum of the current weights (eigenvalues copied), or None
@@ -83,6 +91,7 @@ class Frame:
     training: bool = False
     speed: int = SPEEDS[DEFAULT_SPEED_INDEX]
     steps_done: int = 0
+    train_target: int = 0  # the iteration at which training stops (training.iterations, or further after T)
     # version counters: a widget redraws only when the data it shows changed
     data_version: int = 0
     history_version: int = 0
@@ -131,12 +140,31 @@ class ProfileGhost:
 
 
 class History:
-    """Per-iteration arrays grown in place from sim.history (append-only): O(new entries) per frame, not O(all).
+    """Per-entry arrays grown in place from sim.history: O(new entries) per frame, not O(all).
 
-    Frames get read-only views of the filled part; entries never change once written and a restart makes new
-    buffers, so a view handed out earlier stays valid."""
+    sim.history is bounded (rnnsim/history.py): once full, its older half is merged into Bins; its
+    ``compactions`` counter tells this reader to start again (O(cap), once per cap/4 iterations). Frames get
+    read-only views of the filled part; entries never change once written and a restart or a compaction makes
+    new buffers, so a view handed out earlier stays valid.
 
-    FIELDS = ("loss", "grad_norm", "clipped_norm", "clipped", "finite")
+    One value per entry of sim.history (an iteration, or a Bin of several), for the plot widgets:
+
+    =============  ==========================================================================================
+    loss           the last loss of the entry                 (Frame.losses)
+    grad_norm      the largest ‖g‖ before clipping             (Frame.grad_norms: a spike is never averaged away)
+    clipped_norm   the largest ‖g‖ after clipping              (Frame.clipped_norms)
+    clipped        clipping acted in at least one iteration    (Frame.clipped_flags: an event to mark)
+    finite         every iteration finite (False: a NaN/inf)   (Frame.finite_flags: an event to mark)
+    iteration      the entry's last iteration (1-based)        (Frame.iterations: the x position)
+    count          iterations in the entry (1 = exact)         (Frame.counts)
+    loss_min/max   smallest / largest loss in the entry        (Frame.loss_min, Frame.loss_max)
+    grad_norm_min  smallest ‖g‖ in the entry                   (Frame.grad_norm_min)
+    =============  ==========================================================================================
+    """
+
+    FIELDS = ("loss", "grad_norm", "clipped_norm", "clipped", "finite", "iteration", "count", "loss_min",
+              "loss_max", "grad_norm_min")
+    _KINDS = (float, float, float, bool, bool, int, int, float, float, float)
 
     def __init__(self) -> None:
         self._new(64)
@@ -144,35 +172,57 @@ class History:
     def _new(self, cap: int) -> None:
         self.n = 0
         self.source = None
-        self.bufs = [np.full(cap, np.nan) for _ in range(3)] + [np.zeros(cap, bool), np.zeros(cap, bool)]
+        self.compactions = 0
+        self.bufs = [self._buf(k, cap) for k in self._KINDS]
+
+    @staticmethod
+    def _buf(kind, cap: int) -> np.ndarray:
+        if kind is float:
+            return np.full(cap, np.nan)
+        return np.zeros(cap, bool if kind is bool else np.int64)
 
     def update(self, history: list):
-        if history is not self.source or len(history) < self.n:
-            self._new(64)
+        """The first five arrays (loss, grad_norm, clipped_norm, clipped, finite), as before; `extra` the rest."""
+        compactions = getattr(history, "compactions", 0)
+        if history is not self.source or len(history) < self.n or compactions != self.compactions:
+            self._new(max(64, len(history)))
             self.source = history
+            self.compactions = compactions
         m = len(history)
         if m > len(self.bufs[0]):
             cap = max(m, 2 * len(self.bufs[0]))
             grown = []
-            for b in self.bufs:
-                g = np.full(cap, np.nan) if b.dtype != bool else np.zeros(cap, bool)
+            for kind, b in zip(self._KINDS, self.bufs):
+                g = self._buf(kind, cap)
                 g[: self.n] = b[: self.n]
                 grown.append(g)
             self.bufs = grown
+        b = self.bufs
         for i in range(self.n, m):
             h = history[i]
-            self.bufs[0][i] = _nan(h.loss)
-            self.bufs[1][i] = _nan(h.grad_norm)
-            self.bufs[2][i] = _nan(getattr(h, "clipped_norm", None))
-            self.bufs[3][i] = bool(h.clipped)
-            self.bufs[4][i] = bool(h.finite)
+            b[0][i] = _nan(h.loss)
+            b[1][i] = _nan(h.grad_norm)
+            b[2][i] = _nan(getattr(h, "clipped_norm", None))
+            b[3][i] = bool(h.clipped)
+            b[4][i] = bool(h.finite)
+            b[5][i] = int(getattr(h, "iteration", i + 1))
+            b[6][i] = int(getattr(h, "count", 1))
+            b[7][i] = _nan(getattr(h, "loss_min", h.loss))
+            b[8][i] = _nan(getattr(h, "loss_max", h.loss))
+            b[9][i] = _nan(getattr(h, "grad_norm_min", h.grad_norm))
         self.n = m
         views = []
-        for b in self.bufs:
-            v = b[:m]
+        for buf in b:
+            v = buf[:m]
             v.flags.writeable = False
             views.append(v)
-        return views
+        self.views = views
+        return views[:5]
+
+    def extra(self) -> dict:
+        """The last update's iteration, count, loss_min, loss_max and grad_norm_min arrays, by Frame field name."""
+        v = self.views
+        return dict(iterations=v[5], counts=v[6], loss_min=v[7], loss_max=v[8], grad_norm_min=v[9])
 
 
 def _f(x) -> float | None:
@@ -286,6 +336,7 @@ def build_frame(play, history: History, *, busy: bool, compare: CompareFrame | N
         clipped_norms=cnorms,
         clipped_flags=clipped,
         finite_flags=finite,
+        **history.extra(),
         decay_text=decay,
         spectrum_text=spectrum,
         spectrum=spec,

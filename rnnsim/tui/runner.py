@@ -37,6 +37,7 @@ def _stage(sim) -> tuple:
     return sim.iteration, _STAGE[phase], sim.t if phase == Phase.FORWARD else sim.bt if phase == Phase.BACKWARD else 0
 
 
+DEFAULT_CHUNK = 200  #: iterations `T` adds when training.iterations is 0
 _UPDATE = Unit.UPDATE  # a module global: looking a member up on its Enum class costs ~0.15 µs per step
 _BACKWARD_DONE = Phase.BACKWARD_DONE
 
@@ -68,9 +69,14 @@ class ExplainRequest:
 class Runner:
     """Owns one Play (and the compare view's second one) in a worker thread; the only object that touches them.
 
-    Commands (`send(name, *args)`): step [n], play, pause, toggle_play, one_pass, train, toggle_train,
+    Commands (`send(name, *args)`): step [n], play, pause, toggle_play, one_pass, train [n], toggle_train, train_more,
     reset, new_seed, change (dict of dotted keys), modify (scenario -> dict), load (a Scenario),
-    speed (+1/-1), compare (knob or None), compare_next, explain (an ExplainRequest), noop, stop.
+    speed (+1/-1), compare (knob or None), compare_next, explain (an ExplainRequest), noop,
+    stop.
+
+    Training runs whole iterations at the speed setting (iterations per second; max: as fast as it can) and
+    stops at the budget: ``training.iterations`` of the running scenario (`train_target`). ``train_more``
+    (the `T` key) moves the target one budget further and trains on; ``train n`` trains n more iterations.
     """
 
     def __init__(
@@ -89,6 +95,8 @@ class Runner:
         self._diag = diagnostics_module
         self.frame_interval = frame_interval
         self._queue: queue.Queue = queue.Queue()
+        self.sent = 0  # commands sent (UI side); the worker counts those it ran in _handled, published in frames
+        self._handled = 0
         self._stop = threading.Event()
         self._idle = threading.Event()
         self._frame = Frame(scenario=scenario, message="loading kernels…")
@@ -102,6 +110,7 @@ class Runner:
         self._training = False
         self._speed_index = DEFAULT_SPEED_INDEX
         self._layer: int | None = None  # the layer the Dynamics view shows (None: the last one)
+        self._train_target: int | None = None  # None: the budget (training.iterations); set by T / train n
         self._seq = 0
         self._data_version = 0
         self._history_version = 0
@@ -131,10 +140,13 @@ class Runner:
         self._thread.start()
         return self
 
-    def send(self, name: str, *args) -> None:
+    def send(self, name: str, *args) -> int:
+        """Queue a command; returns its number (1, 2, ...): ``frame.handled`` reaches it once the worker ran it."""
         # put before clear: the worker re-sets `idle` on its next empty-queue poll
+        self.sent += 1
         self._queue.put((name, args))
         self._idle.clear()
+        return self.sent
 
     def stop(self, timeout: float = 2.0) -> None:
         """Ask the worker to finish and wait up to `timeout` s. The worker checks the stop event between steps;
@@ -190,13 +202,22 @@ class Runner:
                 except Exception as exc:  # noqa: BLE001
                     self._error = f"{type(exc).__name__}: {exc}"
                     self._playing = self._training = False
+                self._handled += 1
                 self._dirty = True
                 continue
             if self.play is None:
                 continue
             try:
                 if self._training:
-                    self._train_one()
+                    now = time.perf_counter()
+                    speed = SPEEDS[self._speed_index]
+                    if speed and now < self._next_step_at:
+                        stop.wait(min(self._next_step_at - now, 0.05))
+                    else:
+                        if speed:
+                            self._next_step_at = max(now, self._next_step_at) + 1.0 / speed
+                        self._train_one()
+                        self._check_budget()
                 elif self._playing:
                     now = time.perf_counter()
                     speed = SPEEDS[self._speed_index]
@@ -237,10 +258,21 @@ class Runner:
             self._training = False
             self._next_step_at = time.perf_counter()
             self._message = "playing" if self._playing else "paused"
-        elif name in ("train", "toggle_train"):
-            self._training = ready and (name == "train" or not self._training)
+        elif name in ("train", "toggle_train", "train_more"):
+            start = name != "toggle_train" or not self._training
             self._playing = False
-            self._message = "training" if self._training else "paused"
+            if start and ready:
+                if name == "train_more":
+                    self._train_target = max(self._iteration(), self.train_target) + self.budget_chunk
+                elif name == "train" and args:
+                    self._train_target = self._iteration() + max(int(args[0]), 0)
+                if self._iteration() >= self.train_target:
+                    self._training = False
+                    self._message = self._budget_text()
+                    return
+            self._training = start and ready
+            self._next_step_at = time.perf_counter()
+            self._message = (f"training to iteration {self.train_target}" if self._training else "paused")
         elif name == "step":
             self._playing = self._training = False
             if ready:
@@ -320,6 +352,36 @@ class Runner:
         self._message = "one pass done: n applies the update, f plays the next pass"
         return True
 
+    @property
+    def budget(self) -> int:
+        """training.iterations of the running scenario (0 before the simulation exists)."""
+        return 0 if self.play is None else int(self.play.sim.scenario.training.iterations)
+
+    @property
+    def budget_chunk(self) -> int:
+        """How far `T` moves the target: one budget (200 iterations when the budget is 0)."""
+        return self.budget or DEFAULT_CHUNK
+
+    @property
+    def train_target(self) -> int:
+        """The iteration at which training stops: the budget, unless T (or train n) moved it."""
+        return self.budget if self._train_target is None else self._train_target
+
+    def _iteration(self) -> int:
+        """Iterations trained: A's (or B's in the compare view, once a NaN/inf stopped A)."""
+        its = [p.sim.iteration for p in (self.play, self.play_b) if p is not None]
+        return max(its, default=0)
+
+    def _budget_text(self) -> str:
+        it = self._iteration()
+        return f"budget reached: {it}/{self.train_target} iterations; T trains on ({self.budget_chunk} more)"
+
+    def _check_budget(self) -> None:
+        """Stop training at the target iteration, with a status line that says so and how to go on."""
+        if self.play is not None and self._iteration() >= self.train_target:
+            self._training = False
+            self._message = self._budget_text()
+
     def _alive_sims(self) -> bool:
         """True while a simulation can still step: A without a NaN/inf, or the compare view's B without one."""
         a, b = self.play, self.play_b
@@ -370,6 +432,7 @@ class Runner:
         self._message = message
         self._steps_done = 0
         self._ghost.clear()
+        self._train_target = None  # a rebuilt simulation starts at iteration 0: the budget counts again
         self.play.invalidate()
         self._data_version += 1
         self._history_version += 1
@@ -391,6 +454,7 @@ class Runner:
                 self._playing = self._training = False
                 self.play.reset()
                 self._steps_done = 0
+                self._train_target = None
                 self._data_version += 1
                 self._history_version += 1
             new_cell = target.model.cell not in self._warm
@@ -460,7 +524,8 @@ class Runner:
         self._last_publish = now
         self._dirty = False
         self._seq += 1
-        status = dict(seq=self._seq, compiling=self._compiling, error=self._error, message=self._message)
+        status = dict(seq=self._seq, compiling=self._compiling, error=self._error, message=self._message,
+                      handled=self._handled)
         if self.play is None:
             self._frame = Frame(scenario=self._scenario, **status)
             return
@@ -470,6 +535,7 @@ class Runner:
         self._frame = build_frame(
             self.play, self._history, busy=self._playing or self._training, compare=compare, ghost=self._ghost,
             playing=self._playing, training=self._training, speed=SPEEDS[self._speed_index],
+            train_target=self.train_target,
             steps_done=self._steps_done, data_version=self._data_version, history_version=self._history_version,
             layer=self._layer,
             **status,

@@ -13,6 +13,7 @@ from pathlib import Path
 
 async def _shoot(scenario, steps: int, size: tuple[int, int], keys: list[str], out: Path, train: int = 0) -> None:
     from .app import RnnsimApp
+    from .frames import DEFAULT_SPEED_INDEX
 
     app = RnnsimApp(scenario)
     async with app.run_test(size=size) as pilot:

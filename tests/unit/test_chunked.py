@@ -119,7 +119,8 @@ def test_sentinel_checks_find_the_first_step_in_pass_order():
 ])
 @pytest.mark.parametrize("K", [5, 64])
 def test_estimate_bytes_bounds_a_chunked_simulation(changes, K, monkeypatch):
-    """The same bound as tests/unit/test_scenario.py's, with the cells forced into chunked mode."""
+    """The same bound as tests/unit/test_scenario.py's, with the cells forced into chunked mode (the estimate also
+    counts a pass's temporaries: measured against peak RSS in test_memory_bound.py)."""
     from rnnsim.scenario import Scenario, estimate_bytes
 
     monkeypatch.setattr(tunables, "CACHE_LIMIT", -1)
@@ -129,4 +130,4 @@ def test_estimate_bytes_bounds_a_chunked_simulation(changes, K, monkeypatch):
     assert sim.workspace.K == min(K, sc.task.length)
     real = sim.workspace.nbytes() + sum(a.nbytes for a in (sim._X, sim._Y, sim._M, sim._out, sim._dout))
     real += 2 * sum(p.nbytes for p in sim.params.values())
-    assert real <= estimate_bytes(sc) <= 1.6 * real + 64 * 1024
+    assert real <= estimate_bytes(sc) <= 2.5 * real + 64 * 1024

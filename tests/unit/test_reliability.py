@@ -285,7 +285,7 @@ def test_stdout_full_is_one_line_exit_1():
         pytest.skip("no /dev/full")
     env = {k: v for k, v in os.environ.items() if k != "RNNSIM_DEBUG"}
     env["PYTHONPATH"] = str(ROOT)
-    for cmd in (["list"], ["schema"]):
+    for cmd in (["list"], ["schema"], ["--version"], ["--help"], ["run", "--help"]):  # (click writes the last 3)
         with open("/dev/full", "w") as full:
             proc = subprocess.run([sys.executable, "-m", "rnnsim", *cmd], stdout=full, stderr=subprocess.PIPE,
                                   text=True, env=env, timeout=60)

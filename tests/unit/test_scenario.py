@@ -368,14 +368,15 @@ def test_memory_bound_env_override(tmp_path, monkeypatch):
     {"model.cell": "gru"}, {"model.cell": "lstm", "task.kind": "copy", "model.dtype": "float32"},
 ])
 def test_estimate_bytes_bounds_what_a_simulation_allocates(changes):
-    """The bound checked before allocation must cover the Simulation's real arrays, and not wildly overshoot."""
+    """The bound checked before allocation must cover the Simulation's real arrays, and not wildly overshoot (it
+    also counts a pass's NumPy temporaries: measured against peak RSS in test_memory_bound.py)."""
     from rnnsim import Simulation
 
     sc = Scenario().with_changes({"task.length": 40, "task.batch_size": 8, **changes})
     sim = Simulation(sc)
     real = sim.workspace.nbytes() + sum(a.nbytes for a in (sim._X, sim._Y, sim._M, sim._out, sim._dout))
     real += 2 * sum(p.nbytes for p in sim.params.values())
-    assert real <= estimate_bytes(sc) <= 1.6 * real + 64 * 1024
+    assert real <= estimate_bytes(sc) <= 2.5 * real + 64 * 1024
 
 
 def test_task_dims_each_kind():

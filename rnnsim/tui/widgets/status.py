@@ -62,7 +62,9 @@ def status_text(frame, no_color: bool = False) -> Text:
     else:
         mode, style = "❚❚ " + phase, "bold white on grey35"
     # the play speed inside the badge ("▶ FORWARD 50/s"): early in the line, so it is never cut at 80 columns
-    t.append(f" {mode} {speed_label(frame.speed)} ", style=style if not no_color else "reverse")
+    # training runs whole iterations at the speed setting: iterations per second there, steps per second in play
+    speed = f"{frame.speed} it/s" if frame.training and frame.speed else speed_label(frame.speed)
+    t.append(f" {mode} {speed} ", style=style if not no_color else "reverse")
     if frame.phase in ("backward", "backward_done"):
         step = f" bptt {frame.bt}/{frame.T}"
     else:
@@ -70,7 +72,7 @@ def status_text(frame, no_color: bool = False) -> Text:
     if frame.num_layers > 1 and frame.phase != "idle":   # the (layer, t) step of a stack: which layer the step counter is in
         step += f" layer {frame.layer_now + 1}/{frame.num_layers}"
     t.append(step)
-    t.append(f" · it {frame.iteration}")
+    t.append(f" · it {frame.iteration}" + (f"/{frame.train_target}" if frame.training else ""))
     t.append(f" · loss {fmt(frame.loss, 4)}")
     t.append(f" · ‖g‖ {fmt(frame.grad_norm)}")
     if frame.clipped:
