@@ -29,7 +29,7 @@ from rnnsim import __version__, safe_text, terminal
 from rnnsim.completion import complete_scenario
 from rnnsim.export import ExportError
 from rnnsim.results import collect as _collect
-from rnnsim.results import layers_text, run_passes
+from rnnsim.results import print_summary, run_passes
 from rnnsim.scenario import Scenario, ScenarioError, builtin_scenarios, load_scenario, parse_override
 
 DEFAULT_SCENARIO = "vanishing"
@@ -303,53 +303,7 @@ def run_command(scenario: str, iterations: int | None, overrides: tuple[str, ...
     if interrupted:
         raise click.exceptions.Exit(stop.exit_code)
     if not quiet:
-        _print_summary(sc, result["summary"], out)
-
-
-def _fmt(x: Any) -> str:
-    if x is None:
-        return "-"
-    if isinstance(x, float):
-        return f"{x:.6g}"
-    return str(x)
-
-
-def _print_summary(sc: Scenario, s: dict[str, Any], out: str | None) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(title=f"{sc.scenario.name} ({sc.source})", show_header=False, title_justify="left")
-    table.add_column("what", style="bold")
-    table.add_column("value")
-    done = s["iterations_done"]
-    layers = f", {sc.model.num_layers} layers" if sc.model.num_layers > 1 else ""
-    table.add_row("cell", f"{sc.model.cell}{layers}, H={sc.model.hidden_size}, T={sc.task.length}, B={sc.task.batch_size}")
-    table.add_row("iterations", f"{done}" if s["iterations_requested"] else "0 (one forward and backward pass)")
-    table.add_row("final loss", _fmt(s["final_loss"]))
-    table.add_row("task baseline", _fmt(s["baseline"]))
-    table.add_row("gradient norm (last)", _fmt(s["grad_norm"]))
-    table.add_row("gradient norm (max)", _fmt(s.get("max_grad_norm")))
-    table.add_row("‖dL/dh_0‖ / ‖dL/dh_T-1‖", _fmt(s["gradient_ratio"]))
-    table.add_row("regime", str(s.get("regime", "-")))
-    if s["decay"]:
-        table.add_row("gradient profile", str(s["decay"]))
-    if s.get("layer_gradients"):
-        table.add_row("‖dL/dh_0‖ … ‖dL/dh_T-1‖ per layer", layers_text(s["layer_gradients"]))
-    table.add_row("clipping events", str(s["clipping_events"]))
-    table.add_row("non-finite events", str(s["nonfinite_events"]))
-    if s["sentinel"]:
-        table.add_row("first non-finite value", s["sentinel"])
-    if s.get("heldout_sequences"):
-        table.add_row("held-out loss", f"{_fmt(s['heldout_loss'])} ({s['heldout_sequences']} sequences)")
-        if s.get("heldout_accuracy") is not None:
-            table.add_row("held-out accuracy", f"{s['heldout_accuracy']:.1%}")
-    if out:
-        table.add_row("results", out)
-    if s.get("weights"):
-        table.add_row("weights", s["weights"])
-    if s.get("plot"):
-        table.add_row("figure", s["plot"])
-    Console().print(table)
+        print_summary(sc, result["summary"], out)
 
 
 @cli.command("validate")

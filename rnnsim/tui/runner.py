@@ -21,6 +21,7 @@ from rnnsim.play import Change, Phase, Play, Unit, changes_model
 
 from .frames import (DEFAULT_SPEED_INDEX, SPEEDS, Frame, History, ProfileGhost, build_frame, compare_frame,
                      speed_label)
+from .budget import TrainingBudget
 from .knobs import COMPARE_KNOBS, describe, knob_value, next_value
 
 FRAME_INTERVAL = 0.07  # seconds between published frames while running
@@ -37,41 +38,16 @@ def _stage(sim) -> tuple:
     return sim.iteration, _STAGE[phase], sim.t if phase == Phase.FORWARD else sim.bt if phase == Phase.BACKWARD else 0
 
 
-DEFAULT_CHUNK = 200  #: iterations `T` adds when training.iterations is 0
 _UPDATE = Unit.UPDATE  # a module global: looking a member up on its Enum class costs ~0.15 µs per step
 _BACKWARD_DONE = Phase.BACKWARD_DONE
 
 
-class ExplainRequest:
-    """The explain panel's question to the worker: rnnsim.explain at step ``t`` of A's simulation, answered in the
-    worker (the only thread that touches the Simulation); the panel polls ``done`` on a timer (pull model)."""
-
-    def __init__(self, t: int, sample: int = 0) -> None:
-        self.t, self.sample = t, sample
-        self.done = threading.Event()
-        self.result = None    #: an rnnsim.explain.Explanation
-        self.error: str | None = None
-
-    def run(self, sim, pass_params=None) -> None:
-        from rnnsim.explain import explain
-
-        try:
-            if sim is None:
-                self.error = "the simulation is not built yet"
-            else:
-                self.result = explain(sim, self.t, self.sample, pass_params)
-        except Exception as exc:  # noqa: BLE001 - shown in the panel, not raised in the worker
-            self.error = f"{type(exc).__name__}: {exc}"
-        finally:
-            self.done.set()
-
-
-class Runner:
+class Runner(TrainingBudget):
     """Owns one Play (and the compare view's second one) in a worker thread; the only object that touches them.
 
     Commands (`send(name, *args)`): step [n], play, pause, toggle_play, one_pass, train [n], toggle_train, train_more,
     reset, new_seed, change (dict of dotted keys), modify (scenario -> dict), load (a Scenario),
-    speed (+1/-1), compare (knob or None), compare_next, explain (an ExplainRequest), noop,
+    speed (+1/-1), compare (knob or None), compare_next, explain (a requests.ExplainRequest), noop,
     stop.
 
     Training runs whole iterations at the speed setting (iterations per second; max: as fast as it can) and
@@ -351,36 +327,6 @@ class Runner:
         self._one_pass = self._playing = False
         self._message = "one pass done: n applies the update, f plays the next pass"
         return True
-
-    @property
-    def budget(self) -> int:
-        """training.iterations of the running scenario (0 before the simulation exists)."""
-        return 0 if self.play is None else int(self.play.sim.scenario.training.iterations)
-
-    @property
-    def budget_chunk(self) -> int:
-        """How far `T` moves the target: one budget (200 iterations when the budget is 0)."""
-        return self.budget or DEFAULT_CHUNK
-
-    @property
-    def train_target(self) -> int:
-        """The iteration at which training stops: the budget, unless T (or train n) moved it."""
-        return self.budget if self._train_target is None else self._train_target
-
-    def _iteration(self) -> int:
-        """Iterations trained: A's (or B's in the compare view, once a NaN/inf stopped A)."""
-        its = [p.sim.iteration for p in (self.play, self.play_b) if p is not None]
-        return max(its, default=0)
-
-    def _budget_text(self) -> str:
-        it = self._iteration()
-        return f"budget reached: {it}/{self.train_target} iterations; T trains on ({self.budget_chunk} more)"
-
-    def _check_budget(self) -> None:
-        """Stop training at the target iteration, with a status line that says so and how to go on."""
-        if self.play is not None and self._iteration() >= self.train_target:
-            self._training = False
-            self._message = self._budget_text()
 
     def _alive_sims(self) -> bool:
         """True while a simulation can still step: A without a NaN/inf, or the compare view's B without one."""

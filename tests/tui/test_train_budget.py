@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import time
 
-from rnnsim.tui.runner import DEFAULT_CHUNK, SPEEDS, Runner
+from rnnsim.tui.budget import DEFAULT_CHUNK
+from rnnsim.tui.runner import SPEEDS, Runner
 from rnnsim.tui.widgets.status import status_text
 
 

@@ -14,7 +14,7 @@ from textual.widgets import Static
 
 from rnnsim import safe_text
 
-from ..runner import ExplainRequest
+from ..requests import ExplainRequest
 from .safe_modal import SafeModal
 
 POLL = 0.05  # seconds between looks at the worker's answer
