@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 
 
@@ -60,14 +59,9 @@ def problem_of(name: str) -> Problem | None:
 
 def notes_path() -> Path | None:
     """The measured lesson notes: the packaged copy, else the checkout's docs/lessons.md."""
-    try:
-        packaged = resources.files("rnnsim") / "lessons.md"
-        if packaged.is_file():
-            return Path(str(packaged))
-    except (ModuleNotFoundError, OSError, TypeError):
-        pass
-    checkout = Path(__file__).resolve().parent.parent / "docs" / "lessons.md"
-    return checkout if checkout.is_file() else None
+    from rnnsim.scenario import packaged_path
+
+    return packaged_path("lessons.md", "docs/lessons.md")
 
 
 def _sections(text: str) -> list[tuple[str, str]]:

@@ -281,17 +281,24 @@ def _apply_changes(base: dict[str, dict[str, Any]], changes: dict[str, Any], sou
 # --------------------------------------------------------------------------------------------------------
 
 
-def _builtin_dir() -> Path | None:
+def packaged_path(name: str, checkout: str, is_dir: bool = False) -> Path | None:
+    """A file or folder the wheel ships inside the package as ``rnnsim/<name>`` (pyproject's force-include), else
+    its source in a checkout (``<repo>/<checkout>``), else None."""
+    def exists(p) -> bool:
+        return p.is_dir() if is_dir else p.is_file()
+
     try:
-        packaged = resources.files("rnnsim") / "scenarios"
-        if packaged.is_dir():
+        packaged = resources.files("rnnsim") / name
+        if exists(packaged):
             return Path(str(packaged))
     except (ModuleNotFoundError, OSError, TypeError):
         pass
-    checkout = Path(__file__).resolve().parent.parent / "scenarios"
-    if checkout.is_dir():
-        return checkout
-    return None
+    source = Path(__file__).resolve().parent.parent / checkout
+    return source if exists(source) else None
+
+
+def _builtin_dir() -> Path | None:
+    return packaged_path("scenarios", "scenarios", is_dir=True)
 
 
 def builtin_scenarios() -> dict[str, Path]:

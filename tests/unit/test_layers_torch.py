@@ -7,7 +7,7 @@ import pytest
 
 from rnnsim import Simulation, load_scenario
 from tests.unit.conftest import small_scenario
-from tests.unit.test_weights import scenario_file
+from tests.unit.test_weights import scenario_file, torch_state_dict
 
 torch = pytest.importorskip("torch")
 st = pytest.importorskip("safetensors.torch")
@@ -124,11 +124,7 @@ def test_saved_stack_loads_into_torch_lstm_num_layers(tmp_path, fmt):
     sim.train(3)
     path = tmp_path / f"stack.{fmt}"
     sim.save_weights(path)
-    if fmt == "safetensors":
-        sd = st.load_file(str(path))
-    else:
-        with np.load(path, allow_pickle=False) as z:
-            sd = {k: torch.tensor(z[k]) for k in z.files}
+    sd = torch_state_dict(path)
     net = torch.nn.LSTM(sim.D, sim.H, num_layers=3, batch_first=True).double()
     res = net.load_state_dict(sd, strict=False)
     assert res.missing_keys == [] and sorted(res.unexpected_keys) == ["readout.bias", "readout.weight"]

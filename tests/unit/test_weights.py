@@ -129,6 +129,15 @@ def test_a_whole_model_state_dict_with_a_prefix_loads(tmp_path):
     np.testing.assert_array_equal(sim.params["readout.weight"], net.readout.weight.detach().numpy())
 
 
+def torch_state_dict(path):
+    """A file --save-weights wrote, read back as torch reads a state_dict: safetensors.torch, or the .npz's arrays as
+    tensors."""
+    if str(path).endswith(".safetensors"):
+        return st.load_file(str(path))
+    with np.load(path, allow_pickle=False) as z:
+        return {k: torch.tensor(z[k]) for k in z.files}
+
+
 @pytest.mark.parametrize("fmt", ["safetensors", "npz"])
 def test_saved_weights_load_into_torch_lstm_and_lstmcell(tmp_path, fmt):
     sc = Scenario().with_changes({"model.cell": "lstm", "model.hidden_size": 5, "task.kind": "sine",
@@ -137,11 +146,7 @@ def test_saved_weights_load_into_torch_lstm_and_lstmcell(tmp_path, fmt):
     sim.train(3)
     path = tmp_path / f"trained.{fmt}"
     sim.save_weights(path)
-    if fmt == "safetensors":
-        sd = st.load_file(str(path))
-    else:
-        with np.load(path, allow_pickle=False) as z:
-            sd = {k: torch.tensor(z[k]) for k in z.files}
+    sd = torch_state_dict(path)
     assert set(sd) == {"weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0", "readout.weight", "readout.bias"}
     lstm = torch.nn.LSTM(1, 5, batch_first=True).double()
     res = lstm.load_state_dict(sd, strict=False)
