@@ -309,9 +309,20 @@ def builtin_scenarios() -> dict[str, Path]:
     return {p.stem: p for p in sorted(directory.glob("*.toml"), key=lambda p: p.stem) if p.is_file()}
 
 
-def _builtin_list() -> str:
-    names = list(builtin_scenarios())
-    return ", ".join(names) if names else "(none found)"
+def _builtin_list(limit: int = 120) -> str:
+    """The built-ins for a one-line message: in course order (rnnsim.lessons), cut after ``limit`` characters with
+    a count of the rest and where to see them all."""
+    from rnnsim.lessons import course
+
+    names = [e.name for e in course(builtin_scenarios())]
+    if not names:
+        return "(none found)"
+    shown: list[str] = []
+    for i, name in enumerate(names):
+        if shown and len(", ".join(shown + [name])) > limit:
+            return f"{', '.join(shown)} (+{len(names) - i} more: rnnsim list)"
+        shown.append(name)
+    return ", ".join(shown)
 
 
 _TOML_POS = re.compile(r"\s*\(at line (\d+), column (\d+)\)\s*$")
