@@ -211,7 +211,7 @@ def test_estimate_bytes_counts_every_layer(cell, mode, monkeypatch):
         sim = Simulation(s)
         real = sim._stack.nbytes() + sum(a.nbytes for a in (sim._X, sim._Y, sim._M, sim._out, sim._dout))
         real += 2 * sum(p.nbytes for p in sim.params.values())
-        assert real <= estimate_bytes(s) <= 1.6 * real + 64 * 1024
+        assert real <= estimate_bytes(s) <= 2.5 * real + 64 * 1024   # (temporaries included: rnnsim/memory.py)
         sizes.append(estimate_bytes(s))
     assert sizes[1] > 2.5 * sizes[0] - 64 * 1024
 

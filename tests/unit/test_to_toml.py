@@ -38,6 +38,7 @@ def every_knob(draw):
         "model.cell": cell,
         "model.activation": draw(st.sampled_from(["tanh", "relu"])),
         "model.hidden_size": draw(st.integers(1, 24)),
+        "model.num_layers": 1 if cell == "attention" else draw(st.integers(1, 3)),
         "model.layernorm": draw(st.booleans()),
         "model.init": draw(st.sampled_from(["pytorch", "orthogonal", "identity", "normal"])),
         "model.recurrent_scale": draw(st.floats(0, 100, **FLOAT)),
