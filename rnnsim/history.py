@@ -124,9 +124,9 @@ class History(list):
             self.append(x)
 
     def append(self, item: Any) -> None:
+        if self.cap is not None and len(self) >= self.cap:
+            self._compact()  # room first: another thread reading len() never sees more than cap entries
         super().append(item)
-        if self.cap is not None and len(self) > self.cap:
-            self._compact()
 
     def extend(self, items: Iterable[Any]) -> None:
         for x in items:
