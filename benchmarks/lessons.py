@@ -24,6 +24,15 @@ scenarios; each section says which scenario to open in the TUI (`rnnsim NAME`) t
 """
 
 
+def set_flags(changes: dict) -> str:
+    """`--set KEY=VALUE ...` for a dict of scenario changes, as the command line takes them (None -> none,
+    booleans lower case)."""
+    def value(v):
+        return "none" if v is None else str(v).lower() if isinstance(v, bool) else v
+
+    return " ".join(f"--set {k}={value(v)}" for k, v in changes.items())
+
+
 def ratio_of(sc):
     sim = Simulation(sc)
     sim.forward()
@@ -49,7 +58,7 @@ def vanishing():
     for name, what, ch in cases:
         sc = load_scenario(name)
         r, text, jn = ratio_of(sc.with_changes(ch) if ch else sc)
-        flag = " ".join(f"--set {k}={'none' if v is None else v}" for k, v in ch.items())
+        flag = set_flags(ch)
         rows.append(f"| {what} | `{name}`{' ' + flag if flag else ''} | {r:.2g} | {jn:.3f} | {text} |")
     return ("Vanishing gradients (problem 1)", "\n".join([
         "T = 100, H = 32, B = 16, random inputs, loss at the last step only, float64, one forward and backward pass at "
@@ -287,7 +296,7 @@ def digits_pixel():
         wall = time.perf_counter() - t0
         active = float((sim.hidden[:, -1] > 0).mean()) if sc.model.activation == "relu" and sc.model.cell == "rnn" \
             else None
-        flags = " ".join(f"--set {k}={str(v).lower() if isinstance(v, bool) else v}" for k, v in ch.items())
+        flags = set_flags(ch)
         lines.append(f"| {label} | `digits-pixel`{' ' + flags if flags else ''} | {r0:.1g} | " + " | ".join(cells)
                      + f" | {'-' if active is None else f'{active:.0%}'} | {wall:.0f} s |")
     head = ("| network | scenario | ratio at init | " + " | ".join(f"it. {c}" for c in checkpoints)
@@ -327,7 +336,7 @@ def stacked():
         depth = diagnostics.depth_profile(sim)
         cells = " | ".join(f"{row[0]:.2g} … {row[-1]:.2g}" for row in depth[::-1])
         pad = " | –" * (3 - len(depth))
-        flag = " ".join(f"--set {k}={v}" for k, v in ch.items())
+        flag = set_flags(ch)
         rows.append(f"| {what} | {flag or '(as shipped)'} | {cells}{pad} |")
     return ("Vanishing over depth and time: stacked layers (problem 1)", "\n".join([
         "`stacked`: 3 tanh RNN layers (as torch.nn.RNN(num_layers=3)), T = 50, H = 32, B = 16, random inputs, loss at "
