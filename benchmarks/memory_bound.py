@@ -95,7 +95,9 @@ def measure(sc) -> int:
     from rnnsim import diagnostics
     from rnnsim.simulation import Simulation
 
-    small = {"task.batch_size": 1, "model.hidden_size": 4}
+    # the case's hidden size: whether the per-step products run packed (rnnsim/kernels/packed.py) depends on it,
+    # and those kernels must be loaded before measuring too
+    small = {"task.batch_size": 1, "model.hidden_size": sc.model.hidden_size}
     if sc.task.kind not in ("file", "series", "digits", "copy"):
         small["task.length"] = min(sc.task.length, 32)
     t = Simulation(sc.with_changes(small))  # loads the kernels (and a data set's modules) before measuring

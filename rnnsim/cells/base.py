@@ -16,6 +16,7 @@ from typing import Protocol
 import numpy as np
 
 from rnnsim.kernels.modes import Plan, Workspace, chunk_steps
+from rnnsim.kernels.packed import applies as packed_applies
 
 
 class Cell(Protocol):
@@ -164,7 +165,8 @@ def estimate_parts(cell, model, T, B, D, O, itemsize) -> dict[str, int]:
       q, c, dq, dc (T, B, H));
     - ``inputs`` / ``outputs``: X, dL/dx (T, B, D) and the outputs, dL/dout, targets (T, B, O), with temporaries;
     - ``weights``: four copies of the weights (parameters, gradients, two optimiser moments) and the cell's and
-      readout's weight-sized scratch.
+      readout's weight-sized scratch, and per layer the two packed copies of W_hh where the per-step products
+      run packed (rnnsim/kernels/packed.py).
     """
     H = model.hidden_size
     K = chunk_steps(cell.cached_bytes(T, B, H, itemsize, model), T) if cell.G else 0
@@ -184,12 +186,15 @@ def estimate_parts(cell, model, T, B, D, O, itemsize) -> dict[str, int]:
         # q, c, dq, dc (T, B, H) + slack; α (T, B, T) and its temporaries; W_q (H, H), the readout's second half
         attention += itemsize * T * B * 5 * H + quadratic_bytes(T, B, itemsize)
         n_params += H * H + O * H
+    packed_w = 0
+    if cell.G and packed_applies(itemsize, H, cell.G):
+        packed_w = 2 * itemsize * cell.G * H * H * len(dims)
     return {
         "hidden": hidden,
         "attention": attention,
         "inputs": int(itemsize * T * B * D * (2 + TEMP_D)),
         "outputs": int(itemsize * T * B * O * (3 + TEMP_O)),
-        "weights": 4 * itemsize * n_params,
+        "weights": 4 * itemsize * n_params + packed_w,
     }
 
 

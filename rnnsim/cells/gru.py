@@ -20,6 +20,7 @@ from rnnsim.kernels import chunked, steps
 from rnnsim.kernels.chunked import StepCache, prev_state, project_chunk
 from rnnsim.kernels.loader import jit
 from rnnsim.kernels.modes import Mode, Workspace
+from rnnsim.kernels.packed import buffers as packed_buffers, rec_dot
 from rnnsim.kernels.steps import begin_forward, finish_backward  # noqa: F401  (the cell protocol's, shared)
 from rnnsim.kernels.vmath import sigmoid, sigmoid_np, tanh
 
@@ -67,7 +68,7 @@ def forward_gates(t, XW, h0, b_hh, Hs, GT, GHN, tmp):
 def forward_loop(t0, t1, XW, h0, W_hhT, b_hh, Hs, GT, GHN, tmp):
     """Steps [t0, t1): writes Hs[t], GT[t] = [r, z, n] and GHN[t] = W_hn h_{t-1} + b_hn. XW[t] = W_ih x_t + b_ih."""
     for t in range(t0, t1):
-        np.dot(h0 if t == 0 else Hs[t - 1], W_hhT, tmp)
+        rec_dot(h0 if t == 0 else Hs[t - 1], W_hhT, tmp)
         forward_gates(t, XW, h0, b_hh, Hs, GT, GHN, tmp)
 
 
@@ -115,7 +116,7 @@ def backward_loop(t_hi, t_lo, h0, W_hh, Hs, GT, GHN, DH, DGI, DGH, carry, tmp_h)
     dL/d(W_hh h + b_hh); carry ← dL/dh_{t-1} = dh ⊙ z + DGH[t] W_hh."""
     for t in range(t_hi, t_lo - 1, -1):
         backward_gates(t, h0, Hs, GT, GHN, DH, DGI, DGH, carry)
-        np.dot(DGH[t], W_hh, tmp_h)
+        rec_dot(DGH[t], W_hh, tmp_h)
         B, H = carry.shape
         for b in range(B):
             for j in range(H):
@@ -124,7 +125,7 @@ def backward_loop(t_hi, t_lo, h0, W_hh, Hs, GT, GHN, DH, DGI, DGH, carry, tmp_h)
 
 def forward_range(ws, t0, t1, XW, h0, b_hh, Hs, GT, GHN):
     """Steps [t0, t1): the Numba loop, or with per-step BLAS the same steps from Python (kernels/steps.py)."""
-    W_hhT, tmp = ws.W_hhT, ws.tmp
+    W_hhT, tmp = steps.forward_weight(ws), ws.tmp
     if not ws.step_blas:
         forward_loop(t0, t1, XW, h0, W_hhT, b_hh, Hs, GT, GHN, tmp)
     else:
@@ -135,7 +136,7 @@ def backward_range(ws, t_hi, t_lo, h0, W_hh, Hs, GT, GHN, DH, DGI, DGH):
     """BPTT steps t_hi down to t_lo, like forward_range (the carry: dh ⊙ z + DGH[t] W_hh)."""
     carry, tmp_h = ws.carry, ws.tmp_h
     if not ws.step_blas:
-        backward_loop(t_hi, t_lo, h0, W_hh, Hs, GT, GHN, DH, DGI, DGH, carry, tmp_h)
+        backward_loop(t_hi, t_lo, h0, steps.backward_weight(ws, W_hh), Hs, GT, GHN, DH, DGI, DGH, carry, tmp_h)
         return
 
     def product(t):
@@ -168,6 +169,8 @@ def allocate(T, B, D, H, dtype, model, plan) -> Workspace:
         plan, h=z(T, B, H), dh=z(T, B, H), dx=z(T, B, D),
         carry=z(B, H), tmp_h=z(B, H), tmp=z(B, 3 * H), h0=z(B, H), W_hhT=z(H, 3 * H),
     )
+    if plan.packed:
+        packed_buffers(ws, H, 3, dtype)
     if plan.mode is not Mode.CHUNKED:
         ws.__dict__.update(XW=z(T, B, 3 * H), gates=z(T, B, 3 * H), ghn=z(T, B, H), dgh=z(T, B, 3 * H))
     else:

@@ -20,6 +20,7 @@ from rnnsim.kernels import chunked, folded, steps
 from rnnsim.kernels.chunked import StepCache, prev_state, project_chunk
 from rnnsim.kernels.loader import jit
 from rnnsim.kernels.modes import Mode, Workspace
+from rnnsim.kernels.packed import buffers as packed_buffers, rec_dot
 from rnnsim.kernels.steps import begin_forward, finish_backward  # noqa: F401  (the cell protocol's, shared)
 from rnnsim.kernels.vmath import sigmoid, sigmoid_np, tanh
 
@@ -69,7 +70,7 @@ def forward_gates(t, xw_t, c0, b_hh, Hs, Cs, GT, tmp):
 def forward_loop(t0, t1, XW, h0, c0, W_hhT, b_hh, Hs, Cs, GT, tmp):
     """Steps [t0, t1): tmp = h_{t-1} W_hh^T, then the gates; writes Hs[t], Cs[t], GT[t] = [i, f, g, o]."""
     for t in range(t0, t1):
-        np.dot(h0 if t == 0 else Hs[t - 1], W_hhT, tmp)
+        rec_dot(h0 if t == 0 else Hs[t - 1], W_hhT, tmp)
         forward_gates(t, XW[t], c0, b_hh, Hs, Cs, GT, tmp)
 
 
@@ -117,12 +118,12 @@ def backward_loop(t_hi, t_lo, c0, W_hh, Cs, GT, DH, DA, carry_h, carry_c):
     carry_h ← DA[t] W_hh, carry_c ← dL/dc_{t-1}."""
     for t in range(t_hi, t_lo - 1, -1):
         backward_gates(t, c0, Cs, GT, DH, DA, carry_h, carry_c)
-        np.dot(DA[t], W_hh, carry_h)
+        rec_dot(DA[t], W_hh, carry_h)
 
 
 def forward_range(ws, t0, t1, XW, h0, c0, b_hh, Hs, Cs, GT):
     """Steps [t0, t1): the Numba loop, or with per-step BLAS the same steps from Python (kernels/steps.py)."""
-    W_hhT, tmp = ws.W_hhT, ws.tmp
+    W_hhT, tmp = steps.forward_weight(ws), ws.tmp
     if not ws.step_blas:
         forward_loop(t0, t1, XW, h0, c0, W_hhT, b_hh, Hs, Cs, GT, tmp)
     else:
@@ -133,7 +134,7 @@ def backward_range(ws, t_hi, t_lo, c0, W_hh, Cs, GT, DH, DA):
     """BPTT steps t_hi down to t_lo, like forward_range."""
     carry_h, carry_c = ws.carry, ws.carry_c
     if not ws.step_blas:
-        backward_loop(t_hi, t_lo, c0, W_hh, Cs, GT, DH, DA, carry_h, carry_c)
+        backward_loop(t_hi, t_lo, c0, steps.backward_weight(ws, W_hh), Cs, GT, DH, DA, carry_h, carry_c)
     else:
         steps.backward_blas(t_hi, t_lo, lambda t: backward_gates(t, c0, Cs, GT, DH, DA, carry_h, carry_c),
                             lambda t: np.matmul(DA[t], W_hh, out=carry_h))
@@ -163,6 +164,8 @@ def allocate(T, B, D, H, dtype, model, plan) -> Workspace:
         plan, h=z(T, B, H), c=z(T, B, H), dh=z(T, B, H), dx=z(T, B, D),
         carry=z(B, H), carry_c=z(B, H), tmp=z(B, 4 * H), h0=z(B, H), c0=z(B, H),
     )
+    if plan.packed:
+        packed_buffers(ws, H, 4, dtype)
     if plan.mode is Mode.FOLDED:
         folded.buffers(ws, T, B, D, H, 4, dtype)
     else:

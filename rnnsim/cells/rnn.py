@@ -18,10 +18,10 @@ import numpy as np
 
 from rnnsim.cells.base import chunk_bytes, recurrent_param_count, recurrent_params, state_pair
 from rnnsim.kernels import chunked, steps
-from rnnsim.kernels.blas import step_dot
 from rnnsim.kernels.chunked import prev_state
 from rnnsim.kernels.loader import jit
 from rnnsim.kernels.modes import Mode, Workspace
+from rnnsim.kernels.packed import buffers as packed_buffers, rec_step_dot
 from rnnsim.kernels.steps import begin_forward  # noqa: F401  (part of the cell protocol, shared)
 from rnnsim.kernels.vmath import tanh
 
@@ -76,7 +76,7 @@ def forward_act(t, XW, b_hh, relu, use_ln, ln_w, ln_b, Hs, AHAT, RSTD, tmp):
 def forward_loop(t0, t1, XW, h0, W_hhT, b_hh, relu, use_ln, ln_w, ln_b, Hs, AHAT, RSTD, tmp):
     """Steps [t0, t1): h_t from h_{t-1}, writes Hs[t] (and AHAT[t], RSTD[t] with LayerNorm). XW[t] = W_ih x_t + b_ih."""
     for t in range(t0, t1):
-        step_dot(h0 if t == 0 else Hs[t - 1], W_hhT, tmp)
+        rec_step_dot(h0 if t == 0 else Hs[t - 1], W_hhT, tmp)
         forward_act(t, XW, b_hh, relu, use_ln, ln_w, ln_b, Hs, AHAT, RSTD, tmp)
 
 
@@ -126,13 +126,13 @@ def backward_loop(t_hi, t_lo, Hs, W_hh, relu, use_ln, ln_w, AHAT, RSTD, DH, DA, 
     ``carry`` = (∂h_t/∂h_{t-1})^T dL/dh_t."""
     for t in range(t_hi, t_lo - 1, -1):
         backward_act(t, Hs, relu, use_ln, ln_w, AHAT, RSTD, DH, DA, carry, dln_w, dln_b)
-        step_dot(DA[t], W_hh, carry)
+        rec_step_dot(DA[t], W_hh, carry)
 
 
 def forward_range(ws, t0, t1, h0, b_hh, flags, ln_w, ln_b, Hs, AHAT, RSTD):
     """Steps [t0, t1): the Numba loop, or with per-step BLAS the same steps from Python (kernels/steps.py)."""
     relu, ln = flags
-    XW, W_hhT, tmp = ws.XW, ws.W_hhT, ws.tmp
+    XW, W_hhT, tmp = ws.XW, steps.forward_weight(ws), ws.tmp
     if not ws.step_blas:
         forward_loop(t0, t1, XW, h0, W_hhT, b_hh, relu, ln, ln_w, ln_b, Hs, AHAT, RSTD, tmp)
     else:
@@ -145,7 +145,7 @@ def backward_range(ws, t_hi, t_lo, Hs, W_hh, flags, ln_w, AHAT, RSTD, DH, DA):
     relu, ln = flags
     carry, dln_w, dln_b = ws.carry, ws.dln_w, ws.dln_b
     if not ws.step_blas:
-        backward_loop(t_hi, t_lo, Hs, W_hh, relu, ln, ln_w, AHAT, RSTD, DH, DA, carry, dln_w, dln_b)
+        backward_loop(t_hi, t_lo, Hs, steps.backward_weight(ws, W_hh), relu, ln, ln_w, AHAT, RSTD, DH, DA, carry, dln_w, dln_b)
     else:
         steps.backward_blas(t_hi, t_lo,
                             lambda t: backward_act(t, Hs, relu, ln, ln_w, AHAT, RSTD, DH, DA, carry, dln_w, dln_b),
@@ -189,6 +189,8 @@ def allocate(T, B, D, H, dtype, model, plan) -> Workspace:
         carry=z(B, H), tmp=z(B, H), h0=z(B, H), W_hhT=z(H, H),
         dln_w=z(H), dln_b=z(H), dummy=z(H),
     )
+    if plan.packed:
+        packed_buffers(ws, H, 1, dtype)
     if plan.mode is Mode.CHUNKED:
         chunked.buffers(ws, plan.K, B, D, H, 1, dtype)
     else:

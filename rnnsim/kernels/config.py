@@ -41,6 +41,15 @@ SMALL_STEP_KN = 64 * 64
 #: measurement and 29.7 ms (a stall: the other core busy) in the next, against 3.7 ms on one thread.
 STEP_GEMM_FLOPS = 4e6
 
+#: float32 cells with H at least this (and a multiple of 32), on a CPU with AVX-512F, run their per-step products
+#: against W_hh packed once per pass (rnnsim/kernels/packed.py) inside the Numba time loop, instead of either BLAS
+#: path above. Measured (one core, B = 32, µs per product, packed → OpenBLAS through numba): K = 64, N = 256:
+#: 10.3 → 9.4 (OpenBLAS's small-matrix path wins); K = 128, N = 512: 38.5 → 61.4; K = 256: 39.3 → 68.9.
+PACKED_MIN_H = 128
+#: the item sizes that run packed: float32 only, so float64 results stay bit for bit those of np.dot; the tests add
+#: 8 to run the float64 reference and finite-difference checks through the packed path (tests/unit/test_packed.py)
+PACKED_ITEMSIZES = (4,)
+
 # ------------------------------------------------------------------------------------- whole-sequence products
 #: Whole-sequence products (over all T·B rows) of at least this many FLOPs use NumPy's multi-threaded BLAS; smaller
 #: ones call SciPy's BLAS from Numba on one thread. A multi-threaded BLAS wakes its threads for every call: on a

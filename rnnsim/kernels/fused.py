@@ -180,7 +180,7 @@ class FusedPass:
         plan = sim._ws.plan
         if (sim.cell_name in ("rnn", "lstm", "gru") and getattr(sim, "num_layers", 1) == 1   # a stack: per layer
                 and plan.mode is Mode.CACHED and plan.small_pass
-                and plan.small_projection and plan.small_grads and not plan.step_blas):
+                and plan.small_projection and plan.small_grads and not plan.step_blas and not plan.packed):
             return FusedPass(sim)
         return None
 

@@ -22,6 +22,7 @@ import numpy as np
 
 from rnnsim.kernels import config
 from rnnsim.kernels.blas import small_gemms, step_gemm_in_numpy
+from rnnsim.kernels.packed import applies
 
 
 class Mode(enum.Enum):
@@ -43,12 +44,15 @@ class Plan:
     small_pass: bool         #: readout, loss and checks as single Numba calls (rnnsim/kernels/small_pass.py)
     small_projection: bool   #: cached mode: the input projection (and W_hh^T) in one Numba call
     small_grads: bool        #: cached mode: the weight gradients and dL/dx_t in one Numba call
+    packed: bool = False     #: float32: per-step products against W_hh packed once per pass (kernels/packed.py)
 
     def describe(self) -> str:
         """e.g. "cached, small pass" or "chunked (K = 64), per-step BLAS"."""
         words = [f"{self.mode} (K = {self.K})" if self.mode is Mode.CHUNKED else str(self.mode)]
         if self.step_blas:
             words.append("per-step BLAS")
+        if self.packed:
+            words.append("packed W_hh")
         if self.small_pass:
             words.append("small pass")
         return ", ".join(words)
@@ -64,6 +68,8 @@ def choose(cell, T: int, B: int, D: int, H: int, O: int, itemsize: int, model) -
 
     - chunked when the cell's per-step caches (``cell.cached_bytes``) exceed CACHE_LIMIT;
     - per-step BLAS when a per-step product B×H by H×G·H reaches STEP_GEMM_FLOPS;
+    - packed W_hh for float32 at H ≥ PACKED_MIN_H, H a multiple of 32, on AVX-512 (rnnsim/kernels/packed.py):
+      then the per-step products stay in the Numba loop (no per-step BLAS, no projection folding);
     - projection-folded for a cell that can fold (``cell.FOLDS_PROJECTION``), cached, whose folded product
       B×(H+D) by (H+D)×G·H reaches STEP_GEMM_FLOPS;
     - the small pass for the linear readout when no product of the pass would leave Numba (every whole-sequence
@@ -74,12 +80,13 @@ def choose(cell, T: int, B: int, D: int, H: int, O: int, itemsize: int, model) -
         return Plan(Mode.CACHED, 0, False, False, False, False)
     GH = G * H
     K = chunk_steps(cell.cached_bytes(T, B, H, itemsize, model), T)
-    folded = K == 0 and cell.FOLDS_PROJECTION and step_gemm_in_numpy(B, H + D, GH)
+    packed = applies(itemsize, H, G)
+    folded = K == 0 and not packed and cell.FOLDS_PROJECTION and step_gemm_in_numpy(B, H + D, GH)
     mode = Mode.CHUNKED if K else Mode.FOLDED if folded else Mode.CACHED
-    step_blas = step_gemm_in_numpy(B, H, GH)
+    step_blas = not packed and step_gemm_in_numpy(B, H, GH)
     small_pass = (model.readout == "linear" and K == 0 and not step_blas
                   and small_gemms(T * B, GH, D, H, O))
-    return Plan(mode, K, step_blas, small_pass, small_gemms(T * B, GH, D), small_gemms(T * B, GH, D, H))
+    return Plan(mode, K, step_blas, small_pass, small_gemms(T * B, GH, D), small_gemms(T * B, GH, D, H), packed)
 
 
 class Workspace:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from rnnsim.kernels import cached, chunked, folded
+from rnnsim.kernels import cached, chunked, folded, packed
 from rnnsim.kernels.blas import numpy_blas_one_thread, transpose_into
 from rnnsim.kernels.modes import Mode
 
@@ -27,6 +27,18 @@ def begin_forward(ws, X, params) -> None:
     else:
         transpose_into(ws.W_hhT, params["weight_hh"])
         ws.fw_chunk = -1
+    if ws.plan.packed:
+        packed.pack_weights(ws, params["weight_hh"])
+
+
+def forward_weight(ws):
+    """The right factor of the forward's per-step products: W_hh^T, or its packed copy (rnnsim/kernels/packed.py)."""
+    return ws.Wp_f if ws.plan.packed else ws.W_hhT
+
+
+def backward_weight(ws, W_hh):
+    """The right factor of BPTT's per-step products: W_hh, or its packed copy."""
+    return ws.Wp_b if ws.plan.packed else W_hh
 
 
 def forward_blas(t0, t1, h0, Hs, W_hhT, tmp, gates) -> None:

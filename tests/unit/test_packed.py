@@ -1,0 +1,244 @@
+"""The packed per-step products (rnnsim/kernels/packed.py): the micro-kernel against NumPy, the packing layouts,
+the plan's choice, and every cell through the packed path: the NumPy references and finite differences in float64
+(packed only when the tests allow it, config.PACKED_ITEMSIZES), float32 against the unpacked path and torch."""
+
+import numpy as np
+import pytest
+
+from rnnsim import Simulation
+from rnnsim.kernels import config as tunables
+from rnnsim.kernels import packed
+from rnnsim.kernels.loader import jit, load_kernels
+from tests.unit import test_cells as tc
+from tests.unit.conftest import CONFIGS, small_scenario
+
+needs_avx512 = pytest.mark.skipif(not packed.available(), reason="the packed kernels need AVX-512F")
+
+H32 = {"model.hidden_size": 32}
+
+
+@pytest.fixture
+def packed_everywhere(monkeypatch):
+    """Packed at test sizes (H = 32) and in float64 too."""
+    monkeypatch.setattr(tunables, "PACKED_MIN_H", 0)
+    monkeypatch.setattr(tunables, "PACKED_ITEMSIZES", (4, 8))
+
+
+@pytest.fixture(params=["cached", "chunked"])
+def memory_mode(request, monkeypatch):
+    if request.param == "chunked":
+        monkeypatch.setattr(tunables, "CACHE_LIMIT", -1)
+        monkeypatch.setattr(tunables, "CHUNK_STEPS", 3)
+    return request.param
+
+
+@jit
+def _call_rec_dot(a, W, out):
+    packed.rec_dot(a, W, out)
+
+
+def _packed(W):
+    """W (K, N) packed by ``pack`` (the backward's layout) and W^T's source packed by ``pack_t`` must agree."""
+    K, N = W.shape
+    Wp = np.zeros((N // packed.NR, K, packed.NR), dtype=W.dtype)
+    packed.pack(Wp, W)
+    return Wp
+
+
+def test_pack_layouts_are_panels_of_32_columns(rng):
+    W = rng.standard_normal((7, 96))
+    Wp = _packed(W)
+    np.testing.assert_array_equal(Wp, W.reshape(7, 3, 32).transpose(1, 0, 2))
+    Wp_t = np.zeros_like(Wp)
+    packed.pack_t(Wp_t, np.ascontiguousarray(W.T))
+    np.testing.assert_array_equal(Wp_t, Wp)
+
+
+@needs_avx512
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("M", [1, 2, 3, 7, 8, 13, 32])
+@pytest.mark.parametrize("K,N", [(1, 32), (5, 64), (128, 96), (300, 512)])
+def test_packed_dot_matches_numpy(rng, dtype, M, K, N):
+    A64 = rng.standard_normal((M, K + 3))[:, 1:K + 1]     # a row stride that is not K
+    W64 = rng.standard_normal((K, N))
+    A, W = A64.astype(dtype), W64.astype(dtype)
+    out = np.full((M, N + 8), np.nan, dtype=dtype)[:, :N]  # an out row stride that is not N; the rest untouched
+    packed.packed_dot(A, _packed(W), out)
+    ref = A.astype(np.float64) @ W.astype(np.float64)
+    tol = 1e-12 if dtype == "float64" else 2e-6
+    assert np.abs(out - ref).max() <= tol * np.abs(A).max() * np.abs(W).max() * K
+    assert np.isnan(out.base[:, N:]).all()
+
+
+@needs_avx512
+def test_packed_dot_propagates_nan_and_inf(rng):
+    A = rng.standard_normal((8, 16)).astype(np.float32)
+    A[3, 5] = np.nan
+    A[6, 2] = np.inf
+    W = rng.standard_normal((16, 32)).astype(np.float32)
+    out = np.zeros((8, 32), np.float32)
+    packed.packed_dot(A, _packed(W), out)
+    assert np.isnan(out[3]).all() and not np.isfinite(out[6]).any() and np.isfinite(np.delete(out, [3, 6], 0)).all()
+
+
+def test_rec_dot_with_a_2d_weight_is_np_dot_bit_for_bit(rng):
+    """The unpacked path compiles to exactly the np.dot it replaced (float64 results unchanged)."""
+    load_kernels()
+    a, W = rng.standard_normal((5, 40)), rng.standard_normal((40, 24))
+    out, ref = np.empty((5, 24)), np.empty((5, 24))
+    _call_rec_dot(a, W, out)
+    np.dot(a, W, ref)
+    np.testing.assert_array_equal(out, ref)
+
+
+@needs_avx512
+@pytest.mark.parametrize("cell,G", [("rnn", 1), ("lstm", 4), ("gru", 3)])
+def test_plan_packs_float32_from_128_hidden_units_in_multiples_of_32(cell, G):
+    def plan(H, dtype="float32", B=32):
+        sc = small_scenario(**{"model.cell": cell, "model.hidden_size": H, "model.dtype": dtype,
+                               "task.batch_size": B})
+        return Simulation(sc).workspace.plan
+
+    assert plan(128).packed and plan(512).packed and plan(128, B=5).packed
+    assert "packed W_hh" in plan(256).describe()
+    assert not plan(96).packed and not plan(160 + 16).packed and not plan(128, "float64").packed
+    p = plan(512)
+    assert not p.step_blas and p.mode.value != "projection-folded"
+
+
+def test_plan_never_packs_without_avx512(monkeypatch):
+    monkeypatch.setattr(packed, "_AVAILABLE", False)
+    sc = small_scenario(**{"model.cell": "lstm", "model.hidden_size": 256, "model.dtype": "float32",
+                           "task.batch_size": 32})
+    assert not Simulation(sc).workspace.plan.packed
+
+
+@needs_avx512
+def test_estimate_counts_the_packed_copies(monkeypatch):
+    from rnnsim.scenario import estimate_bytes
+
+    sc = small_scenario(**{"model.cell": "lstm", "model.hidden_size": 256, "model.dtype": "float32"})
+    with_packed = estimate_bytes(sc)
+    monkeypatch.setattr(tunables, "PACKED_MIN_H", 10**9)
+    assert with_packed - estimate_bytes(sc) == 2 * 4 * 4 * 256 * 256
+
+
+@needs_avx512
+def test_every_cell_takes_the_packed_path_at_test_sizes(packed_everywhere, memory_mode):
+    for name, changes in CONFIGS.items():
+        ws = Simulation(small_scenario(**changes, **H32)).workspace
+        assert ws.plan.packed and ws.Wp_f.shape[1] == 32 and ws.Wp_b.shape[2] == 32, name
+
+
+@needs_avx512
+def test_packed_matches_numpy_reference(config, packed_everywhere, memory_mode):
+    name, changes = config
+    sim = Simulation(small_scenario(**changes, **H32))
+    assert sim.workspace.plan.packed
+    sim.forward()
+    sim.backward()
+    fw, g, dh, dx = tc.reference(sim)
+    np.testing.assert_allclose(sim._ws.h, fw["h"], rtol=0, atol=1e-13)
+    np.testing.assert_allclose(sim._ws.dh, dh, rtol=1e-11, atol=1e-14)
+    np.testing.assert_allclose(sim._ws.dx, dx, rtol=1e-11, atol=1e-14)
+    for k, v in g.items():
+        np.testing.assert_allclose(sim.grads[k], v, rtol=1e-11, atol=1e-14, err_msg=k)
+
+
+@needs_avx512
+@pytest.mark.parametrize("task", ["sine", "copy"])
+def test_packed_gradients_match_finite_differences(config, packed_everywhere, memory_mode, task):
+    _, changes = config
+    extra = {"task.kind": "copy", "task.length": 9, "task.symbols": 2, "task.alphabet": 3} if task == "copy" else {}
+    sim = Simulation(small_scenario(**changes, **H32).with_changes(extra))
+    assert sim.workspace.plan.packed
+    sim.forward()
+    sim.backward()
+    grads = {k: v.copy() for k, v in sim.grads.items()}
+    for k in sim.params:
+        err = tc._fd_check(sim, sim.params[k], grads[k])
+        assert err < 1e-6, f"{k}: relative error {err:.2e}"
+
+
+@needs_avx512
+def test_packed_grad_hidden_matches_finite_differences(config, packed_everywhere):
+    _, changes = config
+    tc.check_grad_hidden_by_finite_differences(Simulation(small_scenario(**changes, **H32)), seed=5)
+
+
+@needs_avx512
+def test_packed_step_by_step_equals_whole_pass(config, packed_everywhere, memory_mode):
+    _, changes = config
+    sc = small_scenario(**changes, **H32)
+    a, b = Simulation(sc), Simulation(sc)
+    a.forward()
+    a.backward()
+    while b.step_forward():
+        pass
+    while b.step_backward():
+        pass
+    for name in ("hidden", "grad_hidden", "grad_inputs"):   # the tolerance of test_cells' unpacked version
+        np.testing.assert_allclose(getattr(b, name), getattr(a, name), rtol=1e-13, atol=1e-15, err_msg=name)
+    for k in a.grads:
+        np.testing.assert_allclose(b.grads[k], a.grads[k], rtol=1e-13, atol=1e-15, err_msg=k)
+
+
+@needs_avx512
+def test_packed_weights_follow_the_updates(packed_everywhere):
+    """W_hh is packed at the start of every pass: training packed equals training unpacked (float64) to 1e-12."""
+    sc = small_scenario(**CONFIGS["lstm"], **H32)
+    a = Simulation(sc)
+    assert a.workspace.plan.packed
+    a.train(5)
+    tunables.PACKED_ITEMSIZES = (4,)          # (the fixture's monkeypatch restores it)
+    b = Simulation(sc)
+    assert not b.workspace.plan.packed
+    b.train(5)
+    for k in a.params:
+        np.testing.assert_allclose(a.params[k], b.params[k], rtol=1e-12, atol=1e-14, err_msg=k)
+
+
+@needs_avx512
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+@pytest.mark.parametrize("layers", [1, 2])
+def test_float32_packed_matches_float32_blas_path(cell, layers, monkeypatch):
+    """At a production size (H = 128, B = 32), packed float32 against the BLAS path: to float32 accuracy."""
+    sc = small_scenario(**{"model.cell": cell, "model.hidden_size": 128, "model.dtype": "float32",
+                           "model.num_layers": layers, "task.batch_size": 32, "task.length": 30})
+    a = Simulation(sc)
+    assert a.workspace.plan.packed
+    a.forward()
+    a.backward()
+    monkeypatch.setattr(tunables, "PACKED_MIN_H", 10**9)
+    b = Simulation(sc)
+    assert not b.workspace.plan.packed
+    b.forward()
+    b.backward()
+    np.testing.assert_allclose(a.hidden, b.hidden, rtol=0, atol=2e-6)
+    np.testing.assert_allclose(a.grad_hidden, b.grad_hidden, rtol=0, atol=2e-5 * np.abs(b.grad_hidden).max())
+    for k in a.grads:
+        np.testing.assert_allclose(a.grads[k], b.grads[k], rtol=0, atol=2e-5 * np.abs(b.grads[k]).max(), err_msg=k)
+
+
+@needs_avx512
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_float32_packed_matches_torch_fused(cell):
+    torch = pytest.importorskip("torch")
+    sc = small_scenario(**{"model.cell": cell, "model.hidden_size": 128, "model.dtype": "float32",
+                           "task.batch_size": 32, "task.length": 20})
+    sim = Simulation(sc)
+    assert sim.workspace.plan.packed
+    sim.forward()
+    sim.backward()
+    layer = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU}[cell](sim.D, sim.H, dtype=torch.float32)
+    sd = {f"{k}_l0": torch.tensor(v) for k, v in sim.state_dict().items() if not k.startswith("readout")}
+    layer.load_state_dict(sd)
+    x = torch.tensor(np.ascontiguousarray(sim._X), requires_grad=True)          # (T, B, D), time-major
+    y, _ = layer(x)
+    G = torch.tensor(sim._dout @ sim.params["readout.weight"])                    # the readout's part of dL/dh_t
+    y.backward(G)
+    np.testing.assert_allclose(sim._ws.h, y.detach().numpy(), rtol=0, atol=2e-6)
+    np.testing.assert_allclose(sim._ws.dx, x.grad.numpy(), rtol=0, atol=2e-5 * np.abs(sim._ws.dx).max())
+    for k, p in layer.named_parameters():
+        ours = sim.grads[k.removesuffix("_l0")]
+        np.testing.assert_allclose(ours, p.grad.numpy(), rtol=0, atol=2e-5 * np.abs(ours).max(), err_msg=k)
