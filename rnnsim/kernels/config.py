@@ -50,6 +50,13 @@ PACKED_MIN_H = 128
 #: 8 to run the float64 reference and finite-difference checks through the packed path (tests/unit/test_packed.py)
 PACKED_ITEMSIZES = (4,)
 
+#: A packed plan in cached mode computes dW_hh in OVERLAP_BLOCKS shares on a worker thread while BPTT goes on
+#: (rnnsim/kernels/overlap.py), when one BPTT call covers at least OVERLAP_MIN_STEPS steps and the process may run
+#: on at least OVERLAP_MIN_CORES cores.
+OVERLAP_MIN_STEPS = 16
+OVERLAP_BLOCKS = 8
+OVERLAP_MIN_CORES = 2
+
 # ------------------------------------------------------------------------------------- whole-sequence products
 #: Whole-sequence products (over all T·B rows) of at least this many FLOPs use NumPy's multi-threaded BLAS; smaller
 #: ones call SciPy's BLAS from Numba on one thread. A multi-threaded BLAS wakes its threads for every call: on a

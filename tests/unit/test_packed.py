@@ -242,3 +242,78 @@ def test_float32_packed_matches_torch_fused(cell):
     for k, p in layer.named_parameters():
         ours = sim.grads[k.removesuffix("_l0")]
         np.testing.assert_allclose(ours, p.grad.numpy(), rtol=0, atol=2e-5 * np.abs(ours).max(), err_msg=k)
+
+
+# ------------------------------------------------------------------------- dW_hh on a worker during BPTT
+@pytest.fixture
+def overlapping(packed_everywhere, monkeypatch):
+    """Overlap at test sizes (T = 7) whatever this process's affinity."""
+    monkeypatch.setattr(tunables, "OVERLAP_MIN_STEPS", 2)
+    monkeypatch.setattr(tunables, "OVERLAP_BLOCKS", 3)
+    monkeypatch.setattr(tunables, "OVERLAP_MIN_CORES", 1)
+
+
+@pytest.mark.parametrize("t_hi,t_lo,n", [(99, 0, 8), (6, 0, 3), (5, 2, 8), (3, 3, 2), (40, 17, 5)])
+def test_blocks_cover_the_steps_top_first(t_hi, t_lo, n):
+    from rnnsim.kernels import overlap
+
+    bl = overlap.blocks(t_hi, t_lo, n)
+    assert bl[0][0] == t_hi and bl[-1][1] == t_lo and len(bl) == min(n, t_hi - t_lo + 1)
+    assert all(hi >= lo for hi, lo in bl) and all(bl[i][1] == bl[i + 1][0] + 1 for i in range(len(bl) - 1))
+    sizes = [hi - lo + 1 for hi, lo in bl]
+    assert max(sizes) - min(sizes) <= 1
+
+
+@needs_avx512
+@pytest.mark.parametrize("layers", [1, 2])
+def test_overlapped_dW_hh_matches_reference_and_unoverlapped(config, overlapping, layers, monkeypatch):
+    _, changes = config
+    sc = small_scenario(**changes, **H32, **{"model.num_layers": layers})
+    a = Simulation(sc)
+    a.forward()
+    a.backward()
+    assert all(ws.ov_lo == 0 for ws in a._stack.ws)          # every layer's BPTT ran in overlapped blocks
+    if layers == 1:
+        _, g, _, _ = tc.reference(a)
+        np.testing.assert_allclose(a.grads["weight_hh"], g["weight_hh"], rtol=1e-11, atol=1e-14)
+    monkeypatch.setattr(tunables, "OVERLAP_MIN_CORES", 10**6)
+    b = Simulation(sc)
+    b.forward()
+    b.backward()
+    assert all(ws.ov_lo == ws.h.shape[0] for ws in b._stack.ws)
+    for k in a.grads:
+        np.testing.assert_allclose(a.grads[k], b.grads[k], rtol=1e-12, atol=1e-15, err_msg=k)
+
+
+@needs_avx512
+def test_stepped_bptt_then_whole_rest_does_not_overlap_and_is_exact(overlapping):
+    sc = small_scenario(**CONFIGS["gru"], **H32)
+    a, b = Simulation(sc), Simulation(sc)
+    a.forward()
+    a.backward()
+    b.forward()
+    b.step_backward()                   # one step alone: too short to overlap
+    b.backward()                        # the rest starts below the top: not contiguous with a covered block
+    assert b._ws.ov_lo == b.T
+    for k in a.grads:
+        np.testing.assert_allclose(b.grads[k], a.grads[k], rtol=1e-12, atol=1e-15, err_msg=k)
+
+
+@needs_avx512
+def test_an_abandoned_bptt_leaves_no_share_behind(overlapping):
+    """A forward pass started in the middle of an overlapped BPTT: the next BPTT's dW_hh is that of its own pass."""
+    sc = small_scenario(**CONFIGS["lstm"], **H32, **{"task.length": 12})
+    a = Simulation(sc)
+    a.forward()
+    a.backward()
+    want = {k: v.copy() for k, v in a.grads.items()}
+    b = Simulation(sc)
+    b.forward()
+    b._begin_backward()
+    b._backward_to(6)                   # half the BPTT, in overlapped blocks
+    assert b._ws.ov_lo == b.T - 6
+    b.phase = "idle"                    # as a restart does: the pass is dropped
+    b.forward()
+    b.backward()
+    for k in want:
+        np.testing.assert_allclose(b.grads[k], want[k], rtol=1e-12, atol=1e-15, err_msg=k)
