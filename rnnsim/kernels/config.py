@@ -41,11 +41,16 @@ SMALL_STEP_KN = 64 * 64
 #: measurement and 29.7 ms (a stall: the other core busy) in the next, against 3.7 ms on one thread.
 STEP_GEMM_FLOPS = 4e6
 
-#: float32 cells with H at least this (and a multiple of 32), on a CPU with AVX-512F, run their per-step products
-#: against W_hh packed once per pass (rnnsim/kernels/packed.py) inside the Numba time loop, instead of either BLAS
-#: path above. Measured (one core, B = 32, µs per product, packed → OpenBLAS through numba): K = 64, N = 256:
-#: 10.3 → 9.4 (OpenBLAS's small-matrix path wins); K = 128, N = 512: 38.5 → 61.4; K = 256: 39.3 → 68.9.
+#: float32 cells with H ≥ PACKED_MIN_H (a multiple of 32), B ≥ PACKED_MIN_ROWS and a per-step product B×H by
+#: H×G·H of at least PACKED_MIN_FLOPS, on a CPU with AVX-512F, run their per-step products against W_hh packed
+#: once per pass (rnnsim/kernels/packed.py) inside the Numba time loop, instead of either BLAS path above.
+#: Measured (one core, µs per product, packed against OpenBLAS through numba): B = 32, K = 64, N = 256: 10.3 against
+#: 9.4 (OpenBLAS's small-matrix path wins); K = 128, N = 512: 38.5 against 61.4; K = 256: 39.3 against 68.9. Whole
+#: passes (T = 100, float32, packed / BLAS path): B = 1 0.83-1.02x (every cell, H 128 to 512: not packed), B = 8,
+#: H = 128 (≤ 1.05 MFLOP) 0.94-0.96x, from 2.1 MFLOP on 1.6-3.2x (B = 4 and 8, H = 256 and 512).
 PACKED_MIN_H = 128
+PACKED_MIN_ROWS = 4
+PACKED_MIN_FLOPS = 2e6
 #: the item sizes that run packed: float32 only, so float64 results stay bit for bit those of np.dot; the tests add
 #: 8 to run the float64 reference and finite-difference checks through the packed path (tests/unit/test_packed.py)
 PACKED_ITEMSIZES = (4,)

@@ -68,7 +68,8 @@ def choose(cell, T: int, B: int, D: int, H: int, O: int, itemsize: int, model) -
 
     - chunked when the cell's per-step caches (``cell.cached_bytes``) exceed CACHE_LIMIT;
     - per-step BLAS when a per-step product B×H by H×G·H reaches STEP_GEMM_FLOPS;
-    - packed W_hh for float32 at H ≥ PACKED_MIN_H, H a multiple of 32, on AVX-512 (rnnsim/kernels/packed.py):
+    - packed W_hh for float32 from PACKED_MIN_H, PACKED_MIN_ROWS and PACKED_MIN_FLOPS, H a multiple of 32, on
+      AVX-512 (rnnsim/kernels/packed.py):
       then the per-step products stay in the Numba loop (no per-step BLAS, no projection folding);
     - projection-folded for a cell that can fold (``cell.FOLDS_PROJECTION``), cached, whose folded product
       B×(H+D) by (H+D)×G·H reaches STEP_GEMM_FLOPS;
@@ -80,7 +81,7 @@ def choose(cell, T: int, B: int, D: int, H: int, O: int, itemsize: int, model) -
         return Plan(Mode.CACHED, 0, False, False, False, False)
     GH = G * H
     K = chunk_steps(cell.cached_bytes(T, B, H, itemsize, model), T)
-    packed = applies(itemsize, H, G)
+    packed = applies(itemsize, B, H, G)
     folded = K == 0 and not packed and cell.FOLDS_PROJECTION and step_gemm_in_numpy(B, H + D, GH)
     mode = Mode.CHUNKED if K else Mode.FOLDED if folded else Mode.CACHED
     step_blas = not packed and step_gemm_in_numpy(B, H, GH)

@@ -13,8 +13,8 @@ once per pass (``pack_weights``, from the cells' ``begin_forward``), and every s
 ``out`` in sixteen 16-float vector registers for the whole K loop (one panel row and 8 broadcasts per k, 16 FMAs),
 so ``out`` is written once and the panel (K×32 floats, ≤ 256 KiB) stays in L2 while the row blocks pass over it.
 Measured here (one core, AVX-512): 103-109 GFLOP/s at K ≥ 128, against 58-80 for OpenBLAS on the same shapes
-(`python -m benchmarks.bench_packed`). Below K = 128 OpenBLAS's small-matrix path is as fast, hence
-config.PACKED_MIN_H.
+(`python -m benchmarks.bench_packed`). Below K = 128, and for products of a few rows, OpenBLAS is as fast,
+hence config.PACKED_MIN_H, PACKED_MIN_ROWS and PACKED_MIN_FLOPS.
 
 The micro-kernel is LLVM IR written with llvmlite (a Numba intrinsic): <16 x float> vectors and llvm.fma, which
 LLVM maps to AVX-512 registers. Only float32 (float64 results stay bit for bit those of np.dot) and only on
@@ -60,11 +60,11 @@ def available() -> bool:
 _AVAILABLE: bool | None = None
 
 
-def applies(itemsize: int, H: int, G: int) -> bool:
-    """Whether a cell of hidden size H with G gate blocks runs its per-step products packed (config.PACKED_MIN_H,
-    config.PACKED_ITEMSIZES, H a multiple of NR, AVX-512F)."""
+def applies(itemsize: int, B: int, H: int, G: int) -> bool:
+    """Whether a cell of hidden size H with G gate blocks, at batch B, runs its per-step products packed
+    (config.PACKED_ITEMSIZES, PACKED_MIN_H, PACKED_MIN_ROWS, PACKED_MIN_FLOPS; H a multiple of NR; AVX-512F)."""
     return (itemsize in config.PACKED_ITEMSIZES and G > 0 and H >= config.PACKED_MIN_H and H % NR == 0
-            and available())
+            and B >= config.PACKED_MIN_ROWS and 2.0 * B * H * G * H >= config.PACKED_MIN_FLOPS and available())
 
 
 def buffers(ws, H: int, G: int, dtype) -> None:

@@ -20,7 +20,8 @@ H32 = {"model.hidden_size": 32}
 @pytest.fixture
 def packed_everywhere(monkeypatch):
     """Packed at test sizes (H = 32) and in float64 too."""
-    monkeypatch.setattr(tunables, "PACKED_MIN_H", 0)
+    for name in ("PACKED_MIN_H", "PACKED_MIN_ROWS", "PACKED_MIN_FLOPS"):
+        monkeypatch.setattr(tunables, name, 0)
     monkeypatch.setattr(tunables, "PACKED_ITEMSIZES", (4, 8))
 
 
@@ -93,15 +94,19 @@ def test_rec_dot_with_a_2d_weight_is_np_dot_bit_for_bit(rng):
 
 @needs_avx512
 @pytest.mark.parametrize("cell,G", [("rnn", 1), ("lstm", 4), ("gru", 3)])
-def test_plan_packs_float32_from_128_hidden_units_in_multiples_of_32(cell, G):
+def test_plan_packs_float32_from_128_hidden_units_4_rows_and_2_mflop(cell, G):
     def plan(H, dtype="float32", B=32):
         sc = small_scenario(**{"model.cell": cell, "model.hidden_size": H, "model.dtype": dtype,
                                "task.batch_size": B})
         return Simulation(sc).workspace.plan
 
-    assert plan(128).packed and plan(512).packed and plan(128, B=5).packed
+    assert plan(512).packed and plan(512, B=4).packed and plan(256, B=32).packed
     assert "packed W_hh" in plan(256).describe()
-    assert not plan(96).packed and not plan(160 + 16).packed and not plan(128, "float64").packed
+    assert not plan(96).packed and not plan(160 + 16).packed and not plan(256, "float64").packed
+    assert not plan(512, B=3).packed and not plan(512, B=1).packed
+    # the per-step product's FLOPs: 2·B·H·G·H against PACKED_MIN_FLOPS (2e6)
+    assert plan(128, B=32).packed == (2 * 32 * 128 * G * 128 >= 2e6)
+    assert plan(256, B=8).packed == (2 * 8 * 256 * G * 256 >= 2e6)
     p = plan(512)
     assert not p.step_blas and p.mode.value != "projection-folded"
 
@@ -117,10 +122,11 @@ def test_plan_never_packs_without_avx512(monkeypatch):
 def test_estimate_counts_the_packed_copies(monkeypatch):
     from rnnsim.scenario import estimate_bytes
 
-    sc = small_scenario(**{"model.cell": "lstm", "model.hidden_size": 256, "model.dtype": "float32"})
+    sc = small_scenario(**{"model.cell": "lstm", "model.hidden_size": 256, "model.dtype": "float32",
+                           "task.batch_size": 32})
     with_packed = estimate_bytes(sc)
     monkeypatch.setattr(tunables, "PACKED_MIN_H", 10**9)
-    assert with_packed - estimate_bytes(sc) == 2 * 4 * 4 * 256 * 256
+    assert with_packed - estimate_bytes(sc) == 2 * 4 * 4 * 256 * 256     # two float32 copies of W_hh (4H × H)
 
 
 @needs_avx512
@@ -202,8 +208,8 @@ def test_packed_weights_follow_the_updates(packed_everywhere):
 @pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
 @pytest.mark.parametrize("layers", [1, 2])
 def test_float32_packed_matches_float32_blas_path(cell, layers, monkeypatch):
-    """At a production size (H = 128, B = 32), packed float32 against the BLAS path: to float32 accuracy."""
-    sc = small_scenario(**{"model.cell": cell, "model.hidden_size": 128, "model.dtype": "float32",
+    """At a production size (H = 256, B = 32), packed float32 against the BLAS path: to float32 accuracy."""
+    sc = small_scenario(**{"model.cell": cell, "model.hidden_size": 256, "model.dtype": "float32",
                            "model.num_layers": layers, "task.batch_size": 32, "task.length": 30})
     a = Simulation(sc)
     assert a.workspace.plan.packed
