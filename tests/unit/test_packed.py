@@ -323,3 +323,33 @@ def test_an_abandoned_bptt_leaves_no_share_behind(overlapping):
     b.backward()
     for k in want:
         np.testing.assert_allclose(b.grads[k], want[k], rtol=1e-12, atol=1e-15, err_msg=k)
+
+
+@needs_avx512
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="fork only")
+def test_overlap_works_in_a_forked_child_after_the_parent_used_it(overlapping):
+    """A sweep's pool workers are forked from a parent that may have run an overlapped BPTT: the child's first
+    overlapped BPTT must not wait for the parent's worker thread (which the child does not have)."""
+    import multiprocessing as mp
+
+    sc = small_scenario(**CONFIGS["lstm"], **H32)
+    a = Simulation(sc)
+    a.forward()
+    a.backward()
+    assert a._ws.ov_lo == 0
+    ctx = mp.get_context("fork")
+    q = ctx.Queue()
+    p = ctx.Process(target=_child_pass, args=(sc, q))
+    p.start()
+    p.join(60)
+    assert p.exitcode == 0, "the child hung or failed"
+    ov_lo, weight_hh = q.get(timeout=5)
+    assert ov_lo == 0
+    np.testing.assert_allclose(weight_hh, a.grads["weight_hh"], rtol=1e-12, atol=1e-15)
+
+
+def _child_pass(sc, q):
+    b = Simulation(sc)
+    b.forward()
+    b.backward()
+    q.put((b._ws.ov_lo, b.grads["weight_hh"].copy()))
