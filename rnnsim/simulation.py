@@ -26,6 +26,7 @@ from rnnsim.plot import SvgRepr  # _repr_svg_ for notebooks (matplotlib only whe
 from rnnsim.scenario import Scenario, task_dims
 
 PHASES = tuple(Phase)
+_FORWARD_DONE, _BACKWARD_DONE = Phase.FORWARD_DONE, Phase.BACKWARD_DONE   # module globals: no Enum lookup per pass
 
 #: overflow and NaN are expected in the lessons on exploding gradients: the sentinel reports them, not warnings.
 #: (The small pass runs no NumPy ufunc, so it needs no errstate: see ``_quiet`` in Simulation._build.)
@@ -258,11 +259,33 @@ class Simulation(SvgRepr):
 
     def forward(self) -> float:
         """The whole sequence for the whole batch (finishing a stepped pass if one is under way); the loss."""
+        fused = self._fused
+        if fused is not None and self.phase != "forward":
+            return self._fused_forward(fused)
         if self.phase != "forward":
             self._begin_forward()
         while self.phase == Phase.FORWARD:
             self._forward_to(self.T)
         return self.loss
+
+    def _fused_forward(self, fused) -> float:
+        """forward() from the start of a pass with the fused kernels: _begin_forward + _forward_to(T) +
+        _finish_forward in one, with the fewest Python operations (the fixed cost of a small pass)."""
+        if self._new_batch_due:
+            self._draw_batch()
+            self._new_batch_due = False
+        check = self.sentinel is None
+        code, t, loss = fused.forward_pass(check)
+        self.t = self.T
+        self.bt = self.layer = 0
+        self.loss = loss = float(loss)
+        self.phase = _FORWARD_DONE
+        if check:
+            if code:
+                self.sentinel = Sentinel(self.iteration, "forward", t, checks.FORWARD_ARRAYS[code])
+            elif not math.isfinite(loss):
+                self.sentinel = Sentinel(self.iteration, "forward", self._ro.loss_step(), "loss")
+        return loss
 
     # -------------------------------------------------------------------------------------------- backward
     def _begin_backward(self) -> None:
@@ -328,11 +351,29 @@ class Simulation(SvgRepr):
 
     def backward(self) -> None:
         """The whole BPTT (finishing a stepped one if under way): fills grads, grad_hidden, grad_inputs."""
+        fused = self._fused
+        if fused is not None and (self.phase == "forward_done" or self.phase == "backward_done"):
+            self._fused_backward(fused)
+            return
         self._require_forward()
         if self.phase != "backward":
             self._begin_backward()
         while self.phase == Phase.BACKWARD:
             self._backward_to(self.T)
+
+    def _fused_backward(self, fused) -> None:
+        """backward() from the start of BPTT with the fused kernels: _begin_backward + _backward_to(T) in one."""
+        check = self.sentinel is None
+        code, t = fused.backward_pass(check)
+        self._bw_begin = False
+        self.bt = self.T
+        self.layer = 0
+        self.phase = _BACKWARD_DONE
+        if check and code:
+            if code == checks.GRADS:
+                self.sentinel = Sentinel(self.iteration, "backward", None, f"grads[{list(self.grads)[t]}]")
+            else:
+                self.sentinel = Sentinel(self.iteration, "backward", t, checks.BACKWARD_ARRAYS[code])
 
     # ---------------------------------------------------------------------------------------------- update
     @_errstate()

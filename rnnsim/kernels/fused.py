@@ -149,6 +149,7 @@ class FusedPass:
         grads = (X2, H2, ws.h0, p["weight_ih"], g["weight_ih"], g["weight_hh"], g["bias_ih"], g["bias_hh"],
                  ws.dx.reshape(T * B, D), ws.dx, sim._ro.flat(g))
         self._fw_entry = self._bw_entry = None
+        self.T = T
         name = sim.cell_name
         if name == "rnn":
             relu, ln = m.activation == "relu", bool(m.layernorm)
@@ -174,6 +175,10 @@ class FusedPass:
             self._bw_args = head + (p["weight_hh"], ws.h, ws.gates, ws.ghn, ws.dh, ws.dgi, ws.dgh, ws.carry,
                                     ws.tmp_h, gi2, ws.dgh.reshape(T * B, -1)) + grads
 
+        # the whole pass's arguments, indexed by ``check`` (False, True): no tuple built per pass
+        self._fw_pass = tuple((0, T, True, check) + self._fw_args for check in (False, True))
+        self._bw_pass = tuple((T - 1, 0, True, True, check) + self._bw_args for check in (False, True))
+
     @staticmethod
     def make(sim):
         """A FusedPass for ``sim``, or None when its plan does not take the fused small pass."""
@@ -190,6 +195,18 @@ class FusedPass:
             self._fw_entry, result = _entry_point(self._fw, args)
             return result
         return self._fw_entry(*args)
+
+    def forward_pass(self, check):
+        """``forward(0, T, True, check)``: a whole forward pass."""
+        if self._fw_entry is None:
+            return self.forward(0, self.T, True, check)
+        return self._fw_entry(*self._fw_pass[check])
+
+    def backward_pass(self, check):
+        """``backward(T − 1, 0, True, True, check)``: a whole BPTT."""
+        if self._bw_entry is None:
+            return self.backward(self.T - 1, 0, True, True, check)
+        return self._bw_entry(*self._bw_pass[check])
 
     def backward(self, t_hi, t_lo, begin, done, check):
         args = (t_hi, t_lo, begin, done, check) + self._bw_args

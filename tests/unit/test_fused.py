@@ -103,3 +103,74 @@ def test_fused_pass_is_taken_only_where_the_small_pass_runs_in_cached_mode(monke
     monkeypatch.undo()
     monkeypatch.setattr(tunables, "STEP_GEMM_FLOPS", 0.0)    # per-step BLAS
     assert FusedPass.make(Simulation(small_scenario())) is None
+
+
+def _whole_pass_calls(sim):
+    """Count the fused kernels' whole-pass calls (FusedPass.forward_pass / backward_pass) of ``sim``."""
+    calls = []
+    fp = sim._fused
+    for name in ("forward_pass", "backward_pass"):
+        method = getattr(fp, name)
+        setattr(fp, name, lambda check, method=method, name=name: calls.append(name) or method(check))
+    return calls
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+def test_whole_pass_fast_path_equals_the_stepwise_driver_in_every_phase(cell):
+    """forward() and backward() from the start of a pass take one call each (Simulation._fused_forward /
+    _fused_backward) and leave the same state as the general path (_begin_* + _forward_to / _backward_to), from
+    every phase they start from: idle, forward_done (forward again: a new pass), backward_done (backward again),
+    and in the middle of a stepped pass (the general path)."""
+    sc = small_scenario(**{"model.cell": cell})
+    fast, slow = Simulation(sc), Simulation(sc)
+    calls = _whole_pass_calls(fast)
+    slow.forward = lambda: _general_forward(slow)
+    slow.backward = lambda: _general_backward(slow)
+
+    def same():
+        assert (fast.phase, fast.t, fast.bt, fast.layer) == (slow.phase, slow.t, slow.bt, slow.layer)
+        _assert_same(_snapshot(fast), _snapshot(slow))
+
+    for sim in (fast, slow):
+        sim.forward()
+    same()
+    assert calls == ["forward_pass"]
+    for sim in (fast, slow):
+        sim.forward()                                        # from forward_done: a new pass
+        sim.backward()
+        sim.backward()                                       # from backward_done: BPTT again
+    same()
+    assert calls == ["forward_pass"] * 2 + ["backward_pass"] * 2
+    for sim in (fast, slow):
+        sim.apply_update()
+        sim.step_forward()
+        sim.forward()                                        # finishes the stepped pass: the general path
+        sim.step_backward()
+        sim.backward()
+    same()
+    assert calls == ["forward_pass"] * 2 + ["backward_pass"] * 2
+    for sim in (fast, slow):                                 # from backward (mid-BPTT): a new forward pass
+        sim.apply_update()
+        sim.forward()
+        sim.step_backward()
+        sim.forward()
+    same()
+    assert calls == ["forward_pass"] * 2 + ["backward_pass"] * 2 + ["forward_pass"] * 2
+
+
+def _general_forward(sim):
+    """Simulation.forward without the fused fast path (as it was before it)."""
+    if sim.phase != "forward":
+        sim._begin_forward()
+    while sim.phase == "forward":
+        sim._forward_to(sim.T)
+    return sim.loss
+
+
+def _general_backward(sim):
+    """Simulation.backward without the fused fast path (as it was before it)."""
+    sim._require_forward()
+    if sim.phase != "backward":
+        sim._begin_backward()
+    while sim.phase == "backward":
+        sim._backward_to(sim.T)
