@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from rnnsim.cells import gru, lstm, rnn
 from rnnsim.kernels import cached, checks, small_pass
-from rnnsim.kernels.loader import jit
+from rnnsim.kernels.loader import jit, load_kernels
 from rnnsim.kernels.modes import Mode
 
 
@@ -175,9 +175,8 @@ class FusedPass:
             self._bw_args = head + (p["weight_hh"], ws.h, ws.gates, ws.ghn, ws.dh, ws.dgi, ws.dgh, ws.carry,
                                     ws.tmp_h, gi2, ws.dgh.reshape(T * B, -1)) + grads
 
-        # the whole pass's arguments, indexed by ``check`` (False, True): no tuple built per pass
-        self._fw_pass = tuple((0, T, True, check) + self._fw_args for check in (False, True))
-        self._bw_pass = tuple((T - 1, 0, True, True, check) + self._bw_args for check in (False, True))
+        self._name = name
+        self._args = None        # the arguments boxed once (rnnsim/kernels/fused_args.py), on the first call
 
     @staticmethod
     def make(sim):
@@ -190,30 +189,50 @@ class FusedPass:
         return None
 
     def forward(self, t0, t1, project, check):
-        args = (t0, t1, project, check) + self._fw_args
         if self._fw_entry is None:
-            self._fw_entry, result = _entry_point(self._fw, args)
-            return result
-        return self._fw_entry(*args)
+            return self._first_call(True, (t0, t1, project, check))
+        return self._fw_entry(t0, t1, project, check, self._args)
 
     def forward_pass(self, check):
         """``forward(0, T, True, check)``: a whole forward pass."""
         if self._fw_entry is None:
             return self.forward(0, self.T, True, check)
-        return self._fw_entry(*self._fw_pass[check])
+        return self._fw_entry(0, self.T, True, check, self._args)
+
+    def backward(self, t_hi, t_lo, begin, done, check):
+        if self._bw_entry is None:
+            return self._first_call(False, (t_hi, t_lo, begin, done, check))
+        return self._bw_entry(t_hi, t_lo, begin, done, check, self._args)
 
     def backward_pass(self, check):
         """``backward(T − 1, 0, True, True, check)``: a whole BPTT."""
         if self._bw_entry is None:
             return self.backward(self.T - 1, 0, True, True, check)
-        return self._bw_entry(*self._bw_pass[check])
+        return self._bw_entry(self.T - 1, 0, True, True, check, self._args)
 
-    def backward(self, t_hi, t_lo, begin, done, check):
-        args = (t_hi, t_lo, begin, done, check) + self._bw_args
-        if self._bw_entry is None:
-            self._bw_entry, result = _entry_point(self._bw, args)
-            return result
-        return self._bw_entry(*args)
+    def _first_call(self, forward, head):
+        """The first forward (or backward) call: load numba, box the arguments once (fused_args.make), find the
+        entry point of the boxed kernel and call it. Where boxing is not available (NUMBA_DISABLE_JIT, say) the
+        entry point takes the arrays one by one, as the fused kernels do."""
+        load_kernels()
+        if self._args is None:
+            try:
+                from rnnsim.kernels import fused_args
+                self._args = fused_args.make(self._fw_args, self._bw_args)
+                self._boxed = fused_args.KERNELS[self._name]
+            except Exception:             # noqa: BLE001  (the unboxed kernels give the same numbers)
+                self._args, self._boxed = False, None
+        if self._boxed is not None:
+            entry, result = _entry_point(self._boxed[0 if forward else 1], head + (self._args,))
+        else:
+            kernel, rest = (self._fw, self._fw_args) if forward else (self._bw, self._bw_args)
+            plain, result = _entry_point(kernel, head + rest)
+            entry = lambda *a: plain(*a[:-1], *rest)  # noqa: E731
+        if forward:
+            self._fw_entry = entry
+        else:
+            self._bw_entry = entry
+        return result
 
 
 def _entry_point(kernel, args):

@@ -174,3 +174,32 @@ def _general_backward(sim):
         sim._begin_backward()
     while sim.phase == "backward":
         sim._backward_to(sim.T)
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+def test_boxed_arguments_and_their_fallback_give_the_same_pass(cell, monkeypatch):
+    """The kernels called with the arguments boxed once (rnnsim/kernels/fused_args.py) and, where boxing fails,
+    with the arrays one by one: bit for bit the pass of the unfused path, sentinel included (a NaN weight)."""
+    from rnnsim.kernels import fused_args
+
+    sc = small_scenario(**{"model.cell": cell})
+    boxed, plain = _pair(sc)
+    for sim in (boxed, plain):
+        _run(sim, "steps")
+    monkeypatch.setattr(fused_args, "make", lambda fw, bw: 1 / 0)    # boxing fails from here on
+    unboxed = Simulation(sc)
+    _run(unboxed, "steps")
+    sims = (boxed, plain, unboxed)
+    assert isinstance(boxed._fused._args, fused_args.PassArgs) and unboxed._fused._args is False
+    for sim in sims:
+        sim.apply_update()
+        _run(sim, "whole")
+    _assert_same(_snapshot(boxed), _snapshot(plain))
+    _assert_same(_snapshot(unboxed), _snapshot(plain))
+    for sim in sims:
+        sim.apply_update()
+        sim.params["weight_hh"][0, 0] = np.nan
+        _run(sim, "whole")
+    assert boxed.sentinel is not None
+    _assert_same(_snapshot(boxed), _snapshot(plain))
+    _assert_same(_snapshot(unboxed), _snapshot(plain))
