@@ -149,7 +149,6 @@ class FusedPass:
         grads = (X2, H2, ws.h0, p["weight_ih"], g["weight_ih"], g["weight_hh"], g["bias_ih"], g["bias_hh"],
                  ws.dx.reshape(T * B, D), ws.dx, sim._ro.flat(g))
         self._fw_entry = self._bw_entry = None
-        self.T = T
         name = sim.cell_name
         if name == "rnn":
             relu, ln = m.activation == "relu", bool(m.layernorm)
@@ -193,22 +192,10 @@ class FusedPass:
             return self._first_call(True, (t0, t1, project, check))
         return self._fw_entry(t0, t1, project, check, self._args)
 
-    def forward_pass(self, check):
-        """``forward(0, T, True, check)``: a whole forward pass."""
-        if self._fw_entry is None:
-            return self.forward(0, self.T, True, check)
-        return self._fw_entry(0, self.T, True, check, self._args)
-
     def backward(self, t_hi, t_lo, begin, done, check):
         if self._bw_entry is None:
             return self._first_call(False, (t_hi, t_lo, begin, done, check))
         return self._bw_entry(t_hi, t_lo, begin, done, check, self._args)
-
-    def backward_pass(self, check):
-        """``backward(T − 1, 0, True, True, check)``: a whole BPTT."""
-        if self._bw_entry is None:
-            return self.backward(self.T - 1, 0, True, True, check)
-        return self._bw_entry(self.T - 1, 0, True, True, check, self._args)
 
     def _first_call(self, forward, head):
         """The first forward (or backward) call: load numba, box the arguments once (fused_args.make), find the

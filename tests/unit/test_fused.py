@@ -105,57 +105,56 @@ def test_fused_pass_is_taken_only_where_the_small_pass_runs_in_cached_mode(monke
     assert FusedPass.make(Simulation(small_scenario())) is None
 
 
-def _whole_pass_calls(sim):
-    """Count the fused kernels' whole-pass calls (FusedPass.forward_pass / backward_pass) of ``sim``."""
+def _kernel_calls(sim):
+    """Record the fused kernels' calls of ``sim``: ("f", t0, t1) and ("b", t_hi, t_lo)."""
     calls = []
     fp = sim._fused
-    for name in ("forward_pass", "backward_pass"):
-        method = getattr(fp, name)
-        setattr(fp, name, lambda check, method=method, name=name: calls.append(name) or method(check))
+    forward, backward = fp.forward, fp.backward
+    fp.forward = lambda t0, t1, *rest: calls.append(("f", t0, t1)) or forward(t0, t1, *rest)
+    fp.backward = lambda t_hi, t_lo, *rest: calls.append(("b", t_hi, t_lo)) or backward(t_hi, t_lo, *rest)
     return calls
 
 
 @pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
-def test_whole_pass_fast_path_equals_the_stepwise_driver_in_every_phase(cell):
-    """forward() and backward() from the start of a pass take one call each (Simulation._fused_forward /
-    _fused_backward) and leave the same state as the general path (_begin_* + _forward_to / _backward_to), from
-    every phase they start from: idle, forward_done (forward again: a new pass), backward_done (backward again),
-    and in the middle of a stepped pass (the general path)."""
+def test_whole_pass_fast_path_equals_the_general_path_in_every_phase(cell):
+    """forward() and backward() from the start of a pass take one kernel call each, without _begin_forward /
+    _begin_backward and the loop over _forward_to / _backward_to, and leave the same state as that general path,
+    from every phase they start from: idle, forward_done (forward again: a new pass), backward_done (backward
+    again), backward (a new forward pass), and in the middle of a stepped pass (the general path)."""
     sc = small_scenario(**{"model.cell": cell})
     fast, slow = Simulation(sc), Simulation(sc)
-    calls = _whole_pass_calls(fast)
+    T = fast.T
+    calls = _kernel_calls(fast)
     slow.forward = lambda: _general_forward(slow)
     slow.backward = lambda: _general_backward(slow)
 
-    def same():
+    def same(expected):
         assert (fast.phase, fast.t, fast.bt, fast.layer) == (slow.phase, slow.t, slow.bt, slow.layer)
         _assert_same(_snapshot(fast), _snapshot(slow))
+        assert calls == expected
+        calls.clear()
 
     for sim in (fast, slow):
         sim.forward()
-    same()
-    assert calls == ["forward_pass"]
+    same([("f", 0, T)])
     for sim in (fast, slow):
         sim.forward()                                        # from forward_done: a new pass
         sim.backward()
         sim.backward()                                       # from backward_done: BPTT again
-    same()
-    assert calls == ["forward_pass"] * 2 + ["backward_pass"] * 2
+    same([("f", 0, T), ("b", T - 1, 0), ("b", T - 1, 0)])
     for sim in (fast, slow):
         sim.apply_update()
         sim.step_forward()
         sim.forward()                                        # finishes the stepped pass: the general path
         sim.step_backward()
         sim.backward()
-    same()
-    assert calls == ["forward_pass"] * 2 + ["backward_pass"] * 2
+    same([("f", 0, 1), ("f", 1, T), ("b", T - 1, T - 1), ("b", T - 2, 0)])
     for sim in (fast, slow):                                 # from backward (mid-BPTT): a new forward pass
         sim.apply_update()
         sim.forward()
         sim.step_backward()
         sim.forward()
-    same()
-    assert calls == ["forward_pass"] * 2 + ["backward_pass"] * 2 + ["forward_pass"] * 2
+    same([("f", 0, T), ("b", T - 1, T - 1), ("f", 0, T)])
 
 
 def _general_forward(sim):
