@@ -5,8 +5,9 @@ of the step API.
 At H = 16, B = 1 a pass of T = 10 steps is mostly fixed cost: the small pass (rnnsim/kernels/small_pass.py) made
 it ~7 Numba calls and ~45 Python calls per pass (the cells' drivers, the Readout, property lookups, reshapes, the
 loss mask's count), ~20 µs. Here every array a pass touches is looked up once, when the Simulation is built (its
-arrays are preallocated and its parameters updated in place), into one argument tuple per kernel; a pass is then
-``kernel(*args)`` plus the Simulation's bookkeeping. The kernels call the very kernels the cells' drivers call,
+arrays are preallocated and its parameters updated in place), into one argument tuple per kernel, and the two
+tuples are boxed once into a Numba StructRef (rnnsim/kernels/fused_args.py: one pointer to unbox per call, not
+~30 arrays); a pass is then ``entry(0, T, True, check, args)`` plus the Simulation's bookkeeping. The kernels call the very kernels the cells' drivers call,
 in the same order (cached._project_small, the cell's forward_loop / backward_loop, small_pass.forward_tail /
 readout_backward, cached._weight_grads_small, the checks), so the numbers are bit for bit those of the
 unfused path (tests/unit/test_golden.py, tests/unit/test_fused.py).
