@@ -26,6 +26,7 @@ from rnnsim.plot import SvgRepr  # _repr_svg_ for notebooks (matplotlib only whe
 from rnnsim.scenario import Scenario, task_dims
 
 PHASES = tuple(Phase)
+_FORWARD_DONE, _BACKWARD_DONE = Phase.FORWARD_DONE, Phase.BACKWARD_DONE   # module globals: no Enum lookup per pass
 
 #: overflow and NaN are expected in the lessons on exploding gradients: the sentinel reports them, not warnings.
 #: (The small pass runs no NumPy ufunc, so it needs no errstate: see ``_quiet`` in Simulation._build.)
@@ -202,18 +203,26 @@ class Simulation(SvgRepr):
     def _forward_to(self, t1: int) -> None:
         """Steps [t0, t1) of the current layer; in the last layer their outputs and checks, and at t1 = T the
         loss. A layer below the last that reaches t1 = T hands over to the next one (rnnsim/layers.py)."""
+        fused = self._fused
+        if fused is not None:           # one layer only (FusedPass.make)
+            t0 = self.t
+            check = self.sentinel is None
+            code, t, loss = fused.forward(t0, t1, t0 == 0, check)
+            self.t = t1
+            if check and code:
+                self.sentinel = Sentinel(self.iteration, "forward", t, checks.FORWARD_ARRAYS[code])
+            if t1 == self.T:
+                self._finish_forward(loss)
+            return
         t0, layer = self.t, self.layer
         check = self.sentinel is None
         top = layer == self.num_layers - 1
-        if self._fused is not None:     # one layer only (FusedPass.make)
-            code, t, loss = self._fused.forward(t0, t1, t0 == 0, check)
-        else:
-            with self._quiet():
-                self._stack.run_forward(layer, t0, t1)
-                if top:
-                    code, t, loss = self._ro.forward(t0, t1, check)
-                else:
-                    bad = self._stack.forward_checks(layer, t0, t1) if check else None
+        with self._quiet():
+            self._stack.run_forward(layer, t0, t1)
+            if top:
+                code, t, loss = self._ro.forward(t0, t1, check)
+            else:
+                bad = self._stack.forward_checks(layer, t0, t1) if check else None
         self.t = t1
         if top and check and code != checks.OK:
             self.sentinel = Sentinel(self.iteration, "forward", t, checks.FORWARD_ARRAYS[code])
@@ -230,7 +239,7 @@ class Simulation(SvgRepr):
     def _finish_forward(self, loss: float) -> None:
         """The pass reached t = T: keep the loss, and name it in the sentinel if it is not finite."""
         self.loss = float(loss)
-        self.phase = Phase.FORWARD_DONE
+        self.phase = _FORWARD_DONE
         if self.sentinel is None and not math.isfinite(self.loss):
             # the step whose loss term (or the running sum up to it) is the first non-finite one
             self.sentinel = Sentinel(self.iteration, "forward", self._ro.loss_step(), "loss")
@@ -258,6 +267,18 @@ class Simulation(SvgRepr):
 
     def forward(self) -> float:
         """The whole sequence for the whole batch (finishing a stepped pass if one is under way); the loss."""
+        fused = self._fused
+        if fused is not None and self.phase != "forward":   # the fused kernels: the whole pass in one call
+            if self._new_batch_due:
+                self._draw_batch()
+                self._new_batch_due = False
+            check = self.sentinel is None
+            code, t, loss = fused.forward(0, self.T, True, check)
+            self.t, self.bt, self.layer = self.T, 0, 0
+            if check and code:
+                self.sentinel = Sentinel(self.iteration, "forward", t, checks.FORWARD_ARRAYS[code])
+            self._finish_forward(loss)
+            return self.loss
         if self.phase != "forward":
             self._begin_forward()
         while self.phase == Phase.FORWARD:
@@ -279,21 +300,30 @@ class Simulation(SvgRepr):
     def _backward_to(self, bt1: int) -> None:
         """BPTT steps of the current layer down to t = T − bt1; a layer that reaches t = 0 gets its weight
         gradients and dL/dx_t, and (below the top) hands its dL/dx_t to the layer beneath (rnnsim/layers.py)."""
+        fused = self._fused
+        if fused is not None:           # one layer only (FusedPass.make)
+            T = self.T
+            done = bt1 == T
+            check = self.sentinel is None
+            code, t = fused.backward(T - 1 - self.bt, T - bt1, self._bw_begin, done, check)
+            self._bw_begin = False
+            self.bt = bt1
+            if done:
+                self.phase = _BACKWARD_DONE
+            if check and code:
+                self._fused_backward_sentinel(code, t)
+            return
         t_hi = self.T - 1 - self.bt
         t_lo = self.T - bt1
         layer = self.layer
         layer_done = bt1 == self.T
         done = layer_done and layer == 0
-        if self._fused is not None:     # one layer only (FusedPass.make)
-            code, t = self._fused.backward(t_hi, t_lo, self._bw_begin, done, self.sentinel is None)
-            self._bw_begin = False
-        else:
-            with self._quiet():
-                self._stack.run_backward(layer, t_hi, t_lo)
-                if layer_done:
-                    self._stack.finish_backward(layer, self._X)
-            if self.sentinel is None:
-                code, t = self._ro.backward_checks(t_lo, t_hi, done, self._stack.ws[layer])
+        with self._quiet():
+            self._stack.run_backward(layer, t_hi, t_lo)
+            if layer_done:
+                self._stack.finish_backward(layer, self._X)
+        if self.sentinel is None:
+            code, t = self._ro.backward_checks(t_lo, t_hi, done, self._stack.ws[layer])
         self.bt = bt1
         if done:
             self.phase = Phase.BACKWARD_DONE
@@ -308,6 +338,13 @@ class Simulation(SvgRepr):
             with self._quiet():
                 self._stack.begin_backward(layer - 1)
             self.layer, self.bt = layer - 1, 0
+
+    def _fused_backward_sentinel(self, code: int, t: int) -> None:
+        """The Sentinel of a fused BPTT call's check code (not OK), named as for the top layer."""
+        if code == checks.GRADS:
+            self.sentinel = Sentinel(self.iteration, "backward", None, f"grads[{list(self.grads)[t]}]")
+        else:
+            self.sentinel = Sentinel(self.iteration, "backward", t, checks.BACKWARD_ARRAYS[code])
 
     def _require_forward(self) -> None:
         if self.phase not in ("forward_done", "backward", "backward_done"):
@@ -328,6 +365,14 @@ class Simulation(SvgRepr):
 
     def backward(self) -> None:
         """The whole BPTT (finishing a stepped one if under way): fills grads, grad_hidden, grad_inputs."""
+        if self._fused is not None and (self.phase == "forward_done" or self.phase == "backward_done"):
+            check = self.sentinel is None                        # the fused kernels: the whole BPTT in one call
+            code, t = self._fused.backward(self.T - 1, 0, True, True, check)
+            self._bw_begin = False
+            self.bt, self.layer, self.phase = self.T, 0, _BACKWARD_DONE
+            if check and code:
+                self._fused_backward_sentinel(code, t)
+            return
         self._require_forward()
         if self.phase != "backward":
             self._begin_backward()

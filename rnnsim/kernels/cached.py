@@ -17,6 +17,16 @@ from rnnsim.kernels.loader import jit
 
 
 @jit
+def _any_nonzero(a):
+    """np.any(a != 0) for a 2-D array, without the temporary boolean array (NaN counts, as there)."""
+    for i in range(a.shape[0]):
+        for j in range(a.shape[1]):
+            if a[i, j] != 0.0:
+                return True
+    return False
+
+
+@jit
 def _weight_grads_small(gi2, gh2, X2, H2, h0, W_ih, gW_ih, gW_hh, gb_ih, gb_hh, dx2):
     """weight_grads in one Numba call, on the (T·B, ·) views (h0 is (B, H))."""
     B = h0.shape[0]
@@ -26,7 +36,7 @@ def _weight_grads_small(gi2, gh2, X2, H2, h0, W_ih, gW_ih, gW_hh, gb_ih, gb_hh, 
         np.dot(gh2[B:].T, H2[:TB - B], gW_hh)
     else:
         gW_hh[:] = 0.0
-    if np.any(h0 != 0.0):
+    if _any_nonzero(h0):
         for i in range(gW_hh.shape[0]):
             for j in range(gW_hh.shape[1]):
                 s = 0.0

@@ -5,8 +5,9 @@ of the step API.
 At H = 16, B = 1 a pass of T = 10 steps is mostly fixed cost: the small pass (rnnsim/kernels/small_pass.py) made
 it ~7 Numba calls and ~45 Python calls per pass (the cells' drivers, the Readout, property lookups, reshapes, the
 loss mask's count), ~20 µs. Here every array a pass touches is looked up once, when the Simulation is built (its
-arrays are preallocated and its parameters updated in place), into one argument tuple per kernel; a pass is then
-``kernel(*args)`` plus the Simulation's bookkeeping. The kernels call the very kernels the cells' drivers call,
+arrays are preallocated and its parameters updated in place), into one argument tuple per kernel, and the two
+tuples are boxed once into a Numba StructRef (rnnsim/kernels/fused_args.py: one pointer to unbox per call, not
+~30 arrays); a pass is then ``entry(0, T, True, check, args)`` plus the Simulation's bookkeeping. The kernels call the very kernels the cells' drivers call,
 in the same order (cached._project_small, the cell's forward_loop / backward_loop, small_pass.forward_tail /
 readout_backward, cached._weight_grads_small, the checks), so the numbers are bit for bit those of the
 unfused path (tests/unit/test_golden.py, tests/unit/test_fused.py).
@@ -19,7 +20,7 @@ from __future__ import annotations
 
 from rnnsim.cells import gru, lstm, rnn
 from rnnsim.kernels import cached, checks, small_pass
-from rnnsim.kernels.loader import jit
+from rnnsim.kernels.loader import jit, load_kernels
 from rnnsim.kernels.modes import Mode
 
 
@@ -174,6 +175,9 @@ class FusedPass:
             self._bw_args = head + (p["weight_hh"], ws.h, ws.gates, ws.ghn, ws.dh, ws.dgi, ws.dgh, ws.carry,
                                     ws.tmp_h, gi2, ws.dgh.reshape(T * B, -1)) + grads
 
+        self._name = name
+        self._args = None        # the arguments boxed once (rnnsim/kernels/fused_args.py), on the first call
+
     @staticmethod
     def make(sim):
         """A FusedPass for ``sim``, or None when its plan does not take the fused small pass."""
@@ -185,18 +189,38 @@ class FusedPass:
         return None
 
     def forward(self, t0, t1, project, check):
-        args = (t0, t1, project, check) + self._fw_args
         if self._fw_entry is None:
-            self._fw_entry, result = _entry_point(self._fw, args)
-            return result
-        return self._fw_entry(*args)
+            return self._first_call(True, (t0, t1, project, check))
+        return self._fw_entry(t0, t1, project, check, self._args)
 
     def backward(self, t_hi, t_lo, begin, done, check):
-        args = (t_hi, t_lo, begin, done, check) + self._bw_args
         if self._bw_entry is None:
-            self._bw_entry, result = _entry_point(self._bw, args)
-            return result
-        return self._bw_entry(*args)
+            return self._first_call(False, (t_hi, t_lo, begin, done, check))
+        return self._bw_entry(t_hi, t_lo, begin, done, check, self._args)
+
+    def _first_call(self, forward, head):
+        """The first forward (or backward) call: load numba, box the arguments once (fused_args.make), find the
+        entry point of the boxed kernel and call it. Where boxing is not available (NUMBA_DISABLE_JIT, say) the
+        entry point takes the arrays one by one, as the fused kernels do."""
+        load_kernels()
+        if self._args is None:
+            try:
+                from rnnsim.kernels import fused_args
+                self._args = fused_args.make(self._fw_args, self._bw_args)
+                self._boxed = fused_args.KERNELS[self._name]
+            except Exception:             # noqa: BLE001  (the unboxed kernels give the same numbers)
+                self._args, self._boxed = False, None
+        if self._boxed is not None:
+            entry, result = _entry_point(self._boxed[0 if forward else 1], head + (self._args,))
+        else:
+            kernel, rest = (self._fw, self._fw_args) if forward else (self._bw, self._bw_args)
+            plain, result = _entry_point(kernel, head + rest)
+            entry = lambda *a: plain(*a[:-1], *rest)  # noqa: E731
+        if forward:
+            self._fw_entry = entry
+        else:
+            self._bw_entry = entry
+        return result
 
 
 def _entry_point(kernel, args):

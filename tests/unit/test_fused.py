@@ -103,3 +103,102 @@ def test_fused_pass_is_taken_only_where_the_small_pass_runs_in_cached_mode(monke
     monkeypatch.undo()
     monkeypatch.setattr(tunables, "STEP_GEMM_FLOPS", 0.0)    # per-step BLAS
     assert FusedPass.make(Simulation(small_scenario())) is None
+
+
+def _kernel_calls(sim):
+    """Record the fused kernels' calls of ``sim``: ("f", t0, t1) and ("b", t_hi, t_lo)."""
+    calls = []
+    fp = sim._fused
+    forward, backward = fp.forward, fp.backward
+    fp.forward = lambda t0, t1, *rest: calls.append(("f", t0, t1)) or forward(t0, t1, *rest)
+    fp.backward = lambda t_hi, t_lo, *rest: calls.append(("b", t_hi, t_lo)) or backward(t_hi, t_lo, *rest)
+    return calls
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+def test_whole_pass_fast_path_equals_the_general_path_in_every_phase(cell):
+    """forward() and backward() from the start of a pass take one kernel call each, without _begin_forward /
+    _begin_backward and the loop over _forward_to / _backward_to, and leave the same state as that general path,
+    from every phase they start from: idle, forward_done (forward again: a new pass), backward_done (backward
+    again), backward (a new forward pass), and in the middle of a stepped pass (the general path)."""
+    sc = small_scenario(**{"model.cell": cell})
+    fast, slow = Simulation(sc), Simulation(sc)
+    T = fast.T
+    calls = _kernel_calls(fast)
+    slow.forward = lambda: _general_forward(slow)
+    slow.backward = lambda: _general_backward(slow)
+
+    def same(expected):
+        assert (fast.phase, fast.t, fast.bt, fast.layer) == (slow.phase, slow.t, slow.bt, slow.layer)
+        _assert_same(_snapshot(fast), _snapshot(slow))
+        assert calls == expected
+        calls.clear()
+
+    for sim in (fast, slow):
+        sim.forward()
+    same([("f", 0, T)])
+    for sim in (fast, slow):
+        sim.forward()                                        # from forward_done: a new pass
+        sim.backward()
+        sim.backward()                                       # from backward_done: BPTT again
+    same([("f", 0, T), ("b", T - 1, 0), ("b", T - 1, 0)])
+    for sim in (fast, slow):
+        sim.apply_update()
+        sim.step_forward()
+        sim.forward()                                        # finishes the stepped pass: the general path
+        sim.step_backward()
+        sim.backward()
+    same([("f", 0, 1), ("f", 1, T), ("b", T - 1, T - 1), ("b", T - 2, 0)])
+    for sim in (fast, slow):                                 # from backward (mid-BPTT): a new forward pass
+        sim.apply_update()
+        sim.forward()
+        sim.step_backward()
+        sim.forward()
+    same([("f", 0, T), ("b", T - 1, T - 1), ("f", 0, T)])
+
+
+def _general_forward(sim):
+    """Simulation.forward without the fused fast path (as it was before it)."""
+    if sim.phase != "forward":
+        sim._begin_forward()
+    while sim.phase == "forward":
+        sim._forward_to(sim.T)
+    return sim.loss
+
+
+def _general_backward(sim):
+    """Simulation.backward without the fused fast path (as it was before it)."""
+    sim._require_forward()
+    if sim.phase != "backward":
+        sim._begin_backward()
+    while sim.phase == "backward":
+        sim._backward_to(sim.T)
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+def test_boxed_arguments_and_their_fallback_give_the_same_pass(cell, monkeypatch):
+    """The kernels called with the arguments boxed once (rnnsim/kernels/fused_args.py) and, where boxing fails,
+    with the arrays one by one: bit for bit the pass of the unfused path, sentinel included (a NaN weight)."""
+    from rnnsim.kernels import fused_args
+
+    sc = small_scenario(**{"model.cell": cell})
+    boxed, plain = _pair(sc)
+    for sim in (boxed, plain):
+        _run(sim, "steps")
+    monkeypatch.setattr(fused_args, "make", lambda fw, bw: 1 / 0)    # boxing fails from here on
+    unboxed = Simulation(sc)
+    _run(unboxed, "steps")
+    sims = (boxed, plain, unboxed)
+    assert isinstance(boxed._fused._args, fused_args.PassArgs) and unboxed._fused._args is False
+    for sim in sims:
+        sim.apply_update()
+        _run(sim, "whole")
+    _assert_same(_snapshot(boxed), _snapshot(plain))
+    _assert_same(_snapshot(unboxed), _snapshot(plain))
+    for sim in sims:
+        sim.apply_update()
+        sim.params["weight_hh"][0, 0] = np.nan
+        _run(sim, "whole")
+    assert boxed.sentinel is not None
+    _assert_same(_snapshot(boxed), _snapshot(plain))
+    _assert_same(_snapshot(unboxed), _snapshot(plain))
