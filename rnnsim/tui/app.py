@@ -215,6 +215,8 @@ class RnnsimApp(KnobActions, App):
     # ------------------------------------------------------------------ frames
     def poll_frame(self, force: bool = False) -> bool:
         """Pull the newest frame; redraw only what changed. Returns True if anything was redrawn."""
+        if self._exit or self._closing or not self.query("#title"):
+            return False  # the app is exiting (its widgets are being removed) or not composed yet: nothing to draw in
         if self.size != self._checked_size:  # a resize event can be overtaken by the next one in a storm
             self._relayout()
         frame = self.runner.frame

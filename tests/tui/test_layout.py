@@ -225,3 +225,14 @@ async def test_keys_right_after_reset_do_not_warn(small):
         target = f.pending if f.pending is not None else f.scenario
         assert target.model.recurrent_scale == pytest.approx(1.0) and "again" not in str(
             app.query_one("#status").render())
+
+
+async def test_a_frame_polled_while_the_widgets_are_torn_down_draws_nothing(small):
+    """The frame timer can fire while the app exits and its widgets are being removed (CI caught a NoMatches on
+    '#title' at the end of a test): such a poll draws nothing instead of raising."""
+    app = RnnsimApp(small)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(app, pilot)
+        assert app.poll_frame(force=True) is True
+        await app.query_one("#title").remove()
+        assert app.poll_frame(force=True) is False
