@@ -5,8 +5,8 @@ forward, W_hh backward). A BLAS call packs both operands again on every call (Op
 which at B = 32 costs as much as the arithmetic: OpenBLAS ran h (32×528) by W (528×2048) at 58-60 GFLOP/s here
 against 90 for a 2048² product. oneDNN's RNN primitive packs its weights once; so does this module:
 
-    pack_t(Wp, W_hh)   Wp[p, k, j] = W_hh[32p + j, k]    (W_hh^T in panels of 32 columns: the forward's)
-    pack(Wp, W_hh)     Wp[p, k, j] = W_hh[k, 32p + j]    (W_hh in panels of 32 columns: the backward's)
+    pack(Wp_f, W_hhT)  Wp_f[p, k, j] = W_hh^T[k, 32p + j]   (the forward's: from the W_hh^T every mode makes)
+    pack(Wp_b, W_hh)   Wp_b[p, k, j] = W_hh[k, 32p + j]     (the backward's)
 
 once per pass (``pack_weights``, from the cells' ``begin_forward``), and every step's ``out = a @ W`` runs
 ``packed_dot``: for each panel of 32 columns and each block of 8 rows, a micro-kernel keeps the 8×32 block of
@@ -36,9 +36,8 @@ from rnnsim.kernels import config
 from rnnsim.kernels.blas import step_dot
 from rnnsim.kernels.loader import jit, on_load
 
-#: columns per panel (two 16-float vectors) and rows per micro-kernel call (then 4, 2, 1 for the last rows)
+#: columns per panel (two 16-float vectors); the micro-kernels take 8 rows at a time (then 4, 2, 1 for the last)
 NR = 32
-MR = 8
 
 
 def available() -> bool:
@@ -74,8 +73,9 @@ def buffers(ws, H: int, G: int, dtype) -> None:
 
 
 def pack_weights(ws, W_hh) -> None:
-    """Pack W_hh for a pass (its values change only in updates, between passes)."""
-    pack_t(ws.Wp_f, W_hh)
+    """Pack W_hh for a pass (its values change only in updates, between passes); ws.W_hhT must hold W_hh^T
+    already (steps.begin_forward makes it first, in every mode a packed plan runs in)."""
+    pack(ws.Wp_f, ws.W_hhT)
     pack(ws.Wp_b, W_hh)
 
 
@@ -87,16 +87,6 @@ def pack(Wp, W):
             row = W[k]
             for j in range(NR):
                 Wp[p, k, j] = row[p * NR + j]
-
-
-@jit
-def pack_t(Wp, Wt):
-    """Wp[p, k, j] = Wt[NR·p + j, k]: W = Wt^T in panels of NR columns (read along Wt's rows, 32 at a time)."""
-    for p in range(Wp.shape[0]):
-        for j in range(NR):
-            row = Wt[p * NR + j]
-            for k in range(Wp.shape[1]):
-                Wp[p, k, j] = row[k]
 
 
 def _micro_kernel(rows: int):

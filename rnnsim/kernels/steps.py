@@ -27,7 +27,7 @@ def begin_forward(ws, X, params) -> None:
     else:
         transpose_into(ws.W_hhT, params["weight_hh"])
         ws.fw_chunk = -1
-    if ws.plan.packed:
+    if ws.plan.packed:   # after the branches above: it packs their W_hh^T
         packed.pack_weights(ws, params["weight_hh"])
 
 

@@ -39,7 +39,7 @@ def _call_rec_dot(a, W, out):
 
 
 def _packed(W):
-    """W (K, N) packed by ``pack`` (the backward's layout) and W^T's source packed by ``pack_t`` must agree."""
+    """W (K, N) packed by ``pack``."""
     K, N = W.shape
     Wp = np.zeros((N // packed.NR, K, packed.NR), dtype=W.dtype)
     packed.pack(Wp, W)
@@ -50,9 +50,19 @@ def test_pack_layouts_are_panels_of_32_columns(rng):
     W = rng.standard_normal((7, 96))
     Wp = _packed(W)
     np.testing.assert_array_equal(Wp, W.reshape(7, 3, 32).transpose(1, 0, 2))
-    Wp_t = np.zeros_like(Wp)
-    packed.pack_t(Wp_t, np.ascontiguousarray(W.T))
-    np.testing.assert_array_equal(Wp_t, Wp)
+
+
+@needs_avx512
+def test_a_pass_packs_w_hh_transposed_for_forward_and_w_hh_for_bptt(packed_everywhere, memory_mode):
+    """Every mode a packed plan runs in: the forward's panels are W_hh^T's, the backward's W_hh's, after the updates
+    too."""
+    sim = Simulation(small_scenario(**CONFIGS["gru"], **H32))
+    sim.train(2)
+    sim.forward()
+    W = sim.params["weight_hh"]                      # (3H, H)
+    ws = sim.workspace
+    np.testing.assert_array_equal(ws.Wp_f, W.T.reshape(32, 3, 32).transpose(1, 0, 2))
+    np.testing.assert_array_equal(ws.Wp_b, W.reshape(96, 1, 32).transpose(1, 0, 2))
 
 
 @needs_avx512
