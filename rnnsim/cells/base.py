@@ -187,7 +187,7 @@ def estimate_parts(cell, model, T, B, D, O, itemsize) -> dict[str, int]:
         attention += itemsize * T * B * 5 * H + quadratic_bytes(T, B, itemsize)
         n_params += H * H + O * H
     packed_w = 0
-    if cell.G and packed_applies(itemsize, B, H, cell.G):
+    if packed_applies(itemsize, B, H, cell.G):    # (False for G = 0, attention)
         packed_w = 2 * itemsize * cell.G * H * H * len(dims)
     return {
         "hidden": hidden,

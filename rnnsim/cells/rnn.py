@@ -145,7 +145,8 @@ def backward_range(ws, t_hi, t_lo, Hs, W_hh, flags, ln_w, AHAT, RSTD, DH, DA):
     relu, ln = flags
     carry, dln_w, dln_b = ws.carry, ws.dln_w, ws.dln_b
     if not ws.step_blas:
-        backward_loop(t_hi, t_lo, Hs, steps.backward_weight(ws, W_hh), relu, ln, ln_w, AHAT, RSTD, DH, DA, carry, dln_w, dln_b)
+        backward_loop(t_hi, t_lo, Hs, steps.backward_weight(ws, W_hh), relu, ln, ln_w, AHAT, RSTD, DH, DA, carry,
+                      dln_w, dln_b)
     else:
         steps.backward_blas(t_hi, t_lo,
                             lambda t: backward_act(t, Hs, relu, ln, ln_w, AHAT, RSTD, DH, DA, carry, dln_w, dln_b),

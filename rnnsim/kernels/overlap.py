@@ -56,9 +56,9 @@ def _cores() -> int:
 
 
 def applies(ws, t_hi: int, t_lo: int) -> bool:
-    """Whether BPTT steps t_hi down to t_lo of this workspace run in overlapped blocks."""
-    T = ws.h.shape[0]
-    return (ws.plan.packed and ws.plan.mode is Mode.CACHED and t_hi == ws.ov_lo - 1 and t_hi < T
+    """Whether BPTT steps t_hi down to t_lo of this workspace run in overlapped blocks (contiguous with what is
+    covered so far: from the top, or on from the last block)."""
+    return (ws.plan.packed and ws.plan.mode is Mode.CACHED and t_hi == ws.ov_lo - 1
             and t_hi - t_lo + 1 >= config.OVERLAP_MIN_STEPS and _cores() >= config.OVERLAP_MIN_CORES)
 
 
