@@ -272,12 +272,8 @@ class Simulation(SvgRepr):
             if self._new_batch_due:
                 self._draw_batch()
                 self._new_batch_due = False
-            check = self.sentinel is None
-            code, t, loss = fused.forward(0, self.T, True, check)
-            self.t, self.bt, self.layer = self.T, 0, 0
-            if check and code:
-                self.sentinel = Sentinel(self.iteration, "forward", t, checks.FORWARD_ARRAYS[code])
-            self._finish_forward(loss)
+            self.t, self.bt, self.layer = 0, 0, 0
+            self._forward_to(self.T)
             return self.loss
         if self.phase != "forward":
             self._begin_forward()
@@ -366,12 +362,8 @@ class Simulation(SvgRepr):
     def backward(self) -> None:
         """The whole BPTT (finishing a stepped one if under way): fills grads, grad_hidden, grad_inputs."""
         if self._fused is not None and (self.phase == "forward_done" or self.phase == "backward_done"):
-            check = self.sentinel is None                        # the fused kernels: the whole BPTT in one call
-            code, t = self._fused.backward(self.T - 1, 0, True, True, check)
-            self._bw_begin = False
-            self.bt, self.layer, self.phase = self.T, 0, _BACKWARD_DONE
-            if check and code:
-                self._fused_backward_sentinel(code, t)
+            self.bt, self.layer, self._bw_begin = 0, 0, True    # the fused kernels: the whole BPTT in one call
+            self._backward_to(self.T)
             return
         self._require_forward()
         if self.phase != "backward":
