@@ -10,7 +10,7 @@ from rnnsim import Simulation
 from rnnsim.kernels import config as tunables
 from rnnsim.kernels.fused import FusedPass
 from tests.unit.conftest import small_scenario
-from tests.unit.test_small_pass import SENTINEL_CASES, TASKS, _snapshot
+from tests.unit.test_small_pass import SENTINEL_CASES, TASKS, _snapshot, run_pass
 
 
 def _pair(sc, prepare=lambda sim: None):
@@ -75,18 +75,7 @@ def test_fused_sentinel_equals_unfused(case, cell, stepwise):
     sc = small_scenario(**{"model.cell": cell}).with_changes(TASKS[task])
     sims = _pair(sc, prepare or (lambda sim: None))
     for sim in sims:
-        if stepwise:
-            while sim.step_forward():
-                pass
-        else:
-            sim.forward()
-        (between or (lambda s: None))(sim)
-        if sim.sentinel is None or sim.sentinel.phase != "forward":
-            if stepwise:
-                while sim.step_backward():
-                    pass
-            else:
-                sim.backward()
+        run_pass(sim, stepwise, between or (lambda s: None))
     a, b = (_snapshot(s) for s in sims)
     assert a["sentinel"] is not None
     _assert_same(a, b)

@@ -34,6 +34,23 @@ def _snapshot(sim):
             **{f"grads[{k}]": v.copy() for k, v in sim.grads.items()}}
 
 
+def run_pass(sim, stepwise=False, between=lambda sim: None):
+    """A forward pass (whole, or step by step), ``between(sim)``, then BPTT unless the forward tripped the
+    sentinel."""
+    if stepwise:
+        while sim.step_forward():
+            pass
+    else:
+        sim.forward()
+    between(sim)
+    if sim.sentinel is None or sim.sentinel.phase != "forward":
+        if stepwise:
+            while sim.step_backward():
+                pass
+        else:
+            sim.backward()
+
+
 def both_paths(monkeypatch, sc, prepare=lambda sim: None, stepwise=False, between=lambda sim: None):
     """Run a pass on the small pass, then on the NumPy path (every product through ``gemm``'s NumPy branch);
     ``prepare`` edits the simulation before the pass, ``between`` after the forward pass. Two snapshots."""
@@ -44,18 +61,7 @@ def both_paths(monkeypatch, sc, prepare=lambda sim: None, stepwise=False, betwee
         sim = Simulation(sc)
         assert sim.workspace.small_pass is fused
         prepare(sim)
-        if stepwise:
-            while sim.step_forward():
-                pass
-        else:
-            sim.forward()
-        between(sim)
-        if sim.sentinel is None or sim.sentinel.phase != "forward":
-            if stepwise:
-                while sim.step_backward():
-                    pass
-            else:
-                sim.backward()
+        run_pass(sim, stepwise, between)
         out.append(_snapshot(sim))
     return out
 
