@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from rnnsim.cells import layer_views
-from rnnsim.kernels import checks, modes, overlap
+from rnnsim.kernels import checks, modes
 
 
 class Stack:
@@ -60,15 +60,7 @@ class Stack:
         self.cell.begin_backward(self.ws[layer])
 
     def run_backward(self, layer, t_hi, t_lo) -> None:
-        ws, params = self.ws[layer], self.params[layer]
-
-        def run(hi, lo):
-            self.cell.run_backward(ws, params, self.model, hi, lo)
-
-        if overlap.applies(ws, t_hi, t_lo):   # dW_hh's shares on the other core meanwhile (kernels/overlap.py)
-            overlap.run(ws, t_hi, t_lo, run)
-        else:
-            run(t_hi, t_lo)
+        self.cell.run_backward(self.ws[layer], self.params[layer], self.model, t_hi, t_lo)
 
     def finish_backward(self, layer, X) -> None:
         """The layer's weight gradients and its dL/dx_t (for layer 0, the task inputs' gradient)."""

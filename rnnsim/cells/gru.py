@@ -16,7 +16,7 @@ import numpy as np
 
 from rnnsim.cells.base import (block, block_gate_means, bounded, chunk_bytes, named, recurrent_cell_params,
                                state_pair, tanh_candidate)
-from rnnsim.kernels import chunked, steps
+from rnnsim.kernels import chunked, steps, team
 from rnnsim.kernels.chunked import StepCache, prev_state, project_chunk
 from rnnsim.kernels.loader import jit
 from rnnsim.kernels.modes import Mode, Workspace
@@ -65,10 +65,10 @@ def forward_gates(t, XW, h0, b_hh, Hs, GT, GHN, tmp):
 
 
 @jit
-def forward_loop(t0, t1, XW, h0, W_hhT, b_hh, Hs, GT, GHN, tmp):
+def forward_loop(t0, t1, XW, h0, W_hhT, b_hh, Hs, GT, GHN, tmp, team):
     """Steps [t0, t1): writes Hs[t], GT[t] = [r, z, n] and GHN[t] = W_hn h_{t-1} + b_hn. XW[t] = W_ih x_t + b_ih."""
     for t in range(t0, t1):
-        rec_dot(h0 if t == 0 else Hs[t - 1], W_hhT, tmp)
+        rec_dot(h0 if t == 0 else Hs[t - 1], W_hhT, tmp, team, t + 1)
         forward_gates(t, XW, h0, b_hh, Hs, GT, GHN, tmp)
 
 
@@ -111,12 +111,12 @@ def backward_gates(t, h0, Hs, GT, GHN, DH, DGI, DGH, carry):
 
 
 @jit
-def backward_loop(t_hi, t_lo, h0, W_hh, Hs, GT, GHN, DH, DGI, DGH, carry, tmp_h):
+def backward_loop(t_hi, t_lo, h0, W_hh, Hs, GT, GHN, DH, DGI, DGH, carry, tmp_h, team):
     """BPTT steps t_hi down to t_lo: DH[t] += carry (total dL/dh_t); DGI[t], DGH[t] = dL/d(W_ih x + b_ih),
     dL/d(W_hh h + b_hh); carry ← dL/dh_{t-1} = dh ⊙ z + DGH[t] W_hh."""
     for t in range(t_hi, t_lo - 1, -1):
         backward_gates(t, h0, Hs, GT, GHN, DH, DGI, DGH, carry)
-        rec_dot(DGH[t], W_hh, tmp_h)
+        rec_dot(DGH[t], W_hh, tmp_h, team, t + 1)
         B, H = carry.shape
         for b in range(B):
             for j in range(H):
@@ -127,7 +127,7 @@ def forward_range(ws, t0, t1, XW, h0, b_hh, Hs, GT, GHN):
     """Steps [t0, t1): the Numba loop, or with per-step BLAS the same steps from Python (kernels/steps.py)."""
     W_hhT, tmp = steps.forward_weight(ws), ws.tmp
     if not ws.step_blas:
-        forward_loop(t0, t1, XW, h0, W_hhT, b_hh, Hs, GT, GHN, tmp)
+        team.run(ws, t1 - t0, W_hhT, tmp, h0, Hs, True, forward_loop, (t0, t1, XW, h0, W_hhT, b_hh, Hs, GT, GHN, tmp))
     else:
         steps.forward_blas(t0, t1, h0, Hs, W_hhT, tmp, lambda t: forward_gates(t, XW, h0, b_hh, Hs, GT, GHN, tmp))
 
@@ -136,7 +136,9 @@ def backward_range(ws, t_hi, t_lo, h0, W_hh, Hs, GT, GHN, DH, DGI, DGH):
     """BPTT steps t_hi down to t_lo, like forward_range (the carry: dh ⊙ z + DGH[t] W_hh)."""
     carry, tmp_h = ws.carry, ws.tmp_h
     if not ws.step_blas:
-        backward_loop(t_hi, t_lo, h0, steps.backward_weight(ws, W_hh), Hs, GT, GHN, DH, DGI, DGH, carry, tmp_h)
+        W = steps.backward_weight(ws, W_hh)
+        team.run(ws, t_hi - t_lo + 1, W, tmp_h, DGH[0], DGH, False,
+                 backward_loop, (t_hi, t_lo, h0, W, Hs, GT, GHN, DH, DGI, DGH, carry, tmp_h))
         return
 
     def product(t):

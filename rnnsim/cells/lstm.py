@@ -16,7 +16,7 @@ import numpy as np
 
 from rnnsim.cells.base import (block, block_gate_means, bounded, chunk_bytes, folded_bytes, named,
                                recurrent_cell_params, state_pair, tanh_candidate)
-from rnnsim.kernels import chunked, folded, steps
+from rnnsim.kernels import chunked, folded, steps, team
 from rnnsim.kernels.chunked import StepCache, prev_state, project_chunk
 from rnnsim.kernels.loader import jit
 from rnnsim.kernels.modes import Mode, Workspace
@@ -67,10 +67,11 @@ def forward_gates(t, xw_t, c0, b_hh, Hs, Cs, GT, tmp):
 
 
 @jit
-def forward_loop(t0, t1, XW, h0, c0, W_hhT, b_hh, Hs, Cs, GT, tmp):
-    """Steps [t0, t1): tmp = h_{t-1} W_hh^T, then the gates; writes Hs[t], Cs[t], GT[t] = [i, f, g, o]."""
+def forward_loop(t0, t1, XW, h0, c0, W_hhT, b_hh, Hs, Cs, GT, tmp, team):
+    """Steps [t0, t1): tmp = h_{t-1} W_hh^T, then the gates; writes Hs[t], Cs[t], GT[t] = [i, f, g, o]. ``team``:
+    None, or the sync array of a helper thread sharing the products (rnnsim/kernels/team.py)."""
     for t in range(t0, t1):
-        rec_dot(h0 if t == 0 else Hs[t - 1], W_hhT, tmp)
+        rec_dot(h0 if t == 0 else Hs[t - 1], W_hhT, tmp, team, t + 1)
         forward_gates(t, XW[t], c0, b_hh, Hs, Cs, GT, tmp)
 
 
@@ -113,19 +114,20 @@ def backward_gates(t, c0, Cs, GT, DH, DA, carry_h, carry_c):
 
 
 @jit
-def backward_loop(t_hi, t_lo, c0, W_hh, Cs, GT, DH, DA, carry_h, carry_c):
+def backward_loop(t_hi, t_lo, c0, W_hh, Cs, GT, DH, DA, carry_h, carry_c, team):
     """BPTT steps t_hi down to t_lo: DH[t] += carry_h (total dL/dh_t); DA[t] = dL/d(gate pre-activations);
     carry_h ← DA[t] W_hh, carry_c ← dL/dc_{t-1}."""
     for t in range(t_hi, t_lo - 1, -1):
         backward_gates(t, c0, Cs, GT, DH, DA, carry_h, carry_c)
-        rec_dot(DA[t], W_hh, carry_h)
+        rec_dot(DA[t], W_hh, carry_h, team, t + 1)
 
 
 def forward_range(ws, t0, t1, XW, h0, c0, b_hh, Hs, Cs, GT):
     """Steps [t0, t1): the Numba loop, or with per-step BLAS the same steps from Python (kernels/steps.py)."""
     W_hhT, tmp = steps.forward_weight(ws), ws.tmp
     if not ws.step_blas:
-        forward_loop(t0, t1, XW, h0, c0, W_hhT, b_hh, Hs, Cs, GT, tmp)
+        team.run(ws, t1 - t0, W_hhT, tmp, h0, Hs, True,
+                 forward_loop, (t0, t1, XW, h0, c0, W_hhT, b_hh, Hs, Cs, GT, tmp))
     else:
         steps.forward_blas(t0, t1, h0, Hs, W_hhT, tmp, lambda t: forward_gates(t, XW[t], c0, b_hh, Hs, Cs, GT, tmp))
 
@@ -134,7 +136,9 @@ def backward_range(ws, t_hi, t_lo, c0, W_hh, Cs, GT, DH, DA):
     """BPTT steps t_hi down to t_lo, like forward_range."""
     carry_h, carry_c = ws.carry, ws.carry_c
     if not ws.step_blas:
-        backward_loop(t_hi, t_lo, c0, steps.backward_weight(ws, W_hh), Cs, GT, DH, DA, carry_h, carry_c)
+        W = steps.backward_weight(ws, W_hh)
+        team.run(ws, t_hi - t_lo + 1, W, carry_h, DA[0], DA, False,
+                 backward_loop, (t_hi, t_lo, c0, W, Cs, GT, DH, DA, carry_h, carry_c))
     else:
         steps.backward_blas(t_hi, t_lo, lambda t: backward_gates(t, c0, Cs, GT, DH, DA, carry_h, carry_c),
                             lambda t: np.matmul(DA[t], W_hh, out=carry_h))

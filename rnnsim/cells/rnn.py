@@ -17,7 +17,7 @@ import math
 import numpy as np
 
 from rnnsim.cells.base import chunk_bytes, recurrent_param_count, recurrent_params, state_pair
-from rnnsim.kernels import chunked, steps
+from rnnsim.kernels import chunked, steps, team
 from rnnsim.kernels.chunked import prev_state
 from rnnsim.kernels.loader import jit
 from rnnsim.kernels.modes import Mode, Workspace
@@ -73,10 +73,10 @@ def forward_act(t, XW, b_hh, relu, use_ln, ln_w, ln_b, Hs, AHAT, RSTD, tmp):
 
 
 @jit
-def forward_loop(t0, t1, XW, h0, W_hhT, b_hh, relu, use_ln, ln_w, ln_b, Hs, AHAT, RSTD, tmp):
+def forward_loop(t0, t1, XW, h0, W_hhT, b_hh, relu, use_ln, ln_w, ln_b, Hs, AHAT, RSTD, tmp, team):
     """Steps [t0, t1): h_t from h_{t-1}, writes Hs[t] (and AHAT[t], RSTD[t] with LayerNorm). XW[t] = W_ih x_t + b_ih."""
     for t in range(t0, t1):
-        rec_step_dot(h0 if t == 0 else Hs[t - 1], W_hhT, tmp)
+        rec_step_dot(h0 if t == 0 else Hs[t - 1], W_hhT, tmp, team, t + 1)
         forward_act(t, XW, b_hh, relu, use_ln, ln_w, ln_b, Hs, AHAT, RSTD, tmp)
 
 
@@ -120,13 +120,13 @@ def backward_act(t, Hs, relu, use_ln, ln_w, AHAT, RSTD, DH, DA, carry, dln_w, dl
 
 
 @jit
-def backward_loop(t_hi, t_lo, Hs, W_hh, relu, use_ln, ln_w, AHAT, RSTD, DH, DA, carry, dln_w, dln_b):
+def backward_loop(t_hi, t_lo, Hs, W_hh, relu, use_ln, ln_w, AHAT, RSTD, DH, DA, carry, dln_w, dln_b, team):
     """BPTT steps t_hi down to t_lo. At step t, on entry DH[t] holds ∂ℓ/∂h_t through the readout and ``carry``
     holds (∂h_{t+1}/∂h_t)^T dL/dh_{t+1}; on exit DH[t] is the total dL/dh_t, DA[t] = dL/da_t, and
     ``carry`` = (∂h_t/∂h_{t-1})^T dL/dh_t."""
     for t in range(t_hi, t_lo - 1, -1):
         backward_act(t, Hs, relu, use_ln, ln_w, AHAT, RSTD, DH, DA, carry, dln_w, dln_b)
-        rec_step_dot(DA[t], W_hh, carry)
+        rec_step_dot(DA[t], W_hh, carry, team, t + 1)
 
 
 def forward_range(ws, t0, t1, h0, b_hh, flags, ln_w, ln_b, Hs, AHAT, RSTD):
@@ -134,7 +134,8 @@ def forward_range(ws, t0, t1, h0, b_hh, flags, ln_w, ln_b, Hs, AHAT, RSTD):
     relu, ln = flags
     XW, W_hhT, tmp = ws.XW, steps.forward_weight(ws), ws.tmp
     if not ws.step_blas:
-        forward_loop(t0, t1, XW, h0, W_hhT, b_hh, relu, ln, ln_w, ln_b, Hs, AHAT, RSTD, tmp)
+        team.run(ws, t1 - t0, W_hhT, tmp, h0, Hs, True,
+                 forward_loop, (t0, t1, XW, h0, W_hhT, b_hh, relu, ln, ln_w, ln_b, Hs, AHAT, RSTD, tmp))
     else:
         steps.forward_blas(t0, t1, h0, Hs, W_hhT, tmp,
                            lambda t: forward_act(t, XW, b_hh, relu, ln, ln_w, ln_b, Hs, AHAT, RSTD, tmp))
@@ -145,8 +146,9 @@ def backward_range(ws, t_hi, t_lo, Hs, W_hh, flags, ln_w, AHAT, RSTD, DH, DA):
     relu, ln = flags
     carry, dln_w, dln_b = ws.carry, ws.dln_w, ws.dln_b
     if not ws.step_blas:
-        backward_loop(t_hi, t_lo, Hs, steps.backward_weight(ws, W_hh), relu, ln, ln_w, AHAT, RSTD, DH, DA, carry,
-                      dln_w, dln_b)
+        W = steps.backward_weight(ws, W_hh)
+        team.run(ws, t_hi - t_lo + 1, W, carry, DA[0], DA, False,
+                 backward_loop, (t_hi, t_lo, Hs, W, relu, ln, ln_w, AHAT, RSTD, DH, DA, carry, dln_w, dln_b))
     else:
         steps.backward_blas(t_hi, t_lo,
                             lambda t: backward_act(t, Hs, relu, ln, ln_w, AHAT, RSTD, DH, DA, carry, dln_w, dln_b),

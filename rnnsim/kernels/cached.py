@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from rnnsim.kernels import overlap
+from rnnsim.kernels import team
 from rnnsim.kernels.blas import gemm, transpose_into
 from rnnsim.kernels.loader import jit
 
@@ -63,7 +63,6 @@ def weight_grads(ws, X, h0, W_ih, grads, dgi, dgh):
     H = Hs.shape[2]
     D = X.shape[2]
     gi2 = dgi.reshape(T * B, GH)
-    covered = overlap.finish(ws) if ws.plan.packed else T   # rows t >= covered of dW_hh: in ws.ov_acc
     if ws.plan.small_grads:
         _weight_grads_small(gi2, dgh.reshape(T * B, GH), X.reshape(T * B, D), Hs.reshape(T * B, H), h0, W_ih,
                             grads["weight_ih"], grads["weight_hh"], grads["bias_ih"], grads["bias_hh"],
@@ -71,13 +70,8 @@ def weight_grads(ws, X, h0, W_ih, grads, dgi, dgh):
         return
     gemm(gi2.T, X.reshape(T * B, D), grads["weight_ih"])
     # h_{t-1} for t = 0..T-1 is (h0, h_0, ..., h_{T-2})
-    if covered < T:     # the shares of rows covered..T-1 were computed during BPTT (rnnsim/kernels/overlap.py)
-        if covered > 1:
-            gemm(dgh[1:covered].reshape((covered - 1) * B, GH).T, Hs[:covered - 1].reshape((covered - 1) * B, H),
-                 grads["weight_hh"])
-            grads["weight_hh"] += ws.ov_acc
-        else:
-            grads["weight_hh"][:] = ws.ov_acc
+    if team.weight_hh(ws, dgh, Hs, grads["weight_hh"]):   # in two halves, on two threads (kernels/team.py)
+        pass
     elif T > 1:
         gemm(dgh[1:].reshape((T - 1) * B, GH).T, Hs[:-1].reshape((T - 1) * B, H), grads["weight_hh"])
     else:

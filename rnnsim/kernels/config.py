@@ -55,12 +55,13 @@ PACKED_MIN_FLOPS = 2e6
 #: 8 to run the float64 reference and finite-difference checks through the packed path (tests/unit/test_packed.py)
 PACKED_ITEMSIZES = (4,)
 
-#: A packed plan in cached mode computes dW_hh in OVERLAP_BLOCKS shares on a worker thread while BPTT goes on
-#: (rnnsim/kernels/overlap.py), when one BPTT call covers at least OVERLAP_MIN_STEPS steps and the process may run
-#: on at least OVERLAP_MIN_CORES cores.
-OVERLAP_MIN_STEPS = 16
-OVERLAP_BLOCKS = 8
-OVERLAP_MIN_CORES = 2
+#: A packed plan's time loop shares each step's product with a helper thread on another core
+#: (rnnsim/kernels/team.py) when one call covers at least TEAM_MIN_STEPS steps and the process may run on at least
+#: TEAM_MIN_CORES cores; the main thread works alone once it has waited TEAM_WAIT_CYCLES (CPU cycles, ~0.4 ms at
+#: 2.6 GHz) for a panel the helper took.
+TEAM_MIN_STEPS = 16
+TEAM_MIN_CORES = 2
+TEAM_WAIT_CYCLES = 1_000_000
 
 # ------------------------------------------------------------------------------------- whole-sequence products
 #: Whole-sequence products (over all T·B rows) of at least this many FLOPs use NumPy's multi-threaded BLAS; smaller

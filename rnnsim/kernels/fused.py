@@ -52,7 +52,7 @@ def rnn_forward(t0, t1, project, check, X2, W_ihT, b_ih, XW2, W_hh, XW, h0, W_hh
                 Hs, AHAT, RSTD, tmp, B, H2, WoT, bo, out2, out, Y_reg, Y_cls, M, dout):
     if project:
         cached._project_small(X2, W_ihT, b_ih, XW2, W_hh, W_hhT)
-    rnn.forward_loop(t0, t1, XW, h0, W_hhT, b_hh, relu, use_ln, ln_w, ln_b, Hs, AHAT, RSTD, tmp)
+    rnn.forward_loop(t0, t1, XW, h0, W_hhT, b_hh, relu, use_ln, ln_w, ln_b, Hs, AHAT, RSTD, tmp, None)
     return _tail(t0, t1, B, H2, WoT, bo, out2, Hs, Hs, False, check, out, Y_reg, Y_cls, M, dout)
 
 
@@ -61,7 +61,7 @@ def lstm_forward(t0, t1, project, check, X2, W_ihT, b_ih, XW2, W_hh, XW, h0, c0,
                  B, H2, WoT, bo, out2, out, Y_reg, Y_cls, M, dout):
     if project:
         cached._project_small(X2, W_ihT, b_ih, XW2, W_hh, W_hhT)
-    lstm.forward_loop(t0, t1, XW, h0, c0, W_hhT, b_hh, Hs, Cs, GT, tmp)
+    lstm.forward_loop(t0, t1, XW, h0, c0, W_hhT, b_hh, Hs, Cs, GT, tmp, None)
     return _tail(t0, t1, B, H2, WoT, bo, out2, Hs, Cs, True, check, out, Y_reg, Y_cls, M, dout)
 
 
@@ -70,7 +70,7 @@ def gru_forward(t0, t1, project, check, X2, W_ihT, b_ih, XW2, W_hh, XW, h0, W_hh
                 B, H2, WoT, bo, out2, out, Y_reg, Y_cls, M, dout):
     if project:
         cached._project_small(X2, W_ihT, b_ih, XW2, W_hh, W_hhT)
-    gru.forward_loop(t0, t1, XW, h0, W_hhT, b_hh, Hs, GT, GHN, tmp)
+    gru.forward_loop(t0, t1, XW, h0, W_hhT, b_hh, Hs, GT, GHN, tmp, None)
     return _tail(t0, t1, B, H2, WoT, bo, out2, Hs, Hs, False, check, out, Y_reg, Y_cls, M, dout)
 
 
@@ -97,7 +97,7 @@ def rnn_backward(t_hi, t_lo, begin, done, check, dout2, Wo, dh2, gWo, gbo, Hs, W
         carry[:] = 0
         dln_w[:] = 0
         dln_b[:] = 0
-    rnn.backward_loop(t_hi, t_lo, Hs, W_hh, relu, use_ln, ln_w, AHAT, RSTD, DH, DA, carry, dln_w, dln_b)
+    rnn.backward_loop(t_hi, t_lo, Hs, W_hh, relu, use_ln, ln_w, AHAT, RSTD, DH, DA, carry, dln_w, dln_b, None)
     if done and use_ln:
         gln_w[:] = dln_w
         gln_b[:] = dln_b
@@ -112,7 +112,7 @@ def lstm_backward(t_hi, t_lo, begin, done, check, dout2, Wo, dh2, gWo, gbo, c0, 
         small_pass.readout_backward(dout2, Wo, H2, dh2, gWo, gbo)
         carry[:] = 0
         carry_c[:] = 0
-    lstm.backward_loop(t_hi, t_lo, c0, W_hh, Cs, GT, DH, DA, carry, carry_c)
+    lstm.backward_loop(t_hi, t_lo, c0, W_hh, Cs, GT, DH, DA, carry, carry_c, None)
     return _finish(t_hi, t_lo, done, check, gi2, gi2, X2, H2, h0, W_ih, gW_ih, gW_hh, gb_ih, gb_hh, dx2, DH, DX,
                    grads)
 
@@ -123,7 +123,7 @@ def gru_backward(t_hi, t_lo, begin, done, check, dout2, Wo, dh2, gWo, gbo, W_hh,
     if begin:
         small_pass.readout_backward(dout2, Wo, H2, dh2, gWo, gbo)
         carry[:] = 0
-    gru.backward_loop(t_hi, t_lo, h0, W_hh, Hs, GT, GHN, DH, DGI, DGH, carry, tmp_h)
+    gru.backward_loop(t_hi, t_lo, h0, W_hh, Hs, GT, GHN, DH, DGI, DGH, carry, tmp_h, None)
     return _finish(t_hi, t_lo, done, check, gi2, gh2, X2, H2, h0, W_ih, gW_ih, gW_hh, gb_ih, gb_hh, dx2, DH, DX,
                    grads)
 

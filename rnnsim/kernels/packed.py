@@ -23,9 +23,9 @@ CPUs with AVX-512F (``available``; elsewhere 16 vector accumulators would spill 
 sums run over k in order with one FMA per term, so results differ from OpenBLAS's in the last bits only
 (tests/unit/test_packed.py checks against float64 NumPy and torch).
 
-``rec_dot(a, W, out)`` is what the cells' time loops call: for a 3-D (packed) W it is ``packed_dot``, for a 2-D W
-exactly the ``np.dot`` it replaced, chosen when numba compiles (no run-time branch); ``rec_step_dot`` the same
-with ``step_dot`` (the RNN's).
+``rec_dot(a, W, out, team, k)`` is what the cells' time loops call: for a 3-D (packed) W it is ``packed_dot`` (or,
+with a team, its share of product k: rnnsim/kernels/team.py), for a 2-D W exactly the ``np.dot`` it replaced,
+chosen when numba compiles (no run-time branch); ``rec_step_dot`` the same with ``step_dot`` (the RNN's).
 """
 
 from __future__ import annotations
@@ -176,27 +176,53 @@ def _define_kernels() -> None:
     _micro8, _micro4, _micro2, _micro1 = (_micro_kernel(r) for r in (8, 4, 2, 1))
 
     @overload(rec_dot)
-    def _rec_dot(a, W, out):
+    def _rec_dot(a, W, out, team, k):
+        if W.ndim == 3 and not _alone(team):
+            return _shared()
         if W.ndim == 3:
-            return lambda a, W, out: packed_dot(a, W, out)
-        return lambda a, W, out: np.dot(a, W, out)
+            return lambda a, W, out, team, k: packed_dot(a, W, out)
+        return lambda a, W, out, team, k: np.dot(a, W, out)
 
     @overload(rec_step_dot)
-    def _rec_step_dot(a, W, out):
+    def _rec_step_dot(a, W, out, team, k):
+        if W.ndim == 3 and not _alone(team):
+            return _shared()
         if W.ndim == 3:
-            return lambda a, W, out: packed_dot(a, W, out)
-        return lambda a, W, out: step_dot(a, W, out)
+            return lambda a, W, out, team, k: packed_dot(a, W, out)
+        return lambda a, W, out, team, k: step_dot(a, W, out)
+
+
+def _shared():
+    """The implementation of a product shared with the helper thread (team.team_dot, a dispatcher by now)."""
+    from rnnsim.kernels import team as team_module
+
+    team_dot = team_module.team_dot
+    return lambda a, W, out, team, k: team_dot(a, W, out, team, k)
+
+
+def _alone(team) -> bool:
+    """Whether a loop's ``team`` argument is None (numba's type of it): the product runs on this thread alone."""
+    from numba.core import types
+
+    return team is None or isinstance(team, (types.NoneType, types.Omitted))
 
 
 @jit
 def packed_dot(a, Wp, out):
-    """out = a @ W for W packed by ``pack``/``pack_t`` into Wp (N/NR panels of K×NR); a (M, K), out (M, N) with
-    unit column stride. Panel by panel, rows 8 at a time (then 4, 2, 1)."""
+    """out = a @ W for W packed by ``pack`` into Wp (N/NR panels of K×NR); a (M, K), out (M, N) with unit column
+    stride."""
+    panels(a, Wp, out, 0, Wp.shape[0])
+
+
+@jit
+def panels(a, Wp, out, p_lo, p_hi):
+    """Columns NR·p_lo to NR·p_hi of out = a @ W (W packed into Wp): panel by panel, rows 8 at a time (then 4, 2,
+    1). A thread's share of a product split by panels (rnnsim/kernels/team.py)."""
     M = a.shape[0]
     if a.shape[1] == 0:
-        out[:] = 0
+        out[:, NR * p_lo:NR * p_hi] = 0
         return
-    for p in range(Wp.shape[0]):
+    for p in range(p_lo, p_hi):
         r = 0
         while r + 8 <= M:
             _micro8(a, Wp, out, r, p)
@@ -211,14 +237,16 @@ def packed_dot(a, Wp, out):
             _micro1(a, Wp, out, r, p)
 
 
-def rec_dot(a, W, out):
-    """out = a @ W in a cell's time loop: ``packed_dot`` for a packed (3-D) W, else ``np.dot`` (numba overload)."""
+def rec_dot(a, W, out, team, k):
+    """out = a @ W, product ``k`` of a cell's time loop: ``packed_dot`` for a packed (3-D) W, shared with the helper
+    thread when ``team`` is a team's sync array (team.team_dot), else ``np.dot`` (a numba overload: chosen when the
+    loop compiles, no run-time branch)."""
     if W.ndim == 3:
         return packed_dot(a, W, out)
     return np.dot(a, W, out)
 
 
-def rec_step_dot(a, W, out):
+def rec_step_dot(a, W, out, team, k):
     """As ``rec_dot``, with ``step_dot`` (small products as loops) for a 2-D W."""
     if W.ndim == 3:
         return packed_dot(a, W, out)

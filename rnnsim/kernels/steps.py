@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from rnnsim.kernels import cached, chunked, folded, overlap, packed
+from rnnsim.kernels import cached, chunked, folded, packed
 from rnnsim.kernels.blas import numpy_blas_one_thread, transpose_into
 from rnnsim.kernels.modes import Mode
 
@@ -62,8 +62,6 @@ def backward_blas(t_hi, t_lo, gates, product) -> None:
 def begin_backward(ws) -> None:
     if ws.mode is Mode.CHUNKED:
         chunked.begin_backward(ws)
-    if ws.plan.packed:
-        overlap.begin(ws)
 
 
 def finish_backward(ws, X, params, grads, model=None) -> None:

@@ -191,6 +191,9 @@ def _worker_init(sweep: Sweep, close_fds: tuple[int, ...], parent: int) -> None:
     """A pool worker: Ctrl+C is the parent's (it stops the pool and keeps the rows); it dies with the parent; the
     parent's open table is closed here (a forked copy would keep its lock); the sweep is received once."""
     global _WORKER_SWEEP
+    from rnnsim.kernels import team
+
+    team.disable()      # the other cores run the other workers: no helper thread per worker (kernels/team.py)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _die_with_parent(parent)
     for fd in close_fds:
@@ -350,5 +353,8 @@ class DaskCluster(Serial):
 
 
 def _warm_worker(jobs: list[tuple[Scenario, int]]) -> None:
+    from rnnsim.kernels import team
+
+    team.disable()      # a Dask worker shares its machine's cores with the other workers
     for sc, n in jobs:
         run_job(sc, n)

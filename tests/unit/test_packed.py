@@ -35,7 +35,7 @@ def memory_mode(request, monkeypatch):
 
 @jit
 def _call_rec_dot(a, W, out):
-    packed.rec_dot(a, W, out)
+    packed.rec_dot(a, W, out, None, 1)
 
 
 def _packed(W):
@@ -260,106 +260,192 @@ def test_float32_packed_matches_torch_fused(cell):
         np.testing.assert_allclose(ours, p.grad.numpy(), rtol=0, atol=2e-5 * np.abs(ours).max(), err_msg=k)
 
 
-# ------------------------------------------------------------------------- dW_hh on a worker during BPTT
+# ------------------------------------------------------------------ products shared with a helper thread
 @pytest.fixture
-def overlapping(packed_everywhere, monkeypatch):
-    """Overlap at test sizes (T = 7) whatever this process's affinity."""
-    monkeypatch.setattr(tunables, "OVERLAP_MIN_STEPS", 2)
-    monkeypatch.setattr(tunables, "OVERLAP_BLOCKS", 3)
-    monkeypatch.setattr(tunables, "OVERLAP_MIN_CORES", 1)
+def sharing(packed_everywhere, monkeypatch):
+    """The team at test sizes (T = 7) whatever this process's affinity; records every call's sync array."""
+    from rnnsim.kernels import team
+
+    monkeypatch.setattr(tunables, "TEAM_MIN_STEPS", 2)
+    monkeypatch.setattr(tunables, "TEAM_MIN_CORES", 1)
+    monkeypatch.setattr(team, "_enabled", True)
+    calls = []
+    start = team.start
+
+    def recording(*args):
+        sync = start(*args)
+        calls.append(sync)
+        return sync
+
+    monkeypatch.setattr(team, "start", recording)
+    return calls
 
 
-@pytest.mark.parametrize("t_hi,t_lo,n", [(99, 0, 8), (6, 0, 3), (5, 2, 8), (3, 3, 2), (40, 17, 5)])
-def test_blocks_cover_the_steps_top_first(t_hi, t_lo, n):
-    from rnnsim.kernels import overlap
+def _wait_ack(sync):
+    import time
 
-    bl = overlap.blocks(t_hi, t_lo, n)
-    assert bl[0][0] == t_hi and bl[-1][1] == t_lo and len(bl) == min(n, t_hi - t_lo + 1)
-    assert all(hi >= lo for hi, lo in bl) and all(bl[i][1] == bl[i + 1][0] + 1 for i in range(len(bl) - 1))
-    sizes = [hi - lo + 1 for hi, lo in bl]
-    assert max(sizes) - min(sizes) <= 1
+    from rnnsim.kernels import team
+
+    deadline = time.monotonic() + 30
+    while sync[team.ACK] == 0:
+        assert time.monotonic() < deadline, "the helper never left its job"
+        time.sleep(0.001)
+
+
+def _pass(sc):
+    sim = Simulation(sc)
+    sim.forward()
+    sim.backward()
+    return sim
 
 
 @needs_avx512
 @pytest.mark.parametrize("layers", [1, 2])
-def test_overlapped_dW_hh_matches_reference_and_unoverlapped(config, overlapping, layers, monkeypatch):
+def test_shared_products_equal_the_alone_ones_bit_for_bit(config, sharing, layers, monkeypatch):
+    """Every panel is computed by the same code whichever thread takes it: h_t, dL/dh_t and dL/da_t are those of
+    the pass without the helper, bit for bit; dW_hh (two halves added) equals it to rounding and the reference."""
+    from rnnsim.kernels import team
+
     _, changes = config
-    sc = small_scenario(**changes, **H32, **{"model.num_layers": layers})
-    a = Simulation(sc)
-    a.forward()
-    a.backward()
-    assert all(ws.ov_lo == 0 for ws in a._stack.ws)          # every layer's BPTT ran in overlapped blocks
+    sc = small_scenario(**changes, **H32, **{"model.num_layers": layers, "task.length": 9})
+    _pass(sc)                     # the helper's first job of these types loads its kernel: meanwhile, alone
+    for sync in filter(lambda s: s is not None, sharing):
+        _wait_ack(sync)
+    sharing.clear()
+    a = _pass(sc)
+    shared = [s for s in sharing if s is not None]
+    assert len(shared) == 2 * layers                       # every layer's forward and BPTT went through the team
+    for sync in shared:
+        _wait_ack(sync)
+        assert sync[team.GOAL] > 0 and sync[team.FIN] == sync[team.GOAL], sync   # every panel was finished
     if layers == 1:
         _, g, _, _ = tc.reference(a)
         np.testing.assert_allclose(a.grads["weight_hh"], g["weight_hh"], rtol=1e-11, atol=1e-14)
-    monkeypatch.setattr(tunables, "OVERLAP_MIN_CORES", 10**6)
-    b = Simulation(sc)
-    b.forward()
-    b.backward()
-    assert all(ws.ov_lo == ws.h.shape[0] for ws in b._stack.ws)
+    monkeypatch.setattr(team, "_enabled", False)
+    b = _pass(sc)
+    for wa, wb in zip(a._stack.ws, b._stack.ws):
+        for name in ("h", "dh", "dgh"):
+            np.testing.assert_array_equal(getattr(wa, name), getattr(wb, name), err_msg=name)
     for k in a.grads:
         np.testing.assert_allclose(a.grads[k], b.grads[k], rtol=1e-12, atol=1e-15, err_msg=k)
 
 
 @needs_avx512
-def test_stepped_bptt_then_whole_rest_does_not_overlap_and_is_exact(overlapping):
-    sc = small_scenario(**CONFIGS["gru"], **H32)
-    a, b = Simulation(sc), Simulation(sc)
-    a.forward()
-    a.backward()
-    b.forward()
-    b.step_backward()                   # one step alone: too short to overlap
-    b.backward()                        # the rest starts below the top: not contiguous with a covered block
-    assert b._ws.ov_lo == b.T
-    for k in a.grads:
-        np.testing.assert_allclose(b.grads[k], a.grads[k], rtol=1e-12, atol=1e-15, err_msg=k)
+def test_the_helper_computes_the_panels_it_claims():
+    """The helper's side alone: product 1 published with nobody else claiming, the helper takes every panel (from
+    the top) and the result is a @ W; told to stop, it acknowledges."""
+    import threading
+
+    from rnnsim.kernels import team
+    from rnnsim.kernels.loader import load_kernels
+
+    load_kernels()
+    rng = np.random.default_rng(3)
+    K, N, M = 64, 128, 8
+    W = rng.standard_normal((K, N)).astype(np.float32)
+    Wp = np.zeros((N // packed.NR, K, packed.NR), np.float32)
+    packed.pack(Wp, W)
+    first = rng.standard_normal((M, K)).astype(np.float32)
+    src = np.zeros((3, M, K), np.float32)
+    out = np.zeros((M, N), np.float32)
+    sync = np.zeros(team.SIZE, np.int64)
+    P = Wp.shape[0]
+    sync[team.CLAIM] = (1 << team.K_SHIFT) | P           # product 1 (operand ``first``), panels 0..P-1 free
+    helper = threading.Thread(target=team.help_steps, args=(sync, Wp, out, first, src, True))
+    helper.start()
+    import time
+
+    deadline = time.monotonic() + 30
+    while sync[team.FIN] < P:
+        assert time.monotonic() < deadline
+        time.sleep(0.001)
+    sync[team.STOP] = 1
+    helper.join(30)
+    assert sync[team.ACK] == 1 and sync[team.HELPED] == P
+    np.testing.assert_allclose(out, first.astype(np.float64) @ W, rtol=1e-5, atol=1e-4)
+
+
+@pytest.mark.parametrize("busy", [False, True])
+def test_weight_hh_in_two_halves_equals_one_gemm(sharing, busy, rng, monkeypatch):
+    """dW_hh = Σ_{t≥1} dL/da_t^T h_{t-1}: the two halves (one per thread, or both here when the helper is busy)
+    added equal the one GEMM to rounding, and whoever computes a half the sum is the same."""
+    import types
+
+    from rnnsim.kernels import team
+
+    T, B, H, GH = 9, 4, 8, 24
+    dgh, Hs = rng.standard_normal((T, B, GH)), rng.standard_normal((T, B, H))
+    ws = types.SimpleNamespace(plan=types.SimpleNamespace(packed=True))
+    want = dgh[1:].reshape((T - 1) * B, GH).T @ Hs[:-1].reshape((T - 1) * B, H)
+    if busy:
+        monkeypatch.setattr(team, "_last", np.zeros(team.SIZE, np.int64))
+        monkeypatch.setattr(team, "_free", lambda wait=0.0: False)
+    out = np.full((GH, H), np.nan)
+    assert team.weight_hh(ws, dgh, Hs, out)
+    np.testing.assert_allclose(out, want, rtol=1e-12, atol=1e-13)
+    again = np.zeros_like(out)
+    team.weight_hh(ws, dgh, Hs, again)
+    np.testing.assert_array_equal(again, out)
+    monkeypatch.setattr(team, "_enabled", False)
+    assert not team.weight_hh(ws, dgh, Hs, again)      # off: the caller's one GEMM
 
 
 @needs_avx512
-def test_an_abandoned_bptt_leaves_no_share_behind(overlapping):
-    """A forward pass started in the middle of an overlapped BPTT: the next BPTT's dW_hh is that of its own pass."""
-    sc = small_scenario(**CONFIGS["lstm"], **H32, **{"task.length": 12})
-    a = Simulation(sc)
-    a.forward()
-    a.backward()
-    want = {k: v.copy() for k, v in a.grads.items()}
-    b = Simulation(sc)
-    b.forward()
-    b._begin_backward()
-    b._backward_to(6)                   # half the BPTT, in overlapped blocks
-    assert b._ws.ov_lo == b.T - 6
-    b.phase = "idle"                    # as a restart does: the pass is dropped
-    b.forward()
-    b.backward()
-    for k in want:
-        np.testing.assert_allclose(b.grads[k], want[k], rtol=1e-12, atol=1e-15, err_msg=k)
+def test_alone_when_the_helper_is_still_busy(sharing):
+    """A call that finds the helper still on its last job runs alone (no waiting), with the same numbers."""
+    from rnnsim.kernels import team
+
+    sc = small_scenario(**CONFIGS["gru"], **H32)
+    busy = np.zeros(team.SIZE, np.int64)                 # ACK 0: a job not over yet
+    team._last = busy
+    try:
+        a = _pass(sc)
+    finally:
+        team._last = None
+    assert sharing and all(s is None for s in sharing)
+    b = _pass(sc)
+    assert any(s is not None for s in sharing)
+    for k in a.grads:
+        np.testing.assert_allclose(a.grads[k], b.grads[k], rtol=1e-12, atol=1e-15, err_msg=k)
+
+
+def test_sweep_pool_workers_run_without_a_helper(monkeypatch):
+    from rnnsim.kernels import team
+    from rnnsim.sweep import backends
+
+    monkeypatch.setattr(team, "_enabled", True)
+    monkeypatch.setattr(backends, "_die_with_parent", lambda parent: None)
+    monkeypatch.setattr(backends.signal, "signal", lambda *a: None)
+    backends._worker_init(None, (), 0)
+    assert team._enabled is False
 
 
 @needs_avx512
 @pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="fork only")
-def test_overlap_works_in_a_forked_child_after_the_parent_used_it(overlapping):
-    """A sweep's pool workers are forked from a parent that may have run an overlapped BPTT: the child's first
-    overlapped BPTT must not wait for the parent's worker thread (which the child does not have)."""
+def test_team_works_in_a_forked_child_after_the_parent_used_it(sharing):
+    """A sweep's pool workers are forked from a parent that may have used its helper: the child's first shared
+    pass must not wait for the parent's helper thread (which the child does not have)."""
     import multiprocessing as mp
 
     sc = small_scenario(**CONFIGS["lstm"], **H32)
-    a = Simulation(sc)
-    a.forward()
-    a.backward()
-    assert a._ws.ov_lo == 0
+    a = _pass(sc)
+    assert any(s is not None for s in sharing)
     ctx = mp.get_context("fork")
     q = ctx.Queue()
     p = ctx.Process(target=_child_pass, args=(sc, q))
     p.start()
     p.join(60)
     assert p.exitcode == 0, "the child hung or failed"
-    ov_lo, weight_hh = q.get(timeout=5)
-    assert ov_lo == 0
+    used, weight_hh = q.get(timeout=5)
+    assert used
     np.testing.assert_allclose(weight_hh, a.grads["weight_hh"], rtol=1e-12, atol=1e-15)
 
 
 def _child_pass(sc, q):
-    b = Simulation(sc)
-    b.forward()
-    b.backward()
-    q.put((b._ws.ov_lo, b.grads["weight_hh"].copy()))
+    from rnnsim.kernels import team
+
+    calls = []
+    start = team.start
+    team.start = lambda *args: calls.append(start(*args)) or calls[-1]
+    b = _pass(sc)
+    q.put((any(s is not None for s in calls), b.grads["weight_hh"].copy()))

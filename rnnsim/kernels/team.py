@@ -1,0 +1,288 @@
+"""Two threads on one time loop: each step's packed product shared with a helper thread on the other core (issue 16).
+
+A recurrent pass is a chain (step t needs step t - 1), so a second core can only help inside a step. With both
+cores free to the process, a packed plan's time loop (forward or BPTT, ≥ TEAM_MIN_STEPS steps in one call) runs
+with a helper thread: for each step the main thread publishes product k (its operand is ready), and both threads
+claim the product's panels (32 columns of W_hh each) from the two ends of one atomic word, the main thread from
+the first panel up, the helper from the last down, and compute them with ``packed.panels``. The main thread waits
+until every panel is in, then does the step's gate maths alone and publishes the next product. So:
+
+- every panel is computed by the same code whichever thread takes it: results are those of ``packed_dot``, bit
+  for bit, with or without the helper (the tests check it);
+- the helper may be late or absent (still waking up, or its core busy): the main thread then takes every panel;
+- if the main thread ever waits longer than TEAM_WAIT_CYCLES for a panel the helper took (its core was given to
+  another process mid-panel), it tells the helper to stop and does the rest of the call alone;
+- the helper spins on the word between steps (a futex wake per step would cost more than a step); it leaves the
+  loop when the call ends.
+
+After BPTT, dW_hh = Σ_t dL/da_t^T h_{t-1} (one whole-sequence GEMM) is split the same way in two halves of the
+steps, each into its own array (the first into dW_hh, the second into ``ws.team_acc``), then added: the same sum
+whichever thread computes which half.
+
+Measured (LSTM, H = 256, B = 32, T = 100, float32, both cores free): forward 110-125 µs and BPTT 115-130 µs per
+step against ~190 and ~200 on one thread. Off when the process may run on one core only (the one-core benchmark
+pins it), in a sweep's pool workers (``disable``: every core already runs a worker) and for the step API.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import threading
+import time
+
+import numpy as np
+
+from rnnsim.kernels import config
+from rnnsim.kernels.blas import _dot, single_threaded_gemms
+from rnnsim.kernels.loader import jit, on_load
+from rnnsim.kernels.packed import panels
+
+# slots of a team's int64 sync array, a cache line (8 slots) apart
+CLAIM, FIN, STOP, ACK, SOLO, GOAL, HELPED = 0, 8, 16, 24, 32, 40, 48
+SIZE = 56
+# the claim word: product k in the top bits, then the next panel from below (lo) and the end of the panels left
+# from above (hi); panels lo..hi-1 are unclaimed
+K_SHIFT, LO_SHIFT = 40, 20
+FIELD = (1 << 20) - 1
+
+_enabled = True
+_helper: "_Helper | None" = None
+_last: np.ndarray | None = None     # the sync array of the helper's last job (its ACK slot: the job is over)
+_lock = threading.Lock()
+
+
+@on_load
+def _define_atomics() -> None:
+    """Atomic loads, stores, compare-and-swap and add on an int64 array slot, and the cycle counter (LLVM IR)."""
+    from llvmlite import ir
+    from numba.core import cgutils, types
+    from numba.extending import intrinsic
+
+    def slot(context, builder, sig, args):
+        arr = context.make_array(sig.args[0])(context, builder, args[0])
+        return builder.gep(arr.data, [context.cast(builder, args[1], sig.args[1], types.intp)])
+
+    @intrinsic
+    def load(typingctx, arr, i):
+        return types.int64(arr, i), lambda ctx, b, sig, args: b.load_atomic(slot(ctx, b, sig, args), "acquire", 8)
+
+    @intrinsic
+    def store(typingctx, arr, i, v):
+        def codegen(ctx, b, sig, args):
+            value = ctx.cast(b, args[2], sig.args[2], types.int64)
+            b.store_atomic(value, slot(ctx, b, sig, args), "release", 8)
+            return ctx.get_dummy_value()
+        return types.void(arr, i, v), codegen
+
+    @intrinsic
+    def cas(typingctx, arr, i, old, new):
+        def codegen(ctx, b, sig, args):
+            pair = b.cmpxchg(slot(ctx, b, sig, args), args[2], args[3], "acq_rel", "acquire")
+            return b.extract_value(pair, 1)
+        return types.boolean(arr, i, types.int64, types.int64), codegen
+
+    @intrinsic
+    def add(typingctx, arr, i, v):
+        def codegen(ctx, b, sig, args):
+            return b.atomic_rmw("add", slot(ctx, b, sig, args), ctx.cast(b, args[2], sig.args[2], types.int64),
+                                "acq_rel")
+        return types.int64(arr, i, v), codegen
+
+    @intrinsic
+    def cycles(typingctx):
+        def codegen(ctx, b, sig, args):
+            fn = cgutils.get_or_insert_function(b.module, ir.FunctionType(ir.IntType(64), []),
+                                                "llvm.readcyclecounter")
+            return b.call(fn, [])
+        return types.int64(), codegen
+
+    global _load, _store, _cas, _add, _cycles
+    _load, _store, _cas, _add, _cycles = load, store, cas, add, cycles
+
+
+@jit
+def team_dot(a, Wp, out, sync, k):
+    """out = a @ W (W packed into Wp): product k (≥ 1) of the call, its panels shared with the helper (main side)."""
+    P = Wp.shape[0]
+    if sync[SOLO] != 0:
+        panels(a, Wp, out, 0, P)
+        return
+    _store(sync, CLAIM, (k << K_SHIFT) | P)          # publishes the operand: panels 0..P-1 are free
+    while True:
+        v = _load(sync, CLAIM)
+        lo = (v >> LO_SHIFT) & FIELD
+        if lo >= (v & FIELD):
+            break
+        if _cas(sync, CLAIM, v, v + (1 << LO_SHIFT)):
+            panels(a, Wp, out, lo, lo + 1)
+            _add(sync, FIN, 1)
+    goal = sync[GOAL] + P
+    sync[GOAL] = goal                                 # panels finished by both threads once this product is in
+    start = _cycles()
+    while _load(sync, FIN) < goal:
+        if sync[SOLO] == 0 and _cycles() - start > config.TEAM_WAIT_CYCLES:
+            sync[SOLO] = 1                            # the helper lost its core mid-panel: alone from here
+            _store(sync, STOP, 1)
+
+
+@jit
+def help_steps(sync, Wp, out, first, src, forward):
+    """The helper's side of one call: until told to stop, take panels of the published product from the top.
+    Product k's operand: forward, h_{k-2} (``first`` = h_{-1} for k = 1) from ``src``; BPTT, ``src[k - 1]``."""
+    while _load(sync, STOP) == 0:
+        v = _load(sync, CLAIM)
+        k = v >> K_SHIFT
+        lo = (v >> LO_SHIFT) & FIELD
+        hi = v & FIELD
+        if k >= 1 and lo < hi and _cas(sync, CLAIM, v, v - 1):
+            if forward:
+                panels(first if k == 1 else src[k - 2], Wp, out, hi - 1, hi)
+            else:
+                panels(src[k - 1], Wp, out, hi - 1, hi)
+            sync[HELPED] += 1                        # (the helper's own slot: how many panels it took)
+            _add(sync, FIN, 1)
+    _store(sync, ACK, 1)
+
+
+class _Helper:
+    """The helper thread: runs queued jobs (a nogil kernel call each) one after the other."""
+
+    def __init__(self) -> None:
+        self.jobs: queue.SimpleQueue = queue.SimpleQueue()
+        threading.Thread(target=self._serve, daemon=True, name="rnnsim-team").start()
+
+    def _serve(self) -> None:
+        while True:
+            fn, args = self.jobs.get()
+            fn(*args)
+
+
+def _forget() -> None:
+    """In a forked child (a sweep's pool worker) the parent's helper thread does not exist: start afresh."""
+    global _helper, _last, _lock
+    _helper, _last, _lock = None, None, threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget)
+
+
+def disable() -> None:
+    """No helper thread in this process (a sweep's pool worker: the other cores run the other workers)."""
+    global _enabled
+    _enabled = False
+
+
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def applies(ws, steps: int) -> bool:
+    """Whether a call of ``steps`` steps of this workspace's time loop runs with the helper."""
+    return (_enabled and ws.plan.packed and steps >= config.TEAM_MIN_STEPS and _cores() >= config.TEAM_MIN_CORES)
+
+
+def _submit(fn, args, sync) -> bool:
+    """Queue a job for the helper unless it is still on its last one (then the caller works alone)."""
+    global _helper, _last
+    with _lock:
+        if not _free():
+            return False
+        if _helper is None:
+            _helper = _Helper()
+            single_threaded_gemms()
+        _last = sync
+        _helper.jobs.put((fn, args))
+        return True
+
+
+def _free(wait: float = 0.002) -> bool:
+    """Whether the helper is done with its last job, waiting up to ``wait`` seconds for it to leave (a call that
+    just ended: the helper finishes the panel in hand, then acknowledges)."""
+    if _last is None or _last[ACK]:
+        return True
+    deadline = time.perf_counter() + wait
+    while time.perf_counter() < deadline:
+        time.sleep(1e-5)                  # releases the GIL, which a helper not yet started needs to leave
+        if _last[ACK]:
+            return True
+    return False
+
+
+def start(ws, steps: int, Wp, out, first, src, forward: bool):
+    """The sync array to pass to a time loop of ``steps`` steps (None: the loop runs alone). The caller calls
+    ``stop`` with it when the loop returns (or raises)."""
+    if not applies(ws, steps):
+        return None
+    sync = np.zeros(SIZE, dtype=np.int64)
+    if not _submit(help_steps, (sync, Wp, out, first, src, forward), sync):
+        return None
+    return sync
+
+
+def stop(sync) -> None:
+    """End the helper's part of a call (it finishes a panel in hand, then leaves)."""
+    if sync is not None:
+        sync[STOP] = 1
+
+
+def run(ws, steps: int, Wp, out, first, src, forward: bool, loop, args) -> None:
+    """``loop(*args, sync)``: a cell's time loop of ``steps`` steps, with the helper when the team applies (its
+    products: ``out = a @ W`` with W packed into ``Wp``; operands as in ``help_steps``)."""
+    sync = start(ws, steps, Wp, out, first, src, forward)
+    try:
+        loop(*args, sync)
+    finally:
+        stop(sync)
+
+
+def _half(sync, which, dgh, Hs, lo, mid, hi, out0, out1) -> None:
+    """dW_hh's halves: rows t of [lo, mid) into out0, [mid, hi) into out1; whoever claims a half computes it."""
+    GH, H = out0.shape
+    B = Hs.shape[1]
+    for unit in (which, 1 - which):
+        if _cas_py(sync, unit):
+            a, b, out = (lo, mid, out0) if unit == 0 else (mid, hi, out1)
+            _dot(dgh[a:b].reshape((b - a) * B, GH).T, Hs[a - 1:b - 1].reshape((b - a) * B, H), out)
+            sync[FIN + unit] = 1
+
+
+def _cas_py(sync, unit) -> bool:
+    with _claims:
+        if sync[CLAIM + unit] == 0:
+            sync[CLAIM + unit] = 1
+            return True
+        return False
+
+
+_claims = threading.Lock()
+
+
+def _help_grads(sync, *args) -> None:
+    try:
+        _half(sync, 1, *args)
+    finally:
+        sync[ACK] = 1
+
+
+def weight_hh(ws, dgh, Hs, out) -> bool:
+    """out = Σ_{t=1}^{T-1} dgh[t]^T h_{t-1}, its two halves computed by this thread and the helper (False: the
+    team does not apply; out untouched)."""
+    T = dgh.shape[0]
+    if T < 3 or not applies(ws, T):
+        return False
+    if getattr(ws, "team_acc", None) is None:
+        ws.team_acc = np.zeros_like(out)
+    mid = (T + 1) // 2
+    sync = np.zeros(SIZE, dtype=np.int64)
+    args = (dgh, Hs, 1, mid, T, out, ws.team_acc)
+    _submit(_help_grads, (sync, *args), sync)
+    _half(sync, 0, *args)
+    while not (sync[FIN] and sync[FIN + 1]):      # the helper's half, if it took one: at most one GEMM's wait
+        time.sleep(0.0001)
+    np.add(out, ws.team_acc, out=out)
+    return True
