@@ -68,18 +68,32 @@ def weight_grads(ws, X, h0, W_ih, grads, dgi, dgh):
                             grads["weight_ih"], grads["weight_hh"], grads["bias_ih"], grads["bias_hh"],
                             ws.dx.reshape(T * B, D))
         return
-    gemm(gi2.T, X.reshape(T * B, D), grads["weight_ih"])
-    # h_{t-1} for t = 0..T-1 is (h0, h_0, ..., h_{T-2})
-    if team.weight_hh(ws, dgh, Hs, grads["weight_hh"]):   # in two halves, on two threads (kernels/team.py)
-        pass
-    elif T > 1:
-        gemm(dgh[1:].reshape((T - 1) * B, GH).T, Hs[:-1].reshape((T - 1) * B, H), grads["weight_hh"])
+    gh2 = None if dgh is dgi else dgh.reshape(T * B, GH)
+
+    def input_side():               # dW_ih, db_ih, db_hh, dL/dx_t
+        gemm(gi2.T, X.reshape(T * B, D), grads["weight_ih"])
+        bias_grads(gi2, gh2, grads)
+        gemm(gi2, W_ih, ws.dx.reshape(T * B, D))
+
+    # dW_hh = Σ_t dgh[t]^T h_{t-1}, h_{t-1} for t = 0..T-1 being (h0, h_0, ..., h_{T-2})
+    def weight_hh(lo, hi, out):
+        gemm(dgh[lo:hi].reshape((hi - lo) * B, GH).T, Hs[lo - 1:hi - 1].reshape((hi - lo) * B, H), out)
+
+    mid = (T + 1) // 2
+    if T >= 3 and team.applies(ws, T):  # three units on two threads (rnnsim/kernels/team.py)
+        if getattr(ws, "team_acc", None) is None:
+            ws.team_acc = np.zeros_like(grads["weight_hh"])
+        team.split(ws, T, [lambda: weight_hh(1, mid, grads["weight_hh"]), lambda: weight_hh(mid, T, ws.team_acc),
+                           input_side])
+        grads["weight_hh"] += ws.team_acc
     else:
-        grads["weight_hh"][:] = 0.0
+        input_side()
+        if T > 1:
+            weight_hh(1, T, grads["weight_hh"])
+        else:
+            grads["weight_hh"][:] = 0.0
     if h0.any():
         grads["weight_hh"] += dgh[0].T @ h0
-    bias_grads(gi2, None if dgh is dgi else dgh.reshape(T * B, GH), grads)
-    gemm(gi2, W_ih, ws.dx.reshape(T * B, D))
 
 
 def bias_grads(gi2, gh2, grads) -> None:

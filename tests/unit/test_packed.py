@@ -366,28 +366,51 @@ def test_the_helper_computes_the_panels_it_claims():
 
 
 @pytest.mark.parametrize("busy", [False, True])
-def test_weight_hh_in_two_halves_equals_one_gemm(sharing, busy, rng, monkeypatch):
-    """dW_hh = Σ_{t≥1} dL/da_t^T h_{t-1}: the two halves (one per thread, or both here when the helper is busy)
-    added equal the one GEMM to rounding, and whoever computes a half the sum is the same."""
+def test_split_runs_every_unit_once_on_either_thread(sharing, busy, monkeypatch):
+    import threading
     import types
 
     from rnnsim.kernels import team
 
-    T, B, H, GH = 9, 4, 8, 24
-    dgh, Hs = rng.standard_normal((T, B, GH)), rng.standard_normal((T, B, H))
     ws = types.SimpleNamespace(plan=types.SimpleNamespace(packed=True))
-    want = dgh[1:].reshape((T - 1) * B, GH).T @ Hs[:-1].reshape((T - 1) * B, H)
-    if busy:
+    if busy:                              # the helper still on its last job: this thread runs every unit
         monkeypatch.setattr(team, "_last", np.zeros(team.SIZE, np.int64))
         monkeypatch.setattr(team, "_free", lambda wait=0.0: False)
-    out = np.full((GH, H), np.nan)
-    assert team.weight_hh(ws, dgh, Hs, out)
-    np.testing.assert_allclose(out, want, rtol=1e-12, atol=1e-13)
-    again = np.zeros_like(out)
-    team.weight_hh(ws, dgh, Hs, again)
-    np.testing.assert_array_equal(again, out)
+    ran, lock = [], threading.Lock()
+
+    def unit(i):
+        def run():
+            with lock:
+                ran.append((i, threading.get_ident()))
+        return run
+
+    assert team.split(ws, 50, [unit(i) for i in range(5)])
+    assert sorted(i for i, _ in ran) == list(range(5))
+    if busy:
+        assert {who for _, who in ran} == {threading.get_ident()}
     monkeypatch.setattr(team, "_enabled", False)
-    assert not team.weight_hh(ws, dgh, Hs, again)      # off: the caller's one GEMM
+    assert not team.split(ws, 50, [unit(9)]) and len(ran) == 5
+
+
+@needs_avx512
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_whole_sequence_gradients_shared_equal_alone(sharing, cell, monkeypatch):
+    """Past the small-gradient sizes, dW_hh (two halves added), dW_ih, the biases and dL/dx (a third unit) equal
+    the one-thread GEMMs to rounding, whichever thread ran which unit, and the NumPy reference."""
+    from rnnsim.kernels import team
+
+    monkeypatch.setattr(tunables, "MT_GEMM_FLOPS", 1e5)     # no single-call gradients at this size
+    sc = small_scenario(**CONFIGS[cell], **{"model.hidden_size": 64, "task.length": 40, "task.batch_size": 16})
+    a = _pass(sc)
+    assert not a._ws.plan.small_grads and getattr(a._ws, "team_acc", None) is not None
+    _, g, _, _ = tc.reference(a)
+    for k in ("weight_hh", "weight_ih", "bias_ih", "bias_hh"):
+        np.testing.assert_allclose(a.grads[k], g[k], rtol=1e-10, atol=1e-12, err_msg=k)
+    monkeypatch.setattr(team, "_enabled", False)
+    b = _pass(sc)
+    np.testing.assert_allclose(a._ws.dx, b._ws.dx, rtol=1e-12, atol=1e-15)
+    for k in a.grads:
+        np.testing.assert_allclose(a.grads[k], b.grads[k], rtol=1e-12, atol=1e-14, err_msg=k)
 
 
 @needs_avx512
