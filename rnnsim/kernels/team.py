@@ -27,6 +27,7 @@ pins it), in a sweep's pool workers (``disable``: every core already runs a work
 
 from __future__ import annotations
 
+import logging
 import os
 import queue
 import threading
@@ -147,16 +148,25 @@ def help_steps(sync, Wp, out, first, src, forward):
 
 
 class _Helper:
-    """The helper thread: runs queued jobs (a nogil kernel call each) one after the other."""
+    """The helper thread: runs queued jobs ``fn(sync, ...)`` one after the other, each acknowledged in its sync
+    array when over. A job that fails (it never should) turns the team off for the process: every later call runs
+    alone, and the ``rnnsim`` logger (RNNSIM_LOG) has the error."""
 
     def __init__(self) -> None:
         self.jobs: queue.SimpleQueue = queue.SimpleQueue()
         threading.Thread(target=self._serve, daemon=True, name="rnnsim-team").start()
 
     def _serve(self) -> None:
+        global _enabled
         while True:
             fn, args = self.jobs.get()
-            fn(*args)
+            try:
+                fn(*args)
+            except Exception:  # noqa: BLE001 - the main thread goes on alone; the log says why
+                _enabled = False
+                logging.getLogger("rnnsim").exception("helper thread job %s failed; products run alone", fn)
+            finally:
+                args[0][ACK] = 1
 
 
 def _forget() -> None:
@@ -201,12 +211,16 @@ def _submit(fn, args, sync) -> bool:
         return True
 
 
-def _free(wait: float = 0.002) -> bool:
-    """Whether the helper is done with its last job, waiting up to ``wait`` seconds for it to leave (a call that
-    just ended: the helper finishes the panel in hand, then acknowledges)."""
+#: how long a call waits for the helper to leave its last job (a call that just ended: the helper finishes the panel
+#: in hand, then acknowledges) before it runs alone
+FREE_WAIT = 0.002
+
+
+def _free(wait: float | None = None) -> bool:
+    """Whether the helper is done with its last job, waiting up to ``wait`` (FREE_WAIT) seconds for it."""
     if _last is None or _last[ACK]:
         return True
-    deadline = time.perf_counter() + wait
+    deadline = time.perf_counter() + (FREE_WAIT if wait is None else wait)
     while time.perf_counter() < deadline:
         time.sleep(1e-5)                  # releases the GIL, which a helper not yet started needs to leave
         if _last[ACK]:
@@ -248,6 +262,7 @@ class _Units:
         self.units = units
         self.next = 0
         self.done = 0
+        self.error: BaseException | None = None
         self.lock = threading.Lock()
 
     def claim(self):
@@ -259,16 +274,18 @@ class _Units:
 
     def work(self) -> None:
         while (unit := self.claim()) is not None:
-            unit()
-            with self.lock:
-                self.done += 1
+            try:
+                unit()
+            except BaseException as exc:
+                self.error = exc
+                raise
+            finally:
+                with self.lock:
+                    self.done += 1
 
 
 def _help_units(sync, units: _Units) -> None:
-    try:
-        units.work()
-    finally:
-        sync[ACK] = 1
+    units.work()
 
 
 def split(ws, steps: int, units) -> bool:
@@ -283,4 +300,6 @@ def split(ws, steps: int, units) -> bool:
     jobs.work()
     while jobs.done < len(units):          # the helper's last unit, if it took one: at most one unit's wait
         time.sleep(0.0001)
+    if jobs.error is not None:             # a unit failed on the helper: as if it had failed here
+        raise jobs.error
     return True

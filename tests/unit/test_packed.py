@@ -269,6 +269,7 @@ def sharing(packed_everywhere, monkeypatch):
     monkeypatch.setattr(tunables, "TEAM_MIN_STEPS", 2)
     monkeypatch.setattr(tunables, "TEAM_MIN_CORES", 1)
     monkeypatch.setattr(team, "_enabled", True)
+    monkeypatch.setattr(team, "FREE_WAIT", 30.0)      # a loaded test machine may keep the helper from leaving
     calls = []
     start = team.start
 
@@ -375,7 +376,7 @@ def test_split_runs_every_unit_once_on_either_thread(sharing, busy, monkeypatch)
     ws = types.SimpleNamespace(plan=types.SimpleNamespace(packed=True))
     if busy:                              # the helper still on its last job: this thread runs every unit
         monkeypatch.setattr(team, "_last", np.zeros(team.SIZE, np.int64))
-        monkeypatch.setattr(team, "_free", lambda wait=0.0: False)
+        monkeypatch.setattr(team, "_free", lambda wait=None: False)
     ran, lock = [], threading.Lock()
 
     def unit(i):
@@ -390,6 +391,25 @@ def test_split_runs_every_unit_once_on_either_thread(sharing, busy, monkeypatch)
         assert {who for _, who in ran} == {threading.get_ident()}
     monkeypatch.setattr(team, "_enabled", False)
     assert not team.split(ws, 50, [unit(9)]) and len(ran) == 5
+
+
+def test_a_failing_unit_fails_the_split_and_the_helper_lives_on(sharing, monkeypatch):
+    import time
+    import types
+
+    from rnnsim.kernels import team
+
+    ws = types.SimpleNamespace(plan=types.SimpleNamespace(packed=True))
+
+    def fail():
+        raise ValueError("boom")
+
+    with pytest.raises(ValueError, match="boom"):
+        team.split(ws, 50, [lambda: time.sleep(0.2), fail])
+    monkeypatch.setattr(team, "_enabled", True)         # (turned off if the helper was the one that failed)
+    assert team._free(wait=5.0)
+    ran = []
+    assert team.split(ws, 50, [lambda: ran.append(1), lambda: ran.append(2)]) and sorted(ran) == [1, 2]
 
 
 @needs_avx512
@@ -414,12 +434,13 @@ def test_whole_sequence_gradients_shared_equal_alone(sharing, cell, monkeypatch)
 
 
 @needs_avx512
-def test_alone_when_the_helper_is_still_busy(sharing):
+def test_alone_when_the_helper_is_still_busy(sharing, monkeypatch):
     """A call that finds the helper still on its last job runs alone (no waiting), with the same numbers."""
     from rnnsim.kernels import team
 
     sc = small_scenario(**CONFIGS["gru"], **H32)
     busy = np.zeros(team.SIZE, np.int64)                 # ACK 0: a job not over yet
+    monkeypatch.setattr(team, "FREE_WAIT", 0.001)
     team._last = busy
     try:
         a = _pass(sc)
