@@ -49,6 +49,10 @@ K_SHIFT, LO_SHIFT = 40, 20
 FIELD = (1 << 20) - 1
 
 _enabled = True
+#: back off after a call the helper hardly helped (``stop``); the tests turn it off to check every call's sharing
+BACKOFF = True
+_skip = 0       # calls still to run alone
+_backoff = 0    # log2 of the next back-off
 _helper: "_Helper | None" = None
 _last: np.ndarray | None = None     # the sync array of the helper's last job (its ACK slot: the job is over)
 _lock = threading.Lock()
@@ -171,8 +175,8 @@ class _Helper:
 
 def _forget() -> None:
     """In a forked child (a sweep's pool worker) the parent's helper thread does not exist: start afresh."""
-    global _helper, _last, _lock
-    _helper, _last, _lock = None, None, threading.Lock()
+    global _helper, _last, _lock, _skip, _backoff
+    _helper, _last, _lock, _skip, _backoff = None, None, threading.Lock(), 0, 0
 
 
 if hasattr(os, "register_at_fork"):
@@ -231,7 +235,11 @@ def _free(wait: float | None = None) -> bool:
 def start(ws, steps: int, Wp, out, first, src, forward: bool):
     """The sync array to pass to a time loop of ``steps`` steps (None: the loop runs alone). The caller calls
     ``stop`` with it when the loop returns (or raises)."""
+    global _skip
     if not applies(ws, steps):
+        return None
+    if _skip:
+        _skip -= 1
         return None
     sync = np.zeros(SIZE, dtype=np.int64)
     if not _submit(help_steps, (sync, Wp, out, first, src, forward), sync):
@@ -240,9 +248,19 @@ def start(ws, steps: int, Wp, out, first, src, forward: bool):
 
 
 def stop(sync) -> None:
-    """End the helper's part of a call (it finishes a panel in hand, then leaves)."""
-    if sync is not None:
-        sync[STOP] = 1
+    """End the helper's part of a call (it finishes a panel in hand, then leaves), and back off if it hardly
+    helped: when it took under a quarter of the panels (or the call went alone), the next 2, 4, ... 64 calls run
+    alone. Its core is then busy with another process, and a spinning helper that shares a core with this thread
+    would slow it down (measured with the other core busy: LSTM H = 256 passes ~10% slower than alone)."""
+    global _skip, _backoff
+    if sync is None:
+        return
+    sync[STOP] = 1
+    if BACKOFF and (sync[SOLO] or 4 * sync[HELPED] < sync[GOAL]):
+        _backoff = min(_backoff + 1, 6)
+        _skip = 1 << _backoff
+    else:
+        _backoff = 0
 
 
 def run(ws, steps: int, Wp, out, first, src, forward: bool, loop, args) -> None:

@@ -270,6 +270,8 @@ def sharing(packed_everywhere, monkeypatch):
     monkeypatch.setattr(tunables, "TEAM_MIN_CORES", 1)
     monkeypatch.setattr(team, "_enabled", True)
     monkeypatch.setattr(team, "FREE_WAIT", 30.0)      # a loaded test machine may keep the helper from leaving
+    monkeypatch.setattr(team, "BACKOFF", False)       # at T = 9 the helper may take no panel at all
+    monkeypatch.setattr(team, "_skip", 0)
     calls = []
     start = team.start
 
@@ -451,6 +453,33 @@ def test_alone_when_the_helper_is_still_busy(sharing, monkeypatch):
     assert any(s is not None for s in sharing)
     for k in a.grads:
         np.testing.assert_allclose(a.grads[k], b.grads[k], rtol=1e-12, atol=1e-15, err_msg=k)
+
+
+@pytest.mark.parametrize("helped,goal,solo,skips", [(40, 100, 0, [0, 0, 0]), (24, 100, 0, [2, 4, 8]),
+                                                    (60, 100, 1, [2, 4, 8]), (0, 0, 0, [0, 0, 0])])
+def test_back_off_after_calls_the_helper_hardly_helped(monkeypatch, helped, goal, solo, skips):
+    """Under a quarter of the panels (or a call gone alone): 2, 4, 8, ... calls alone; a call that helped resets."""
+    import types
+
+    from rnnsim.kernels import team
+
+    monkeypatch.setattr(team, "_skip", 0)
+    monkeypatch.setattr(team, "_backoff", 0)
+    monkeypatch.setattr(team, "applies", lambda ws, steps: True)
+    monkeypatch.setattr(team, "_submit", lambda fn, args, sync: True)
+    ws = types.SimpleNamespace()
+    for want in skips:
+        sync = np.zeros(team.SIZE, np.int64)
+        sync[team.HELPED], sync[team.GOAL], sync[team.SOLO] = helped, goal, solo
+        team.stop(sync)
+        assert sync[team.STOP] == 1 and team._skip == want
+        alone = [team.start(ws, 20, None, None, None, None, True) for _ in range(want)]
+        assert alone == [None] * want and team._skip == 0
+        assert team.start(ws, 20, None, None, None, None, True) is not None      # then it tries again
+    good = np.zeros(team.SIZE, np.int64)
+    good[team.HELPED], good[team.GOAL] = 50, 100
+    team.stop(good)
+    assert team._backoff == 0 and team._skip == 0
 
 
 def test_sweep_pool_workers_run_without_a_helper(monkeypatch):
