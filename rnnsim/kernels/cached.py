@@ -79,13 +79,14 @@ def weight_grads(ws, X, h0, W_ih, grads, dgi, dgh):
     def weight_hh(lo, hi, out):
         gemm(dgh[lo:hi].reshape((hi - lo) * B, GH).T, Hs[lo - 1:hi - 1].reshape((hi - lo) * B, H), out)
 
-    mid = (T + 1) // 2
-    if T >= 3 and team.applies(ws, T):  # three units on two threads (rnnsim/kernels/team.py)
+    if T >= 4 and team.applies(ws, T):  # four units on two threads (rnnsim/kernels/team.py)
         if getattr(ws, "team_acc", None) is None:
-            ws.team_acc = np.zeros_like(grads["weight_hh"])
-        team.split(ws, T, [lambda: weight_hh(1, mid, grads["weight_hh"]), lambda: weight_hh(mid, T, ws.team_acc),
-                           input_side])
-        grads["weight_hh"] += ws.team_acc
+            ws.team_acc = np.zeros((2, *grads["weight_hh"].shape), dtype=grads["weight_hh"].dtype)
+        a, b = 1 + (T - 1) // 3, 1 + 2 * (T - 1) // 3
+        team.split(ws, T, [input_side, lambda: weight_hh(1, a, grads["weight_hh"]),
+                           lambda: weight_hh(a, b, ws.team_acc[0]), lambda: weight_hh(b, T, ws.team_acc[1])])
+        grads["weight_hh"] += ws.team_acc[0]
+        grads["weight_hh"] += ws.team_acc[1]
     else:
         input_side()
         if T > 1:

@@ -417,7 +417,7 @@ def test_a_failing_unit_fails_the_split_and_the_helper_lives_on(sharing, monkeyp
 @needs_avx512
 @pytest.mark.parametrize("cell", ["lstm", "gru"])
 def test_whole_sequence_gradients_shared_equal_alone(sharing, cell, monkeypatch):
-    """Past the small-gradient sizes, dW_hh (two halves added), dW_ih, the biases and dL/dx (a third unit) equal
+    """Past the small-gradient sizes, dW_hh (three thirds added), dW_ih, the biases and dL/dx (a fourth unit) equal
     the one-thread GEMMs to rounding, whichever thread ran which unit, and the NumPy reference."""
     from rnnsim.kernels import team
 
