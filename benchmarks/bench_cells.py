@@ -499,8 +499,9 @@ def main(argv=None):
             f"{max(r['load'] for r in rows):.2f} on {os.cpu_count()} cores (the ratios come from interleaved rounds "
             "in one process, so they are fairer than the absolute times).",
             f"Cores: '1 core' = every thread pinned to core {CORE}, torch / BLAS / XLA on one thread; 'both cores' = "
-            "unpinned, torch and NumPy with their default threads (rnnsim runs each step's products on one thread "
-            "by design); 'other core busy' = the same with a spinning process pinned to the other core.", "",
+            "unpinned, torch and NumPy with their default threads (rnnsim: packed float32 plans share each step's "
+            "product with a helper thread, rnnsim/kernels/team.py; the others run their time loop on one thread); "
+            "'other core busy' = the same with a spinning process pinned to the other core.", "",
             f"Forward + backward through T = {args.T} steps, keeping h_t and dL/dh_t at every step; time per step "
             "(median of interleaved rounds). Ratios > 1 mean rnnsim is faster. torch rows: "
             + (f"PyTorch {torch.__version__}." if torch is not None else
