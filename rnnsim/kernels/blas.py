@@ -78,23 +78,13 @@ def _dot(a, b, out):
     np.dot(a, b, out)
 
 
-def gemm(a, b, out):
-    """out = a @ b for 2-D a (C or F order: a transposed view is fine), b and C-contiguous out; threads by size."""
-    if _mt_gemms and 2.0 * a.shape[0] * a.shape[1] * b.shape[1] >= config.MT_GEMM_FLOPS:
+def gemm(a, b, out, threads=True):
+    """out = a @ b for 2-D a (C or F order: a transposed view is fine), b and C-contiguous out; threads by size,
+    one thread when ``threads`` is False (packed plans: rnnsim/kernels/team.py)."""
+    if threads and 2.0 * a.shape[0] * a.shape[1] * b.shape[1] >= config.MT_GEMM_FLOPS:
         np.matmul(a, b, out=out)
     else:
         _dot(a, b, out)
-
-
-_mt_gemms = True
-
-
-def single_threaded_gemms() -> None:
-    """Run every whole-sequence product on one thread from now on (rnnsim/kernels/team.py, once its helper thread
-    works on the other core: after each multi-threaded call NumPy's OpenBLAS worker spins ~0.1 s on that core,
-    measured here to slow the next shared forward pass at H = 512 from ~360 to ~700 µs per step)."""
-    global _mt_gemms
-    _mt_gemms = False
 
 
 def small_gemms(rows, GH, *widths) -> bool:

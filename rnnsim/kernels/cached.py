@@ -69,22 +69,27 @@ def weight_grads(ws, X, h0, W_ih, grads, dgi, dgh):
                             ws.dx.reshape(T * B, D))
         return
     gh2 = None if dgh is dgi else dgh.reshape(T * B, GH)
+    # a packed plan's whole-sequence products run on one thread each, as units the team may share (kernels/team.py)
+    threads = not ws.plan.packed
 
     def input_side():               # dW_ih, db_ih, db_hh, dL/dx_t
-        gemm(gi2.T, X.reshape(T * B, D), grads["weight_ih"])
+        gemm(gi2.T, X.reshape(T * B, D), grads["weight_ih"], threads)
         bias_grads(gi2, gh2, grads)
-        gemm(gi2, W_ih, ws.dx.reshape(T * B, D))
+        gemm(gi2, W_ih, ws.dx.reshape(T * B, D), threads)
 
     # dW_hh = Σ_t dgh[t]^T h_{t-1}, h_{t-1} for t = 0..T-1 being (h0, h_0, ..., h_{T-2})
     def weight_hh(lo, hi, out):
-        gemm(dgh[lo:hi].reshape((hi - lo) * B, GH).T, Hs[lo - 1:hi - 1].reshape((hi - lo) * B, H), out)
+        gemm(dgh[lo:hi].reshape((hi - lo) * B, GH).T, Hs[lo - 1:hi - 1].reshape((hi - lo) * B, H), out, threads)
 
-    if T >= 4 and team.applies(ws, T):  # four units on two threads (rnnsim/kernels/team.py)
+    if ws.plan.packed and T >= 4:   # four units, on two threads when the team applies; the same sums either way
         if getattr(ws, "team_acc", None) is None:
             ws.team_acc = np.zeros((2, *grads["weight_hh"].shape), dtype=grads["weight_hh"].dtype)
         a, b = 1 + (T - 1) // 3, 1 + 2 * (T - 1) // 3
-        team.split(ws, T, [input_side, lambda: weight_hh(1, a, grads["weight_hh"]),
-                           lambda: weight_hh(a, b, ws.team_acc[0]), lambda: weight_hh(b, T, ws.team_acc[1])])
+        units = [input_side, lambda: weight_hh(1, a, grads["weight_hh"]), lambda: weight_hh(a, b, ws.team_acc[0]),
+                 lambda: weight_hh(b, T, ws.team_acc[1])]
+        if not team.split(ws, T, units):
+            for unit in units:
+                unit()
         grads["weight_hh"] += ws.team_acc[0]
         grads["weight_hh"] += ws.team_acc[1]
     else:
@@ -126,7 +131,7 @@ def input_projection(ws, X, params):
         _project_small(X.reshape(T * B, D), params["weight_ih"].T, params["bias_ih"], XW2, params["weight_hh"],
                        ws.W_hhT)
         return
-    gemm(X.reshape(T * B, D), params["weight_ih"].T, XW2)
+    gemm(X.reshape(T * B, D), params["weight_ih"].T, XW2, not ws.plan.packed)
     ws.XW += params["bias_ih"]
     transpose_into(ws.W_hhT, params["weight_hh"])
 

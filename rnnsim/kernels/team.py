@@ -18,8 +18,13 @@ until every panel is in, then does the step's gate maths alone and publishes the
 After BPTT the whole-sequence products are shared too (``split``): dW_ih, the biases' gradients and dL/dx_t as one
 unit, and dW_hh = Σ_t dL/da_t^T h_{t-1} in three thirds of the steps, each into its own array (dW_hh,
 ``ws.team_acc[0]``, ``[1]``, then added in that order); whoever is free takes the next unit, and each unit writes
-its own arrays, so the sums do not depend on which thread ran what. (Measured at LSTM H = 256: the input side
-~60 µs per step and each third of dW_hh ~70, so each thread gets ~130-140 µs of the ~270.)
+its own arrays, so the sums do not depend on which thread ran what. A packed plan computes them as the same four
+units on one thread when the team does not apply, and its whole-sequence products run on one thread each either
+way (``gemm(..., threads=False)``): so a packed plan's numbers do not depend on the cores, the helper or the
+backend (a sweep row equals `rnnsim run`), and no multi-threaded OpenBLAS call leaves a worker spinning on the
+helper's core (~0.1 s after each call: it slowed the next shared forward pass at H = 512 from ~360 to ~700 µs per
+step). (Measured at LSTM H = 256: the input side ~60 µs per step and each third of dW_hh ~70, so each thread gets
+~130-140 µs of the ~270.)
 
 Measured (LSTM, H = 256, B = 32, T = 100, float32, both cores free): forward 110-125 µs and BPTT 115-130 µs per
 step against ~190 and ~200 on one thread. Off when the process may run on one core only (the one-core benchmark
@@ -37,7 +42,6 @@ import time
 import numpy as np
 
 from rnnsim.kernels import config
-from rnnsim.kernels.blas import single_threaded_gemms
 from rnnsim.kernels.loader import jit, on_load
 from rnnsim.kernels.packed import panels
 
@@ -210,7 +214,6 @@ def _submit(fn, args, sync) -> bool:
             return False
         if _helper is None:
             _helper = _Helper()
-            single_threaded_gemms()
         _last = sync
         _helper.jobs.put((fn, args))
         return True
