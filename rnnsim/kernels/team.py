@@ -253,14 +253,16 @@ def start(ws, steps: int, Wp, out, first, src, forward: bool):
 
 def stop(sync) -> None:
     """End the helper's part of a call (it finishes a panel in hand, then leaves), and back off if it hardly
-    helped: when it took under a quarter of the panels (or the call went alone), the next 2, 4, ... 64 calls run
-    alone. Its core is then busy with another process, and a spinning helper that shares a core with this thread
-    would slow it down (measured with the other core busy: LSTM H = 256 passes ~10% slower than alone)."""
+    helped: when it took under a quarter of the panels, the next 2, 4, ... 64 calls run alone. Its core is then
+    busy with another process, and a spinning helper that shares a core with this thread would slow it down
+    (measured with the other core busy: LSTM H = 256 passes ~10% slower than alone). A call that went alone after
+    one long wait (SOLO: the helper was preempted once, by a kernel thread say) does not back off if the helper
+    had done its share until then."""
     global _skip, _backoff
     if sync is None:
         return
     sync[STOP] = 1
-    if BACKOFF and (sync[SOLO] or 4 * sync[HELPED] < sync[GOAL]):
+    if BACKOFF and 4 * sync[HELPED] < sync[GOAL]:
         _backoff = min(_backoff + 1, 6)
         _skip = 1 << _backoff
     else:

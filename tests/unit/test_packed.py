@@ -457,9 +457,11 @@ def test_alone_when_the_helper_is_still_busy(sharing, monkeypatch):
 
 
 @pytest.mark.parametrize("helped,goal,solo,skips", [(40, 100, 0, [0, 0, 0]), (24, 100, 0, [2, 4, 8]),
-                                                    (60, 100, 1, [2, 4, 8]), (0, 0, 0, [0, 0, 0])])
+                                                    (10, 100, 1, [2, 4, 8]), (40, 100, 1, [0, 0, 0]),
+                                                    (0, 0, 0, [0, 0, 0])])
 def test_back_off_after_calls_the_helper_hardly_helped(monkeypatch, helped, goal, solo, skips):
-    """Under a quarter of the panels (or a call gone alone): 2, 4, 8, ... calls alone; a call that helped resets."""
+    """Under a quarter of the panels: 2, 4, 8, ... calls alone; a call that helped resets (also one that went
+    alone after one long wait)."""
     import types
 
     from rnnsim.kernels import team
