@@ -272,14 +272,14 @@ class Table:
             table = self._arrow_table(ordered)
             pq = parquet_module().parquet
             _atomic_write(self.path, lambda f: pq.write_table(table, f))
-            self.close()
+            self.close(sync=False)  # the journal is removed: nothing of it to keep
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self.journal)
         else:
             body = b"".join([_csv_line(dict(zip(self.names, self.names)), self.names)]
                             + [self._lines.get(i) or _csv_line(rows[i], self.names) for i in sorted(rows)])
             _atomic_write(self.path, lambda f: f.write(body))
-            self.close()
+            self.close(sync=False)  # the journal's inode was just replaced by the table: nothing of it to keep
 
     def _arrow_table(self, rows: list[dict[str, Any]]) -> Any:
         pa = parquet_module()
@@ -296,10 +296,12 @@ class Table:
         """The file descriptors this table holds open (a forked worker closes them: it must not keep the lock)."""
         return () if self._fd is None else (self._fd,)
 
-    def close(self) -> None:
+    def close(self, sync: bool = True) -> None:
+        """Close the journal, by default synced to disk first (an interrupted sweep's rows are kept)."""
         if self._fd is not None:
-            with contextlib.suppress(OSError):
-                os.fsync(self._fd)
+            if sync:
+                with contextlib.suppress(OSError):
+                    os.fsync(self._fd)
             os.close(self._fd)
             self._fd = None
 
