@@ -81,17 +81,15 @@ def weight_grads(ws, X, h0, W_ih, grads, dgi, dgh):
     def weight_hh(lo, hi, out):
         gemm(dgh[lo:hi].reshape((hi - lo) * B, GH).T, Hs[lo - 1:hi - 1].reshape((hi - lo) * B, H), out, threads)
 
-    if ws.plan.packed and T >= 4:   # four units, on two threads when the team applies; the same sums either way
+    if ws.plan.packed and T >= 3:   # three units, on two threads when the team applies; the same sums either way
         if getattr(ws, "team_acc", None) is None:
-            ws.team_acc = np.zeros((2, *grads["weight_hh"].shape), dtype=grads["weight_hh"].dtype)
-        a, b = 1 + (T - 1) // 3, 1 + 2 * (T - 1) // 3
-        units = [input_side, lambda: weight_hh(1, a, grads["weight_hh"]), lambda: weight_hh(a, b, ws.team_acc[0]),
-                 lambda: weight_hh(b, T, ws.team_acc[1])]
+            ws.team_acc = np.zeros_like(grads["weight_hh"])
+        a = team.balance(T, D, H)
+        units = [input_side, lambda: weight_hh(a, T, ws.team_acc), lambda: weight_hh(1, a, grads["weight_hh"])]
         if not team.split(ws, T, units):
             for unit in units:
                 unit()
-        grads["weight_hh"] += ws.team_acc[0]
-        grads["weight_hh"] += ws.team_acc[1]
+        grads["weight_hh"] += ws.team_acc
     else:
         input_side()
         if T > 1:

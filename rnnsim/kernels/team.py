@@ -16,15 +16,15 @@ until every panel is in, then does the step's gate maths alone and publishes the
   loop when the call ends.
 
 After BPTT the whole-sequence products are shared too (``split``): dW_ih, the biases' gradients and dL/dx_t as one
-unit, and dW_hh = Σ_t dL/da_t^T h_{t-1} in three thirds of the steps, each into its own array (dW_hh,
-``ws.team_acc[0]``, ``[1]``, then added in that order); whoever is free takes the next unit, and each unit writes
-its own arrays, so the sums do not depend on which thread ran what. A packed plan computes them as the same four
+unit (the main thread, first to claim, takes it), then dW_hh = Σ_t dL/da_t^T h_{t-1} in two parts of the steps
+sized by ``balance`` so that both threads end together: the later steps into ``ws.team_acc`` (the helper's, as
+a rule), the earlier into dW_hh, then added; whoever is free takes the next unit, and each unit writes its own
+arrays, so the sums do not depend on which thread ran what. A packed plan computes them as the same four
 units on one thread when the team does not apply, and its whole-sequence products run on one thread each either
 way (``gemm(..., threads=False)``): so a packed plan's numbers do not depend on the cores, the helper or the
 backend (a sweep row equals `rnnsim run`), and no multi-threaded OpenBLAS call leaves a worker spinning on the
 helper's core (~0.1 s after each call: it slowed the next shared forward pass at H = 512 from ~360 to ~700 µs per
-step). (Measured at LSTM H = 256: the input side ~60 µs per step and each third of dW_hh ~70, so each thread gets
-~130-140 µs of the ~270.)
+step). (Measured at LSTM H = 256: the input side ~60 µs per step and dW_hh ~210, so each thread gets ~135.)
 
 Measured (LSTM, H = 256, B = 32, T = 100, float32, both cores free): forward 110-125 µs and BPTT 115-130 µs per
 step against ~190 and ~200 on one thread. Off when the process may run on one core only (the one-core benchmark
@@ -310,6 +310,20 @@ class _Units:
 
 def _help_units(sync, units: _Units) -> None:
     units.work()
+
+
+#: the input side's cost per element of dL/da (rows × G·H), against 2·H for dW_hh's: 4·D FLOPs for dW_ih and
+#: dL/dx plus memory-bound passes (the bias sums) worth ~120, measured at LSTM H = 256, D = 8 (~60 against ~210 µs
+#: per step)
+INPUT_SIDE_COST = 120
+
+
+def balance(T: int, D: int, H: int) -> int:
+    """The step a splitting dW_hh's rows 1..T-1 into [1, a) (after the input side, on the thread that took it) and
+    [a, T) (on the other), so that both threads end at about the same time."""
+    side, hh = 4 * D + INPUT_SIDE_COST, 2 * H
+    other = min(1.0, max(0.5, (side + hh) / (2 * hh)))        # the share of dW_hh for the thread without the side
+    return max(1, min(T - 1, T - round(other * (T - 1))))
 
 
 def split(ws, steps: int, units) -> bool:

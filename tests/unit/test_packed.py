@@ -417,7 +417,7 @@ def test_a_failing_unit_fails_the_split_and_the_helper_lives_on(sharing, monkeyp
 @needs_avx512
 @pytest.mark.parametrize("cell", ["lstm", "gru"])
 def test_whole_sequence_gradients_shared_equal_alone(sharing, cell, monkeypatch):
-    """Past the small-gradient sizes, dW_hh (three thirds added), dW_ih, the biases and dL/dx (a fourth unit) are
+    """Past the small-gradient sizes, dW_hh (two parts added), dW_ih, the biases and dL/dx (a third unit) are
     the same bit for bit whichever thread ran which unit, or with no helper (a sweep's worker, a pinned process),
     and equal the NumPy reference to rounding."""
     from rnnsim.kernels import team
@@ -483,6 +483,19 @@ def test_back_off_after_calls_the_helper_hardly_helped(monkeypatch, helped, goal
     good[team.HELPED], good[team.GOAL] = 50, 100
     team.stop(good)
     assert team._backoff == 0 and team._skip == 0
+
+
+@pytest.mark.parametrize("T,D,H", [(100, 8, 256), (100, 8, 512), (3, 8, 128), (50, 512, 32), (1000, 1, 4096)])
+def test_balance_gives_the_side_free_thread_at_least_half_of_dw_hh(T, D, H):
+    from rnnsim.kernels import team
+
+    a = team.balance(T, D, H)
+    assert 1 <= a <= T - 1
+    side, hh = 4 * D + team.INPUT_SIDE_COST, 2 * H
+    here, there = side + hh * (a - 1) / (T - 1), hh * (T - a) / (T - 1)     # the two threads' work
+    assert there >= here - hh / (T - 1) - 1e-9 or a == 1      # the side-free thread never gets less than half
+    if 2 * hh > side and T > 20:                             # a balance exists: both end within one step's share
+        assert abs(here - there) <= 2 * hh / (T - 1) + 1e-9
 
 
 def test_sweep_pool_workers_run_without_a_helper(monkeypatch):
