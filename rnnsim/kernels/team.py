@@ -194,7 +194,8 @@ def disable() -> None:
     _enabled = False
 
 
-def _cores() -> int:
+def usable_cores() -> int:
+    """How many cores this process may run on (its affinity mask; the CPU count where there is none)."""
     try:
         return len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
@@ -203,7 +204,7 @@ def _cores() -> int:
 
 def applies(ws, steps: int) -> bool:
     """Whether a call of ``steps`` steps of this workspace's time loop runs with the helper."""
-    return (_enabled and ws.plan.packed and steps >= config.TEAM_MIN_STEPS and _cores() >= config.TEAM_MIN_CORES)
+    return (_enabled and ws.plan.packed and steps >= config.TEAM_MIN_STEPS and usable_cores() >= config.TEAM_MIN_CORES)
 
 
 def _submit(fn, args, sync) -> bool:

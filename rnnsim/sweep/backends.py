@@ -121,10 +121,10 @@ class Chunks:
 
 
 def default_workers() -> int:
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except (AttributeError, OSError):
-        return max(1, os.cpu_count() or 1)
+    """One worker per core this process may run on."""
+    from rnnsim.kernels.team import usable_cores
+
+    return usable_cores()
 
 
 class Serial:
