@@ -175,36 +175,27 @@ def _define_kernels() -> None:
     global _micro8, _micro4, _micro2, _micro1
     _micro8, _micro4, _micro2, _micro1 = (_micro_kernel(r) for r in (8, 4, 2, 1))
 
-    @overload(rec_dot)
-    def _rec_dot(a, W, out, team, k):
-        if W.ndim == 3 and not _alone(team):
-            return _shared()
-        if W.ndim == 3:
-            return lambda a, W, out, team, k: packed_dot(a, W, out)
-        return lambda a, W, out, team, k: np.dot(a, W, out)
-
-    @overload(rec_step_dot)
-    def _rec_step_dot(a, W, out, team, k):
-        if W.ndim == 3 and not _alone(team):
-            return _shared()
-        if W.ndim == 3:
-            return lambda a, W, out, team, k: packed_dot(a, W, out)
-        return lambda a, W, out, team, k: step_dot(a, W, out)
+    overload(rec_dot)(_choose(lambda a, W, out, team, k: np.dot(a, W, out)))
+    overload(rec_step_dot)(_choose(lambda a, W, out, team, k: step_dot(a, W, out)))
 
 
-def _shared():
-    """The implementation of a product shared with the helper thread (team.team_dot, a dispatcher by now)."""
-    from rnnsim.kernels import team as team_module
-
-    team_dot = team_module.team_dot
-    return lambda a, W, out, team, k: team_dot(a, W, out, team, k)
-
-
-def _alone(team) -> bool:
-    """Whether a loop's ``team`` argument is None (numba's type of it): the product runs on this thread alone."""
+def _choose(unpacked):
+    """The overload of rec_dot / rec_step_dot (chosen by numba's types of W and team): shared with the helper
+    thread (team.team_dot, a dispatcher by now) for a packed W and a sync array, ``packed_dot`` for a packed W and
+    None, else ``unpacked`` (the 2-D weight's product)."""
     from numba.core import types
 
-    return team is None or isinstance(team, (types.NoneType, types.Omitted))
+    def choose(a, W, out, team, k):
+        if W.ndim != 3:
+            return unpacked
+        if team is None or isinstance(team, (types.NoneType, types.Omitted)):
+            return lambda a, W, out, team, k: packed_dot(a, W, out)
+        from rnnsim.kernels import team as team_module
+
+        team_dot = team_module.team_dot
+        return lambda a, W, out, team, k: team_dot(a, W, out, team, k)
+
+    return choose
 
 
 @jit
