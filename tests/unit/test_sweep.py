@@ -603,3 +603,42 @@ def test_warm_jobs_pick_the_smallest_run_of_each_kernel_kind_without_building_ev
     assert sorted(built) == sorted(j[0] for j in warm)  # only the chosen jobs were built
     rest = [i for i in range(sweep.n_runs) if i % 2 == 1]  # a resumed sweep: only seed 1 left
     assert all(j[0] % 2 == 1 for j in backends.warm_jobs(sweep, rest))
+
+
+def test_longest_first_orders_by_estimated_cost_and_keeps_grid_order_on_ties(files):
+    from rnnsim.sweep import backends
+    from rnnsim.sweep.spec import make_sweep
+
+    _, path = files
+    base = load_sweep(path).base
+    sweep = make_sweep(base, {"task.length": [12, 6, 30], "model.cell": ["rnn", "lstm"]}, 0, (0, 1), source="t")
+    todo = list(range(sweep.n_runs))
+    order = backends.longest_first(sweep, todo)
+    assert sorted(order) == todo
+    runs = [sweep.scenario(sweep.run_at(i)) for i in order]
+    # the same cell: longer first; the same length: the LSTM (4 gate products) before the RNN
+    lengths = {cell: [sc.task.length for sc in runs if sc.model.cell == cell] for cell in ("rnn", "lstm")}
+    assert lengths == {"rnn": [30, 30, 12, 12, 6, 6], "lstm": [30, 30, 12, 12, 6, 6]}
+    assert runs[0].model.cell == "lstm" and runs[0].task.length == 30
+    assert runs[-1].model.cell == "rnn" and runs[-1].task.length == 6
+    # ties (the two seeds of one point) keep the grid order
+    assert all(order[i] < order[i + 1] for i in range(0, len(order), 2))
+    # a costlier point by iterations and layers
+    deeper = make_sweep(base, {"model.num_layers": [1, 2]}, 0, (0,), source="t")
+    assert backends.longest_first(deeper, [0, 1]) == [1, 0]
+    longer = make_sweep(base, {"training.iterations": [1, 3]}, None, (0,), source="t")
+    assert backends.cost(longer, 1) == 3 * backends.cost(longer, 0)
+
+
+def test_a_pool_hands_out_the_longest_runs_first_and_writes_the_table_in_grid_order(files):
+    from rnnsim.sweep import backends
+
+    _, path = files
+    sweep = load_sweep(path)
+    todo = list(range(sweep.n_runs))
+    pool = backends.Pool(sweep, todo, workers=2)
+    rows = list(pool.results())
+    assert sorted(i for i, _ in rows) == todo
+    assert pool.rest == backends.longest_first(sweep, [i for i in todo if i not in {j[0] for j in pool.warm}])
+    costs = [backends.cost(sweep, i) for i in pool.rest]
+    assert costs == sorted(costs, reverse=True) and costs[0] > costs[-1]
