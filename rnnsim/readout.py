@@ -7,6 +7,7 @@ and the sentinel's checks of each pass, for both ways a pass runs: the single-ca
 from __future__ import annotations
 
 import math
+import weakref
 
 import numpy as np
 
@@ -19,7 +20,10 @@ class Readout:
     """Linear (``readout.*``) or attention readout (``attn.query.weight`` too) of a Simulation's arrays."""
 
     def __init__(self, sim):
-        self.sim = sim
+        # A weak reference: the Simulation owns its Readout, so a strong one back made a cycle, and every
+        # Simulation (its workspace: MBs of arrays) waited for the cyclic garbage collector instead of being freed
+        # when its last reference went (a sweep worker's memory grew by ~5 MB per run until a collection).
+        self.sim = weakref.proxy(sim)
         ws, T, B, H, O = sim._ws, sim.T, sim.B, sim.H, sim.O
         self.attention = sim.scenario.model.readout == "attention"
         self.small = ws.small_pass
