@@ -127,6 +127,7 @@ def sweep_command(
             backend = backends.Pool(sweep, indices, min(n_workers, len(todo)), close_fds=table.fds())
         runs = {run.index: run for run in todo}
         already = len(done)
+        backends.keep_heap()  # in this process and (by fork) in its pool's workers
         start = time.perf_counter()
         if todo:
             _execute(backend, len(todo), runs, sweep, table, done, quiet)

@@ -6,6 +6,7 @@ import csv
 import json
 import math
 import os
+import platform
 import signal
 import subprocess
 import sys
@@ -642,3 +643,36 @@ def test_a_pool_hands_out_the_longest_runs_first_and_writes_the_table_in_grid_or
     assert pool.rest == backends.longest_first(sweep, [i for i in todo if i not in {j[0] for j in pool.warm}])
     costs = [backends.cost(sweep, i) for i in pool.rest]
     assert costs == sorted(costs, reverse=True) and costs[0] > costs[-1]
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="mallopt and malloc_trim are glibc's")
+def test_keep_heap_stops_the_page_faults_of_repeated_runs():
+    """backends.keep_heap: after it, the same run again and again takes (almost) no fresh pages from the kernel;
+    before, each run's freed arrays went back to the kernel and came back as page faults. In a child process: the
+    setting is for the whole process."""
+    code = """
+import resource, sys
+from rnnsim.sweep import load_sweep
+from rnnsim.sweep.backends import job, keep_heap, run_job, trim_heap
+sweep = load_sweep("regimes")
+_, sc, n = job(sweep, sweep.n_runs - 1)          # the largest run of the grid (T = 200)
+def faults(repeats):
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    for _ in range(repeats):
+        run_job(sc, n)
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+faults(3)
+default = faults(20)
+assert keep_heap() is True
+faults(3)
+kept = faults(20)
+trim_heap()                                       # hands the free pages back: the next runs fault again
+after_trim = faults(1)
+print(default, kept, after_trim)
+"""
+    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    assert result.returncode == 0, result.stderr
+    default, kept, after_trim = map(int, result.stdout.split())
+    assert kept < 200 and default > 20 * 100, (default, kept)   # ~1000 pages per run before, ~0 after
+    assert after_trim > 100
