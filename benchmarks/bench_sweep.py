@@ -10,9 +10,12 @@ the median runs/s and its spread (min-max) over the rounds are reported.
     python -m benchmarks.bench_sweep --rounds 1 --no-write --no-dask     # a quick check, only prints
 
 Per-run overhead: (sweep wall time x workers - the sum of the rows' `seconds`) / runs, i.e. the time a worker
-spends per run outside the Simulation's own work (for 1 worker: wall time - sum(seconds), over runs). The Dask
-rows use one LocalCluster (2 worker processes, 1 thread each) started once before the rounds and reached by its
-tcp:// address; one extra `--scheduler local` sweep shows the cost of starting a cluster per sweep.
+spends per run outside the Simulation's own work (for 1 worker: wall time - sum(seconds), over runs). The local rows
+(and JAX's) are interleaved with no Dask cluster alive: an idle LocalCluster's event loops take ~15% of a core (its
+scheduler ~6%, each worker ~5%, measured with psutil over 10 s), which a 2-worker pool on 2 cores feels. Then one
+LocalCluster (2 worker processes, 1 thread each) is started and reached by its tcp:// address, and its rows are
+interleaved with 1 local worker run beside the same idle cluster; one extra `--scheduler local` sweep shows the cost of
+starting a cluster per sweep.
 A JAX vmap column (benchmarks/jax_sweep.py) is measured when `import jax` works (JAX is never a dependency; otherwise
 one line says it is skipped): the same grid's grad_ratio, one forward and backward pass per point, vmapped over the
 points of one shape; it is first checked equal to the warm-up table's grad_ratio (tolerances in jax_sweep.py), its
@@ -35,6 +38,9 @@ SWEEP = "regimes"
 TARGET_OVERHEAD_MS = 20.0
 TARGET_SPEEDUP = 1.7
 JAX_NAME = "JAX vmap (own process)"
+LOCAL = [("1 local worker", 1, ["--workers", "1"]), ("2 local workers", 2, ["--workers", "2"])]
+DASK_NAME = "Dask LocalCluster, 2 workers"
+ONE_BESIDE_DASK = "1 local worker, beside the idle cluster"
 
 
 def log(*args) -> None:
@@ -113,7 +119,7 @@ def table(results: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def verdicts(results: list[dict], ratios: list[float]) -> list[str]:
+def verdicts(results: list[dict], ratios: list[float], dask_rounds: list[dict] | None = None) -> list[str]:
     by = {r["name"]: r for r in results}
     out = []
     one = by.get("1 local worker")
@@ -132,9 +138,12 @@ def verdicts(results: list[dict], ratios: list[float]) -> list[str]:
         if r is not None and not math.isnan(r["cpu_parent"]):
             out.append(f"- CPU per sweep, {name} (median): this process {r['cpu_parent']:.2f} s, its pool workers "
                        f"{r['cpu_workers']:.2f} s (getrusage: less sensitive to other load than wall time)")
-    dask = by.get("Dask LocalCluster, 2 workers")
-    if one is not None and dask is not None:
-        out.append(f"- Dask 2 workers vs 1 local worker: {dask['rate'] / one['rate']:.2f}x")
+    dask, beside = by.get(DASK_NAME), by.get(ONE_BESIDE_DASK)
+    if beside is not None and dask is not None:
+        pairs = [r[ONE_BESIDE_DASK]["wall"] / r[DASK_NAME]["wall"] for r in dask_rounds or []]
+        spread = f"; per-round ratios {min(pairs):.2f}-{max(pairs):.2f}x" if pairs else ""
+        out.append(f"- Dask 2 workers vs 1 local worker beside the same idle cluster: "
+                   f"{dask['rate'] / beside['rate']:.2f}x from the medians{spread}")
     return out
 
 
@@ -212,6 +221,38 @@ class JaxProcess:
             self.proc.join(10)
 
 
+def interleaved(configs: list, rounds: int, out_dir: Path, samples: dict, reference: list | None,
+                after_warmup=None, phase: str = "") -> tuple[list[dict], list[dict]]:
+    """``rounds`` timed rounds (after one warm-up round) of every configuration, in the order A B C, then C B A, ...:
+    each sample goes to ``samples[name]``; every table must equal ``reference`` (the first one if None). Returns
+    the per-round samples by name and the reference table. ``after_warmup(reference)`` may add configurations."""
+    per_round = []
+    for r in range(rounds + 1):
+        order = configs if r % 2 == 0 else configs[::-1]
+        this_round = {}
+        for name, _, extra in order:
+            if callable(extra):  # the JAX column: the same grid's grad_ratio, vmapped (checked at set-up)
+                s = extra()
+            else:
+                s = sweep_once(out_dir, name.split()[0], extra)
+                if reference is None:
+                    reference = s["rows"]
+                elif s["rows"] != reference:
+                    raise SystemExit(f"bench_sweep: the table of {name!r} differs from the first one")
+            this_round[name] = s
+            if r > 0:
+                samples.setdefault(name, []).append(s)
+            log(f"{phase}{'warm-up' if r == 0 else f'round {r}'}: {name}: {s['runs']} runs in {s['wall']:.2f} s "
+                f"({s['runs'] / s['wall']:.1f} runs/s)"
+                + ("" if callable(extra) else f", sum of seconds {s['run_seconds']:.2f} s, CPU {s['cpu_parent']:.2f} "
+                   f"s here + {s['cpu_workers']:.2f} s in pool workers"))
+        if r > 0:
+            per_round.append(this_round)
+        elif after_warmup is not None:
+            after_warmup(reference)
+    return per_round, reference
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=5, help="timed rounds after one warm-up round (default 5)")
@@ -224,68 +265,52 @@ def main(argv=None) -> int:
     log(f"load average before: {load_before}")
     cores, cpu = nproc(), cpu_model()
 
-    configs: list[tuple[str, int, list[str]]] = [("1 local worker", 1, ["--workers", "1"]),
-                                                 ("2 local workers", 2, ["--workers", "2"])]
-    cluster = None
-    dask_note = ""
-    if not a.no_dask:
-        try:
-            from dask.distributed import LocalCluster
-        except ImportError:
-            dask_note = "Dask: skipped (dask.distributed is not importable: pip install 'rnnsim[dask]')."
-        else:
-            t0 = time.perf_counter()
-            cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
-                                   host="127.0.0.1")
-            log(f"Dask LocalCluster at {cluster.scheduler_address} started in {time.perf_counter() - t0:.2f} s")
-            configs.append(("Dask LocalCluster, 2 workers", 2, ["--scheduler", cluster.scheduler_address]))
-
-    samples: dict[str, list[dict]] = {name: [] for name, _, _ in configs}
-    ratios: list[float] = []
-    reference = None
+    configs: list = list(LOCAL)
+    samples: dict[str, list[dict]] = {}
     started_local = None
+    dask_note = ""
+    dask_rounds: list[dict] = []
     jax_proc, jax_note = None, "JAX vmap: left out (--no-jax)."
+    cluster = None
     try:
         with tempfile.TemporaryDirectory(prefix="rnnsim-bench-sweep-") as tmp:
             out_dir = Path(tmp)
-            for r in range(a.rounds + 1):
-                order = configs if r % 2 == 0 else configs[::-1]
-                this_round = {}
-                for name, _, extra in order:
-                    if extra is None:  # the JAX column: the same grid's grad_ratio, vmapped (checked at set-up)
-                        s = jax_proc.run()
-                        this_round[name] = s
-                        samples[name].append(s)
-                        log(f"round {r}: {name}: {s['runs']} runs in {s['wall']:.2f} s ({s['runs'] / s['wall']:.1f} runs/s)")
-                        continue
-                    s = sweep_once(out_dir, name.split()[0], extra)
-                    if reference is None:
-                        reference = s["rows"]
-                    elif s["rows"] != reference:
-                        raise SystemExit(f"bench_sweep: the table of {name!r} differs from the first one")
-                    this_round[name] = s
-                    if r > 0:
-                        samples[name].append(s)
-                    log(f"{'warm-up' if r == 0 else f'round {r}'}: {name}: {s['runs']} runs in {s['wall']:.2f} s "
-                        f"({s['runs'] / s['wall']:.1f} runs/s), sum of seconds {s['run_seconds']:.2f} s, CPU "
-                        f"{s['cpu_parent']:.2f} s here + {s['cpu_workers']:.2f} s in pool workers")
-                if r > 0:
-                    ratios.append(this_round["1 local worker"]["wall"] / this_round["2 local workers"]["wall"])
-                elif not a.no_jax:
-                    log("JAX column: preparing, compiling and checking against the first table...")
-                    jax_proc = JaxProcess(reference)
-                    jax_note = jax_proc.note
-                    log(jax_note)
-                    if jax_proc.ok:
-                        configs.append((JAX_NAME, 1, None))
-                        samples[JAX_NAME] = []
-            if cluster is not None:
-                cluster.close()
-                cluster = None
-                s = sweep_once(out_dir, "dask-local", ["--scheduler", "local", "--workers", "2"])
-                started_local = s
-                log(f"once: --scheduler local --workers 2 (cluster start included): {s['runs']} runs in "
-                    f"{s['wall']:.2f} s ({s['runs'] / s['wall']:.1f} runs/s)")
+
+            def add_jax(reference: list) -> None:
+                nonlocal jax_proc, jax_note
+                if a.no_jax:
+                    return
+                log("JAX column: preparing, compiling and checking against the first table...")
+                jax_proc = JaxProcess(reference)
+                jax_note = jax_proc.note
+                log(jax_note)
+                if jax_proc.ok:
+                    configs.append((JAX_NAME, 1, jax_proc.run))
+
+            # Phase 1: the local pool, no cluster alive (an idle LocalCluster's event loops take ~15% of a core).
+            local_rounds, reference = interleaved(configs, a.rounds, out_dir, samples, None, add_jax)
+            ratios = [r["1 local worker"]["wall"] / r["2 local workers"]["wall"] for r in local_rounds]
+            # Phase 2: Dask, against 1 local worker run beside the same (idle) cluster.
+            if not a.no_dask:
+                try:
+                    from dask.distributed import LocalCluster
+                except ImportError:
+                    dask_note = "Dask: skipped (dask.distributed is not importable: pip install 'rnnsim[dask]')."
+                else:
+                    t0 = time.perf_counter()
+                    cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+                                           host="127.0.0.1")
+                    log(f"Dask LocalCluster at {cluster.scheduler_address} started in {time.perf_counter() - t0:.2f} s")
+                    pair = [(ONE_BESIDE_DASK, 1, ["--workers", "1"]),
+                            (DASK_NAME, 2, ["--scheduler", cluster.scheduler_address])]
+                    dask_rounds, _ = interleaved(pair, a.rounds, out_dir, samples, reference, phase="Dask phase, ")
+                    configs += pair
+                    cluster.close()
+                    cluster = None
+                    s = sweep_once(out_dir, "dask-local", ["--scheduler", "local", "--workers", "2"])
+                    started_local = s
+                    log(f"once: --scheduler local --workers 2 (cluster start included): {s['runs']} runs in "
+                        f"{s['wall']:.2f} s ({s['runs'] / s['wall']:.1f} runs/s)")
     finally:
         if cluster is not None:
             cluster.close()
@@ -294,7 +319,7 @@ def main(argv=None) -> int:
     load_after = loadavg()
     log(f"load average after: {load_after}")
 
-    results = [summarise(name, workers, samples[name]) for name, workers, _ in configs]
+    results = [summarise(name, workers, samples[name]) for name, workers, _ in configs if samples.get(name)]
     lines = [
         f"Command: `{command}` (each sweep: `rnnsim sweep {SWEEP} --quiet --out TMP.csv` plus the configuration's "
         "options, in this process; the tables go to a temporary folder).",
@@ -304,10 +329,12 @@ def main(argv=None) -> int:
         table(results),
         "",
         "Per-run overhead: (wall time x workers - the sum of the rows' `seconds`) / runs: a worker's time per run "
-        "outside the Simulation's own work (1 worker: wall - sum(seconds), over runs). Dask: one LocalCluster "
-        "(2 processes, 1 thread each) started before the rounds, reached by `--scheduler tcp://...`.",
+        "outside the Simulation's own work (1 worker: wall - sum(seconds), over runs). The local and JAX rows are "
+        "interleaved with no Dask cluster alive; then one LocalCluster (2 processes, 1 thread each) is started and "
+        "its rows (reached by `--scheduler tcp://...`) are interleaved with 1 local worker run beside the idle "
+        "cluster.",
         "",
-        *verdicts(results, ratios),
+        *verdicts(results, ratios, dask_rounds),
     ]
     if started_local is not None:
         lines.append(f"- one `--scheduler local --workers 2` sweep (starting and closing the LocalCluster included): "

@@ -6,6 +6,8 @@ from __future__ import annotations
 import sys
 import xml.etree.ElementTree as ET
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -110,6 +112,31 @@ def test_bench_sweep_summary_table_and_targets_from_fixed_numbers():
     assert "speed-up 2 workers vs 1: 1.83x" in lines[1] and ": met;" in lines[1]
     jax_row = bs.summarise(bs.JAX_NAME, 1, [dict(wall=0.5, runs=240, run_seconds=0.0)])
     assert f"| {bs.JAX_NAME} | 1 | 240 | 480.0 |" in bs.table([jax_row]) and "only the passes" in bs.table([jax_row])
+
+
+def test_bench_sweep_interleaves_configurations_and_compares_dask_with_one_worker_beside_its_cluster():
+    """bench_sweep.interleaved: A B then B A, the warm-up round not counted, the hook called once after it; the Dask
+    verdict compares with the 1-worker row run beside the same cluster (fixed samples; nothing is run)."""
+    from benchmarks import bench_sweep as bs
+
+    calls, hooked = [], []
+
+    def fake(name, wall):
+        return lambda: calls.append(name) or dict(wall=wall, runs=240, run_seconds=0.0)
+
+    configs = [("a", 1, fake("a", 1.0)), ("b", 2, fake("b", 0.5))]
+    samples: dict = {}
+    per_round, _ = bs.interleaved(configs, 3, Path("."), samples, None, after_warmup=hooked.append)
+    assert calls == ["a", "b", "b", "a", "a", "b", "b", "a"]
+    assert len(per_round) == 3 and [len(samples[k]) for k in "ab"] == [3, 3] and hooked == [None]
+    one = bs.summarise("1 local worker", 1, [dict(wall=1.0, runs=240, run_seconds=0.9)])
+    beside = bs.summarise(bs.ONE_BESIDE_DASK, 1, [dict(wall=1.2, runs=240, run_seconds=1.1)])
+    dask = bs.summarise(bs.DASK_NAME, 2, [dict(wall=0.8, runs=240, run_seconds=1.2)])
+    rounds = [{bs.ONE_BESIDE_DASK: {"wall": 1.2}, bs.DASK_NAME: {"wall": 0.8}},
+              {bs.ONE_BESIDE_DASK: {"wall": 1.0}, bs.DASK_NAME: {"wall": 0.5}}]
+    line = [x for x in bs.verdicts([one, beside, dask], [], rounds) if "Dask" in x]
+    assert line == ["- Dask 2 workers vs 1 local worker beside the same idle cluster: 1.50x from the medians; "
+                    "per-round ratios 1.50-2.00x"]
 
 
 def test_rounds_rotate_the_order_and_time_every_function_each_round():
