@@ -255,13 +255,23 @@ def _die_with_parent(parent: int) -> None:
     threading.Thread(target=watch, daemon=True, name="rnnsim-parent-watch").start()
 
 
+def _one_core_each() -> None:
+    """A worker of a pool with one worker per core: no helper thread (kernels/team.py) and NumPy's BLAS on one
+    thread, since the other cores run the other workers (two workers each waking a BLAS thread on the other's core
+    would slow both)."""
+    from threadpoolctl import threadpool_limits
+
+    from rnnsim.kernels import team
+
+    team.disable()
+    threadpool_limits(1, user_api="blas")
+
+
 def _worker_init(sweep: Sweep, close_fds: tuple[int, ...], parent: int) -> None:
     """A pool worker: Ctrl+C is the parent's (it stops the pool and keeps the rows); it dies with the parent; the
     parent's open table is closed here (a forked copy would keep its lock); the sweep is received once."""
     global _WORKER_SWEEP
-    from rnnsim.kernels import team
-
-    team.disable()      # the other cores run the other workers: no helper thread per worker (kernels/team.py)
+    _one_core_each()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _die_with_parent(parent)
     for fd in close_fds:
@@ -422,9 +432,7 @@ class DaskCluster(Serial):
 
 
 def _warm_worker(jobs: list[tuple[Scenario, int]]) -> None:
-    from rnnsim.kernels import team
-
-    team.disable()      # a Dask worker shares its machine's cores with the other workers
+    _one_core_each()    # a Dask worker (one thread) shares its machine's cores with the other workers
     keep_heap()
     for sc, n in jobs:
         run_job(sc, n)
