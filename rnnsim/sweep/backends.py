@@ -90,6 +90,22 @@ def cost(sweep: Sweep, index: int) -> float:
     return length * layers * max(_iterations(sweep, changes), 1) * batch * hidden * hidden * (gates + 1.0)
 
 
+def threaded_blas(sweep: Sweep, todo: list[int]) -> bool:
+    """Whether a run of ``todo`` has a whole-sequence product large enough for NumPy's BLAS to use its threads
+    (rnnsim.kernels.blas.gemm: >= config.MT_GEMM_FLOPS; the largest is (T·B x G·H) by (G·H x H) for the
+    recurrent weights' gradient). Read from the grid values, one seed per point."""
+    from rnnsim.kernels import config
+
+    points = {index // len(sweep.seeds): index for index in todo}  # the seed picks weights and data, not sizes
+    for index in points.values():
+        changes = sweep.changes(sweep.run_at(index))
+        length, batch, hidden = (int(_value(sweep, changes, k)) for k in _SIZE_KEYS)
+        gates = _GATES.get(str(_value(sweep, changes, "model.cell")), 4)
+        if 2.0 * length * batch * gates * hidden * hidden >= config.MT_GEMM_FLOPS:
+            return True
+    return False
+
+
 def longest_first(sweep: Sweep, todo: list[int]) -> list[int]:
     """``todo`` with the most expensive runs first (by :func:`cost`; ties keep the grid order).
 
@@ -255,23 +271,13 @@ def _die_with_parent(parent: int) -> None:
     threading.Thread(target=watch, daemon=True, name="rnnsim-parent-watch").start()
 
 
-def _one_core_each() -> None:
-    """A worker of a pool with one worker per core: no helper thread (kernels/team.py) and NumPy's BLAS on one
-    thread, since the other cores run the other workers (two workers each waking a BLAS thread on the other's core
-    would slow both)."""
-    from threadpoolctl import threadpool_limits
-
-    from rnnsim.kernels import team
-
-    team.disable()
-    threadpool_limits(1, user_api="blas")
-
-
 def _worker_init(sweep: Sweep, close_fds: tuple[int, ...], parent: int) -> None:
     """A pool worker: Ctrl+C is the parent's (it stops the pool and keeps the rows); it dies with the parent; the
     parent's open table is closed here (a forked copy would keep its lock); the sweep is received once."""
     global _WORKER_SWEEP
-    _one_core_each()
+    from rnnsim.kernels import team
+
+    team.disable()      # the other cores run the other workers: no helper thread per worker (kernels/team.py)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _die_with_parent(parent)
     for fd in close_fds:
@@ -304,7 +310,10 @@ class Pool(Serial):
 
     def results(self) -> Rows:
         import concurrent.futures as cf
+        import contextlib
         import multiprocessing as mp
+
+        from rnnsim.kernels import blas
 
         yield from self._warm_here()
         method = "fork" if sys.platform.startswith("linux") else None  # fork: the compiled kernels come along
@@ -321,9 +330,14 @@ class Pool(Serial):
                 pending.add(self._executor.submit(_pool_chunk, chunk))
 
         trim_heap()  # the workers would copy the parent's free heap pages on first write: hand them back first
+        # One worker per core: when the runs are large enough for NumPy's BLAS to use its threads, the workers are
+        # forked with it on one thread (two workers each waking a BLAS thread on the other's core slow both down;
+        # the setting is inherited, and this process gets its threads back after the fork).
+        one_thread = blas.numpy_blas_one_thread() if threaded_blas(self.sweep, self.rest) else contextlib.nullcontext()
         gc.freeze()  # the workers fork at the first submit: the collector must not touch (and copy) shared pages
         try:
-            fill()
+            with one_thread:
+                fill()
         finally:
             gc.unfreeze()
         while pending:
@@ -432,7 +446,9 @@ class DaskCluster(Serial):
 
 
 def _warm_worker(jobs: list[tuple[Scenario, int]]) -> None:
-    _one_core_each()    # a Dask worker (one thread) shares its machine's cores with the other workers
-    keep_heap()
+    from rnnsim.kernels import team
+
+    team.disable()      # a Dask worker shares its machine's cores with the other workers (and its nanny has set
+    keep_heap()         # OPENBLAS_NUM_THREADS=1 and friends: Dask's distributed.nanny.pre-spawn-environ)
     for sc, n in jobs:
         run_job(sc, n)

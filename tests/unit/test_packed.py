@@ -498,16 +498,14 @@ def test_balance_gives_the_side_free_thread_at_least_half_of_dw_hh(T, D, H):
         assert abs(here - there) <= 2 * hh / (T - 1) + 1e-9
 
 
-def _worker_state():
-    from threadpoolctl import threadpool_info
-
+def _team_enabled():
     from rnnsim.kernels import team
 
-    return team._enabled, sorted({lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"})
+    return team._enabled
 
 
 @pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="fork only")
-def test_sweep_pool_workers_run_without_a_helper_and_with_one_blas_thread():
+def test_sweep_pool_workers_run_without_a_helper():
     """A sweep's pool worker (the real initializer, in a real forked pool): the other cores run the other workers."""
     import concurrent.futures as cf
     import multiprocessing as mp
@@ -519,8 +517,7 @@ def test_sweep_pool_workers_run_without_a_helper_and_with_one_blas_thread():
     assert team._enabled
     with cf.ProcessPoolExecutor(1, mp_context=mp.get_context("fork"), initializer=backends._worker_init,
                                 initargs=(None, (), os.getpid())) as pool:
-        enabled, threads = pool.submit(_worker_state).result(timeout=60)
-    assert enabled is False and threads == [1]
+        assert pool.submit(_team_enabled).result(timeout=60) is False
     assert team._enabled  # this process is untouched
 
 

@@ -676,3 +676,53 @@ print(default, kept, after_trim)
     default, kept, after_trim = map(int, result.stdout.split())
     assert kept < 200 and default > 20 * 100, (default, kept)   # ~1000 pages per run before, ~0 after
     assert after_trim > 100
+
+
+def test_threaded_blas_is_read_from_the_largest_grid_point(files):
+    from rnnsim.sweep import backends
+    from rnnsim.sweep.spec import make_sweep
+
+    _, path = files
+    base = load_sweep(path).base
+    small = make_sweep(base, {"model.hidden_size": [8, 16]}, 0, (0, 1), source="t")
+    assert backends.threaded_blas(small, list(range(small.n_runs))) is False
+    # T = 200, B = 32, an LSTM at H = 128: (T·B x 4H) by (4H x H) is 2·6400·512·128 = 0.84 GFLOP
+    big = make_sweep(base, {"model.hidden_size": [8, 128], "model.cell": ["lstm"], "task.length": [200],
+                            "task.batch_size": [32]}, 0, (0, 1), source="t")
+    assert backends.threaded_blas(big, list(range(big.n_runs))) is True
+    assert backends.threaded_blas(big, [0, 1]) is False          # only the H = 8 point left (a resumed sweep)
+
+
+def _blas_threads_chunk(sweep, indices):
+    from threadpoolctl import threadpool_info
+
+    threads = max(lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"
+                  and not os.path.basename(os.path.dirname(lib["filepath"] or "")).startswith("scipy"))
+    return [(i, {"seconds": 0.0, "threads": threads}) for i in indices]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the pool forks on Linux")
+@pytest.mark.parametrize("large", [False, True])
+def test_pool_workers_get_numpy_blas_on_one_thread_when_the_runs_are_large(files, monkeypatch, large):
+    """The real Pool, its workers forked: with runs large enough for NumPy's threaded BLAS they run it on one
+    thread (one worker per core); with small runs nothing is changed (no threadpoolctl scan before the fork). The
+    parent keeps its threads either way."""
+    from threadpoolctl import threadpool_info
+
+    from rnnsim.sweep import backends
+
+    def numpy_threads():
+        return max(lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"
+                   and not os.path.basename(os.path.dirname(lib["filepath"] or "")).startswith("scipy"))
+
+    before = numpy_threads()
+    if before < 2:
+        pytest.skip("NumPy's BLAS has one thread here already")
+    _, path = files
+    sweep = load_sweep(path)
+    monkeypatch.setattr(backends, "threaded_blas", lambda s, todo: large)
+    monkeypatch.setattr(backends, "run_chunk", _blas_threads_chunk)  # what the forked workers run
+    pool = backends.Pool(sweep, list(range(sweep.n_runs)), workers=2)
+    rows = [row for _, row in pool.results() if "threads" in row]
+    assert rows and {row["threads"] for row in rows} == ({1} if large else {before})
+    assert numpy_threads() == before
