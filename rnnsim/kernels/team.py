@@ -33,11 +33,13 @@ pins it), in a sweep's pool workers (``disable``: every core already runs a work
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import queue
 import threading
 import time
+from typing import Iterator
 
 import numpy as np
 
@@ -192,6 +194,17 @@ def disable() -> None:
     """No helper thread in this process (a sweep's pool worker: the other cores run the other workers)."""
     global _enabled
     _enabled = False
+
+
+@contextlib.contextmanager
+def alone() -> Iterator[None]:
+    """No helper thread while the block runs (a sweep's parent running chunks beside its pool's workers)."""
+    global _enabled
+    was, _enabled = _enabled, False
+    try:
+        yield
+    finally:
+        _enabled = was
 
 
 def usable_cores() -> int:

@@ -76,18 +76,25 @@ def _size(sweep: Sweep, changes: dict[str, Any], n: int) -> int:
     return math.prod(int(_value(sweep, changes, k)) for k in _SIZE_KEYS) * max(n, 1)
 
 
+PASS_OVERHEAD = 1.5e6
+"""A pass's cost outside its steps (building the run, the Python around the kernels), in :func:`cost`'s units: a
+T = 25 RNN pass took ~0.8 ms and a T = 200 one ~3.1 ms on the regimes sweep (B = 16, H = 32), ~0.4 ns per unit, so
+~0.5 ms is ~1.5e6 units."""
+
+
 def cost(sweep: Sweep, index: int) -> float:
     """A run's estimated time, in arbitrary units, from its grid point alone (no Scenario is built).
 
-    Steps (length x layers x passes) times the work of one step for the batch: the gate products (gates x H^2 each,
-    an attention layer's scores also ~ length x H) plus one H^2 of per-step cost outside the products (measured on
-    the regimes sweep: a step of an H = 32 RNN costs ~13 us at B = 16, an LSTM's ~30 us)."""
+    Per pass (iterations, or one pass for 0): its steps (length x layers) times the work of one step for the batch
+    (the gate products, gates x H^2 each, plus one H^2 for the rest of the step: an H = 32 RNN step cost ~13 us at
+    B = 16, an LSTM's ~30 us; an attention layer's scores add ~ length x H), plus :data:`PASS_OVERHEAD`."""
     changes = sweep.changes(sweep.run_at(index))
     length, batch, hidden = (int(_value(sweep, changes, k)) for k in _SIZE_KEYS)
     cell = str(_value(sweep, changes, "model.cell"))
     layers = int(_value(sweep, changes, "model.num_layers"))
     gates = _GATES.get(cell, 4) + (length / max(hidden, 1) if cell == "attention" else 0)
-    return length * layers * max(_iterations(sweep, changes), 1) * batch * hidden * hidden * (gates + 1.0)
+    per_pass = length * layers * batch * hidden * hidden * (gates + 1.0) + PASS_OVERHEAD
+    return max(_iterations(sweep, changes), 1) * per_pass
 
 
 def threaded_blas(sweep: Sweep, todo: list[int]) -> bool:
@@ -106,14 +113,15 @@ def threaded_blas(sweep: Sweep, todo: list[int]) -> bool:
     return False
 
 
-def longest_first(sweep: Sweep, todo: list[int]) -> list[int]:
-    """``todo`` with the most expensive runs first (by :func:`cost`; ties keep the grid order).
+def longest_first(sweep: Sweep, todo: list[int], costs: dict[int, float] | None = None) -> list[int]:
+    """``todo`` with the most expensive runs first (by :func:`cost`, or ``costs``; ties keep the grid order).
 
     With the guided chunks shrinking towards the end, the last chunks are then the cheapest runs and the workers
     finish together (longest processing time first). In grid order the regimes sweep ended on its longest runs
     (T = 200 at the largest scale) and one worker idled up to ~10 ms while the other finished them. The table is
     still written in grid order."""
-    return sorted(todo, key=lambda index: -cost(sweep, index))
+    costs = costs if costs is not None else {index: cost(sweep, index) for index in todo}
+    return sorted(todo, key=lambda index: -costs[index])
 
 
 def warm_jobs(sweep: Sweep, todo: list[int]) -> list[Job]:
@@ -139,32 +147,43 @@ def warm_jobs(sweep: Sweep, todo: list[int]) -> list[Job]:
 
 
 class Chunks:
-    """Hands out the runs still to do in chunks of consecutive runs (guided self-scheduling).
+    """Hands out the runs still to do in chunks of consecutive runs (guided self-scheduling, weighted by cost).
 
-    A chunk lasts about ``target`` seconds (from the mean ``seconds`` of the runs finished so far) and holds at
-    most 1/(4 x workers) of what is left, so the parent's cost is per chunk, not per run, while every worker
-    stays busy to the end (the last chunks are single runs) and progress and resume stay fine-grained: a chunk's
-    rows are written as soon as it returns.
+    Each run has an estimated cost (:func:`cost`; 1 each when none are given). A chunk holds at most 1/(4 x workers)
+    of the cost still to hand out and lasts about ``target`` seconds (from the seconds per unit of cost of the runs
+    finished so far), at least one run and at most ``cap``. So the parent's cost is per chunk, not per run, every
+    worker stays busy to the end (the last chunks are single runs), progress and resume stay fine-grained (a chunk's
+    rows are written as soon as it returns), and with the longest runs first the first chunks hold fewer runs: a
+    chunk queued early is not an early share of the work many times over.
     """
 
-    def __init__(self, todo: list[int], workers: int, target: float = 0.1, cap: int = 256):
+    def __init__(self, todo: list[int], workers: int, target: float = 0.1, cap: int = 256,
+                 costs: list[float] | None = None):
         self.todo, self.workers, self.target, self.cap = todo, workers, target, cap
+        self.costs = list(costs) if costs is not None else [1.0] * len(todo)
         self.pos = 0
-        self.runs = 0
-        self.seconds = 0.0
+        self.left = sum(self.costs)
+        self.done = 0.0     # cost of the runs recorded
+        self.seconds = 0.0  # and their seconds
 
-    def record(self, seconds: float) -> None:
-        self.runs += 1
+    def record(self, seconds: float, cost: float = 1.0) -> None:
+        self.done += cost
         self.seconds += seconds
 
-    def next(self) -> list[int]:
-        left = len(self.todo) - self.pos
-        if left <= 0:
+    def next(self, share: float = 1.0) -> list[int]:
+        """The next chunk; ``share`` < 1 for a smaller one (still at least one run)."""
+        if self.pos >= len(self.todo):
             return []
-        by_time = self.cap if self.runs == 0 else int(self.target / max(self.seconds / self.runs, 1e-6))
-        size = max(1, min(by_time, self.cap, -(-left // (4 * self.workers))))
-        chunk = self.todo[self.pos: self.pos + size]
-        self.pos += size
+        budget = self.left / (4 * self.workers)
+        if self.done > 0:
+            budget = min(budget, self.target * self.done / max(self.seconds, 1e-9))
+        budget *= share
+        end, spent = self.pos + 1, self.costs[self.pos]
+        while end < len(self.todo) and end - self.pos < self.cap and spent + self.costs[end] <= budget:
+            spent += self.costs[end]
+            end += 1
+        chunk = self.todo[self.pos:end]
+        self.pos, self.left = end, self.left - spent
         return chunk
 
 
@@ -215,6 +234,7 @@ class Serial:
     """Every run in this process, one after the other (``--workers 1``)."""
 
     name = "this process"
+    workers = 1
 
     def __init__(self, sweep: Sweep, todo: list[int]):
         self.sweep = sweep
@@ -232,15 +252,23 @@ class Serial:
         pass
 
     def _warm_here(self) -> Rows:
-        """Run the warm-up jobs in this process (real rows); ``self.rest`` is then what is left, longest first."""
+        """Run the warm-up jobs in this process (real rows); ``self.rest`` is then what is left, longest first, and
+        ``self.chunks`` hands it out (``self.workers`` workers)."""
         self.warm = warm_jobs(self.sweep, self.todo)
-        self.warm_seconds: list[float] = []
+        self.costs = {index: cost(self.sweep, index) for index in self.todo}
+        warm_ids = {j[0] for j in self.warm}
+        self.rest = longest_first(self.sweep, [i for i in self.todo if i not in warm_ids], self.costs)
+        self.chunks = Chunks(self.rest, self.workers or 1, costs=[self.costs[i] for i in self.rest])
         for index, sc, n in self.warm:
             result = run_job(sc, n)
-            self.warm_seconds.append(result["seconds"])
+            self.chunks.record(result["seconds"], self.costs[index])
             yield index, result
-        warm_ids = {j[0] for j in self.warm}
-        self.rest = longest_first(self.sweep, [i for i in self.todo if i not in warm_ids])
+
+    def _rows(self, rows: list[tuple[int, dict[str, Any]]]) -> list[tuple[int, dict[str, Any]]]:
+        """A chunk's rows, their seconds recorded for the next chunks' sizes."""
+        for index, row in rows:
+            self.chunks.record(row["seconds"], self.costs[index])
+        return rows
 
 
 _WORKER_SWEEP: Sweep | None = None
@@ -294,18 +322,24 @@ def _pool_chunk(indices: list[int]) -> list[tuple[int, dict[str, Any]]]:
 
 
 class Pool(Serial):
-    """A local process pool (concurrent.futures), forked after the parent has compiled the kernels.
+    """Every core: this process and ``workers - 1`` processes of a concurrent.futures pool, forked after this process
+    has compiled the kernels.
 
-    Runs go out in chunks of grid indices (:class:`Chunks`), longest runs first (:func:`longest_first`); each worker
-    builds its own Scenarios from the sweep it received once, so the parent only hands out index lists and appends
-    rows. At most two chunks per worker are queued, so a worker never waits for the parent.
+    Runs go out in chunks of grid indices (:class:`Chunks`), longest runs first (:func:`longest_first`). Each pool
+    worker builds its own Scenarios from the sweep it received once, so this process only hands out index lists;
+    between collecting their rows it runs chunks itself, with the team's helper thread off (the other cores are
+    busy). Measured on the `regimes` sweep against ``workers`` forked processes (benchmarks/bench_sweep.py's
+    rounds, paired): 3-7% faster, from one fork and one worker exit less (the kernel copies, then frees, the page
+    tables of this process's memory), no copy-on-write faults on this core, and this core on the runs as soon as the
+    warm-up ends. At most two chunks per pool worker are queued (about 0.1 s each), and this process's own chunks
+    are a quarter of that, so a worker does not wait while this process runs one.
     """
 
     def __init__(self, sweep: Sweep, todo: list[int], workers: int, close_fds: tuple[int, ...] = ()):
         super().__init__(sweep, todo)
         self.workers = workers
         self.close_fds = close_fds
-        self.name = f"{workers} local worker processes"
+        self.name = f"{workers} local workers (this process and {workers - 1} forked)"
         self._executor: Any = None
 
     def results(self) -> Rows:
@@ -313,42 +347,45 @@ class Pool(Serial):
         import contextlib
         import multiprocessing as mp
 
-        from rnnsim.kernels import blas
+        from rnnsim.kernels import blas, team
 
         yield from self._warm_here()
+        forked = self.workers - 1
         method = "fork" if sys.platform.startswith("linux") else None  # fork: the compiled kernels come along
-        self._executor = cf.ProcessPoolExecutor(self.workers, mp_context=mp.get_context(method),
+        self._executor = cf.ProcessPoolExecutor(forked, mp_context=mp.get_context(method),
                                                 initializer=_worker_init,
                                                 initargs=(self.sweep, self.close_fds, os.getpid()))
-        chunks = Chunks(self.rest, self.workers)
-        for seconds in self.warm_seconds:
-            chunks.record(seconds)
         pending: set[Any] = set()
 
         def fill() -> None:
-            while len(pending) < 2 * self.workers and (chunk := chunks.next()):
+            while len(pending) < 2 * forked and (chunk := self.chunks.next()):
                 pending.add(self._executor.submit(_pool_chunk, chunk))
 
-        trim_heap()  # the workers would copy the parent's free heap pages on first write: hand them back first
-        # One worker per core: when the runs are large enough for NumPy's BLAS to use its threads, the workers are
-        # forked with it on one thread (two workers each waking a BLAS thread on the other's core slow both down;
-        # the setting is inherited, and this process gets its threads back after the fork).
+        trim_heap()  # the workers would copy this process's free heap pages on first write: hand them back first
+        # One worker per core: when the runs are large enough for NumPy's BLAS to use its threads, it runs on one
+        # thread here and in the workers (forked with that setting); two workers each waking a BLAS thread on the
+        # other's core slow both down. This process gets its threads back at the end.
         one_thread = blas.numpy_blas_one_thread() if threaded_blas(self.sweep, self.rest) else contextlib.nullcontext()
-        gc.freeze()  # the workers fork at the first submit: the collector must not touch (and copy) shared pages
-        try:
-            with one_thread:
+        with team.alone(), one_thread:
+            gc.freeze()  # the workers fork at the first submit: the collector must not touch (and copy) shared pages
+            try:
                 fill()
-        finally:
-            gc.unfreeze()
-        while pending:
-            finished, _ = cf.wait(pending, return_when=cf.FIRST_COMPLETED)
-            for future in finished:
-                pending.discard(future)
-                rows = future.result()
-                for _, row in rows:
-                    chunks.record(row["seconds"])
+            finally:
+                gc.unfreeze()
+            while True:
+                for future in [f for f in pending if f.done()]:
+                    pending.discard(future)
+                    yield from self._rows(future.result())
                 fill()
-                yield from rows
+                # this process's own chunks are a quarter of the size (they cost no messages), so it is back to
+                # refill the queues long before the workers' queued chunks run out
+                chunk = self.chunks.next(share=0.25)
+                if chunk:
+                    yield from self._rows(run_chunk(self.sweep, chunk))
+                elif pending:
+                    cf.wait(pending, return_when=cf.FIRST_COMPLETED)
+                else:
+                    break
         self._executor.shutdown(wait=True)
         self._executor = None
 
@@ -411,9 +448,8 @@ class DaskCluster(Serial):
         for worker in workers:  # one worker after another: no concurrent first compiles
             self.client.run(_warm_worker, warm, workers=[worker])
         sweep = self.client.scatter(self.sweep, broadcast=True)  # sent once, not with every task
-        chunks = Chunks(self.rest, max(1, len(workers)))
-        for seconds in self.warm_seconds:
-            chunks.record(seconds)
+        chunks = self.chunks
+        chunks.workers = max(1, len(workers))
         submit = lambda chunk: self.client.submit(  # noqa: E731
             run_chunk, sweep, chunk, key=f"rnnsim-{self.key}-{chunk[0]}", pure=False)
         first = []
@@ -423,9 +459,7 @@ class DaskCluster(Serial):
         queue = as_completed(first)
         for future in queue:
             self._futures.discard(future)
-            rows = future.result()
-            for _, row in rows:
-                chunks.record(row["seconds"])
+            rows = self._rows(future.result())
             chunk = chunks.next()
             if chunk:
                 nxt = submit(chunk)

@@ -498,6 +498,19 @@ def test_balance_gives_the_side_free_thread_at_least_half_of_dw_hh(T, D, H):
         assert abs(here - there) <= 2 * hh / (T - 1) + 1e-9
 
 
+def test_team_alone_turns_the_helper_off_for_a_block_and_back(monkeypatch):
+    from rnnsim.kernels import team
+
+    monkeypatch.setattr(team, "_enabled", True)
+    with team.alone():
+        assert team._enabled is False
+    assert team._enabled is True
+    monkeypatch.setattr(team, "_enabled", False)  # off for good (a failed job, a pool worker): stays off
+    with team.alone():
+        pass
+    assert team._enabled is False
+
+
 def _team_enabled():
     from rnnsim.kernels import team
 

@@ -291,7 +291,7 @@ def test_one_and_two_workers_give_the_same_table(files):
     p1 = rnnsim_process("sweep", path, "--out", one, "--workers", "1")
     p2 = rnnsim_process("sweep", path, "--out", two, "--workers", "2")
     assert p1.returncode == 0 and p2.returncode == 0, p1.stderr + p2.stderr
-    assert "2 local worker processes" in p2.stdout
+    assert "2 local workers (this process and 1 forked)" in p2.stdout
     assert without_seconds(read_csv(one)) == without_seconds(read_csv(two))
     rows = read_csv(two)
     assert [(r["model.recurrent_scale"], r["task.length"], r["seed"]) for r in rows[:3]] == [
@@ -565,6 +565,31 @@ def test_chunks_hand_out_every_run_once_in_order_and_end_with_single_runs():
     assert slow.next() == [0] and slow.next() == [1]
 
 
+def test_chunks_weighted_by_cost_hold_a_share_of_the_cost_not_of_the_count():
+    """With the longest runs first, a chunk's estimated cost (not its number of runs) is at most 1/(4 x workers) of
+    the cost left, and the chunk lasts about ``target`` seconds at the measured seconds per unit of cost."""
+    from rnnsim.sweep.backends import Chunks
+
+    costs = [10.0] * 20 + [1.0] * 200          # 400 units: the first 20 runs are half the work
+    todo = list(range(len(costs)))
+    chunks = Chunks(todo, workers=2, target=0.1, costs=costs)
+    seen, left = [], sum(costs)
+    while chunk := chunks.next():
+        spent = sum(costs[i] for i in chunk)
+        assert spent <= left / 8 or len(chunk) == 1
+        left -= spent
+        seen += chunk
+    assert seen == todo and left == 0
+    first = Chunks(todo, workers=2, target=0.1, costs=costs).next()
+    assert len(first) == 5                     # 50 units of 400 (uniform costs would give 28 runs, 235 units)
+    timed = Chunks(todo, workers=2, target=0.1, costs=costs)
+    timed.record(0.02, 10.0)                   # 2 ms per unit: 0.1 s is 50 units
+    timed.record(0.002, 1.0)
+    assert sum(costs[i] for i in timed.next()) <= 0.1 / (0.022 / 11.0)
+    uniform = Chunks(todo, workers=2, target=0.1)
+    assert len(uniform.next()) == len(todo) // 8
+
+
 def test_a_chunk_gives_the_rows_of_single_runs(files):
     from rnnsim.sweep.backends import job, run_chunk, run_job
 
@@ -726,3 +751,32 @@ def test_pool_workers_get_numpy_blas_on_one_thread_when_the_runs_are_large(files
     rows = [row for _, row in pool.results() if "threads" in row]
     assert rows and {row["threads"] for row in rows} == ({1} if large else {before})
     assert numpy_threads() == before
+
+
+def _pid_chunk(sweep, indices):
+    from rnnsim.kernels import team
+
+    time.sleep(0.002 * len(indices))  # runs that take a little time, so both processes get some
+    return [(i, {"seconds": 0.002, "pid": os.getpid(), "team": team._enabled}) for i in indices]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the pool forks on Linux")
+def test_two_local_workers_are_this_process_and_one_forked_process(files, monkeypatch):
+    """--workers 2: this process runs chunks itself beside one forked pool worker, with the team's helper thread
+    off while it does (both cores are busy) and back on after; every run is handed out once."""
+    from rnnsim.kernels import team
+    from rnnsim.sweep import backends
+
+    monkeypatch.setattr(team, "_enabled", True)
+    _, path = files
+    sweep = load_sweep(path)
+    monkeypatch.setattr(backends, "run_chunk", _pid_chunk)
+    pool = backends.Pool(sweep, list(range(sweep.n_runs)), workers=2)
+    rows = list(pool.results())
+    assert sorted(i for i, _ in rows) == list(range(sweep.n_runs))
+    chunked = [row for _, row in rows if "pid" in row]
+    pids = {row["pid"] for row in chunked}
+    assert os.getpid() in pids and len(pids) == 2
+    assert all(row["team"] is False for row in chunked)
+    assert team._enabled is True
+    assert pool.name == "2 local workers (this process and 1 forked)"
