@@ -65,7 +65,8 @@ A Dask cluster by hand (one thread per worker process):
 )
 @click.option(
     "--workers", "-j", type=click.IntRange(1, 1024), default=None,
-    help="Local worker processes (default: every core); with --scheduler local, the Dask workers.",
+    help="Local workers: this process and N-1 forked processes (default: every core); with --scheduler local, "
+    "the Dask workers.",
 )
 @click.option(
     "--scheduler", metavar="ADDRESS|local", default=None,
