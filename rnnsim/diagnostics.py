@@ -90,19 +90,31 @@ def step_jacobians(sim, t: int, batch=slice(None), layer: int | None = None) -> 
     return CELLS[sim.cell_name].step_jacobian(_ws(sim, layer), _params(sim, layer), sim.scenario.model, t, batch)
 
 
-def jacobian_norms(sim, max_batch: int = 8, layer: int | None = None) -> np.ndarray:
+def jacobian_norms(sim, max_batch: int = 8, layer: int | None = None, t0: int = 0,
+                   t1: int | None = None) -> np.ndarray:
     """Spectral norm ‖∂s_t/∂s_{t-1}‖₂ per step, averaged over the first ``max_batch`` samples; NaN where the
     forward pass has not reached. Below 1 step after step, the gradient must shrink (vanishing).
-    All NaN for the attention cell (no recurrence). ``layer``: which layer of a stack (default: the last)."""
+    All NaN for the attention cell (no recurrence). ``layer``: which layer of a stack (default: the last).
+    ``t0``, ``t1``: only the steps in [t0, t1) (NaN elsewhere): a large state costs ~40 ms per step (8 SVDs of
+    512 x 512 for an LSTM at H = 256), so the TUI computes them a slice at a time (rnnsim.play)."""
     layer = _layer(sim, layer)
     out = np.full(sim.T, np.nan)
     if not CELLS[sim.cell_name].STATE:
         return out
     b = slice(0, min(sim.B, max_batch))
-    for t in range(_steps(sim, layer)[0]):
-        J = step_jacobians(sim, t, b, layer)
-        out[t] = np.linalg.svd(J, compute_uv=False)[:, 0].mean()
+    done = _steps(sim, layer)[0]
+    for t in range(max(t0, 0), done if t1 is None else min(t1, done)):
+        out[t] = spectral_norms(step_jacobians(sim, t, b, layer)).mean()
     return out
+
+
+def spectral_norms(J: np.ndarray) -> np.ndarray:
+    """‖J_i‖₂ of each matrix of a stack (n, S, S): the square root of the largest eigenvalue of J_iᵀJ_i
+    (LAPACK's symmetric eigensolver, ~2.7x faster than an SVD at S = 512 and as exact for the largest singular
+    value: within a few ulps), or the SVD when J has a NaN or an infinity."""
+    if not np.isfinite(J).all():
+        return np.linalg.svd(J, compute_uv=False)[:, 0]
+    return np.sqrt(np.maximum(np.linalg.eigvalsh(np.matmul(J.transpose(0, 2, 1), J))[:, -1], 0.0))
 
 
 # ---------------------------------------------------------------------------------------------- spectrum

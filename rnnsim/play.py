@@ -108,6 +108,7 @@ class Change(StrEnum):
 
 
 JAC_BUDGET = 30  #: Jacobian norms get at most ~1/JAC_BUDGET of the time while playing
+JAC_SLICE = 0.05  #: seconds of Jacobian norms per call at most: a large state is computed over several frames
 
 
 class Play:
@@ -261,29 +262,47 @@ class Play:
         return self._diag
 
     def jacobian_norms(self, force: bool = False, layer: int | None = None) -> np.ndarray:
-        """Per-step Jacobian norms (diagnostics.jacobian_norms, ~1 ms per step), cached per (build, iteration, t).
+        """Per-step Jacobian norms (diagnostics.jacobian_norms), cached per (build, iteration, t).
 
-        Unless ``force`` (stepping or paused: always current), they are recomputed at most once per
-        JAC_BUDGET × their own cost, so they take at most ~1/JAC_BUDGET of the time while playing; in between
-        the last ones are returned (NaN when they belong to another build, length or layer). ``layer``: which
-        layer of a stack (default: the last)."""
+        They are computed a slice of steps at a time, at most JAC_SLICE seconds per call (an LSTM at H = 256 costs
+        ~40 ms per step, ~60 s for the whole of a long sequence), and the next call goes on where the last one
+        stopped: steps not computed yet are NaN, and ``jacobian_pending`` says more is to come. Unless ``force``
+        (stepping or paused: always current), a slice runs at most once per JAC_BUDGET × the last slice's cost,
+        so they take at most ~1/JAC_BUDGET of the time while playing, and an unfinished computation goes on for
+        the same build and iteration even after steps were played; in between the last ones are returned (NaN
+        when they belong to another build, length or layer). ``layer``: which layer of a stack (default: the
+        last)."""
         sim = self.sim
         key = (self.builds, sim.iteration, sim.t, sim.phase == Phase.IDLE, getattr(sim, "layer", 0), layer)
-        hit = self._cache.get("jac")
-        if hit is not None and hit[0] == key:
+        hit = self._cache.get("jac")  # (key, norms, first step not computed yet)
+        if hit is not None and hit[0] == key and hit[2] >= len(hit[1]):
             return hit[1]
         now = time.perf_counter()
+        same_run = hit is not None and hit[0][:2] == key[:2] and hit[0][-1] == layer and len(hit[1]) == sim.T
         if not force and hit is not None and now - self._jac_time < JAC_BUDGET * self._jac_cost:
-            arr = hit[1]
-            if hit[0][0] == key[0] and hit[0][-1] == layer and len(arr) == sim.T:
-                return arr
-            return np.full(sim.T, np.nan)
-        arr = np.asarray(self.diagnostics.jacobian_norms(sim, layer=layer) if layer is not None
-                         else self.diagnostics.jacobian_norms(sim), dtype=float).copy()
+            return hit[1] if same_run else np.full(sim.T, np.nan)
+        if hit is not None and hit[2] < len(hit[1]) and (hit[0] == key or (not force and same_run)):
+            key, arr, t = hit[0], hit[1].copy(), hit[2]   # go on with the unfinished one
+        else:
+            arr, t = np.full(sim.T, np.nan), 0
+        d, end = self.diagnostics, now + JAC_SLICE
+        while t < sim.T:
+            part = d.jacobian_norms(sim, layer=layer, t0=t, t1=t + 1) if layer is not None \
+                else d.jacobian_norms(sim, t0=t, t1=t + 1)
+            arr[t] = part[t]
+            t += 1
+            if time.perf_counter() >= end:
+                break
         done = time.perf_counter()
         self._jac_cost, self._jac_time = done - now, done
-        self._cache["jac"] = (key, arr)
+        self._cache["jac"] = (key, arr, t)
         return arr
+
+    @property
+    def jacobian_pending(self) -> bool:
+        """Whether the last Jacobian norms returned are unfinished (more slices to compute)."""
+        hit = self._cache.get("jac")
+        return hit is not None and hit[2] < len(hit[1])
 
     def spectrum(self, layer: int | None = None):
         """(text, Spectrum with read-only eigenvalues) of the current weights, computed once per (build,

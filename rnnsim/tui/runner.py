@@ -162,10 +162,15 @@ class Runner(TrainingBudget):
                 if self._playing or self._training:
                     cmd = q.get_nowait()
                 else:
+                    pending = False
                     if q.empty():
                         self._publish(force=True)
-                        self._idle.set()
-                    cmd = q.get(timeout=0.1)
+                        # a large state's Jacobian norms come a slice per frame (Play.jacobian_norms): go on
+                        # at once, a command in between; idle (for wait_idle) once they are complete
+                        pending = self.play is not None and self.play.jacobian_pending
+                        if not pending:
+                            self._idle.set()
+                    cmd = q.get_nowait() if pending else q.get(timeout=0.1)
             except queue.Empty:
                 cmd = None
             if cmd is not None:
@@ -486,3 +491,5 @@ class Runner(TrainingBudget):
             layer=self._layer,
             **status,
         )
+        if not (self._playing or self._training) and self.play.jacobian_pending:
+            self._dirty = True  # the next frame computes the next slice of the Jacobian norms

@@ -177,3 +177,37 @@ def test_compare_b_stays_level_when_a_unit_differs_between_the_cells(small):
         assert r.sim.phase == r.sim_b.phase == "forward_done" and r.sim_b.t == T
     finally:
         r.stop()
+
+
+def test_a_long_jacobian_computation_runs_in_slices_between_commands(small, monkeypatch):
+    """Paused, a large state's Jacobian norms fill a slice per frame: a command sent meanwhile is handled before
+    they finish (the worker is not stuck for the whole computation), and wait_idle returns them complete."""
+    import rnnsim.play as play_module
+    from rnnsim import diagnostics
+
+    real = diagnostics.jacobian_norms
+    calls = []
+
+    def slow(sim, *args, **kwargs):  # a large state: ~20 ms per step
+        calls.append(kwargs.get("t0"))
+        time.sleep(0.02)
+        return real(sim, *args, **kwargs)
+
+    monkeypatch.setattr(diagnostics, "jacobian_norms", slow)
+    monkeypatch.setattr(play_module, "JAC_SLICE", 0.05)
+    r = Runner(small).start()
+    try:
+        r.wait_idle(60)
+        r.send("step", 20)  # the whole forward pass: 20 steps of norms, ~0.4 s
+        time.sleep(0.15)
+        r.send("speed", 1)  # handled while the norms are still being computed
+        deadline = time.perf_counter() + 5
+        while r.frame.handled < 2 and time.perf_counter() < deadline:
+            time.sleep(0.005)
+        partial = r.frame
+        assert partial.handled == 2 and np.isnan(partial.jacobian).any()
+        f = r.wait_idle(30)
+        assert np.isfinite(f.jacobian).all()
+        np.testing.assert_array_equal(f.jacobian, real(r.sim))
+    finally:
+        r.stop()

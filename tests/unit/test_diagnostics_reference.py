@@ -293,3 +293,27 @@ def test_influence_by_cell_uses_the_fraction_asked_for():
     infl, share = out["rnn"]
     assert share == pytest.approx(diagnostics.influence_share_last(infl, 0.5), rel=1e-15)
     assert share != pytest.approx(diagnostics.influence_share_last(infl, 0.1))
+
+
+def test_spectral_norms_equal_the_svd_s_largest_singular_value():
+    """diagnostics.spectral_norms (eigenvalues of JᵀJ) against NumPy's SVD: random, ill-conditioned, rank-deficient,
+    repeated top singular values, and a stack with a NaN (then the SVD's own answer)."""
+    rng = np.random.default_rng(7)
+    S = 48
+    U, _ = np.linalg.qr(rng.standard_normal((S, S)))
+    V, _ = np.linalg.qr(rng.standard_normal((S, S)))
+    stacks = [
+        rng.standard_normal((5, S, S)),
+        np.stack([U @ np.diag(np.logspace(-12, 3, S)) @ V.T]),            # condition 1e15
+        np.stack([U @ np.diag(np.r_[np.full(3, 2.5), np.zeros(S - 3)]) @ V.T]),  # rank 3, a triple top value
+        np.zeros((2, S, S)),
+    ]
+    for J in stacks:
+        ref = np.linalg.svd(J, compute_uv=False)[:, 0]
+        np.testing.assert_allclose(diagnostics.spectral_norms(J), ref, rtol=1e-13, atol=1e-300)
+    bad = rng.standard_normal((2, S, S))
+    bad[1, 3, 4] = np.nan
+    with pytest.raises(np.linalg.LinAlgError):
+        np.linalg.svd(bad, compute_uv=False)
+    with pytest.raises(np.linalg.LinAlgError):
+        diagnostics.spectral_norms(bad)  # as before: the SVD's behaviour for a non-finite Jacobian

@@ -146,8 +146,8 @@ class FakeDiagnostics:
         self.jac = 0
         self.spec = 0
 
-    def jacobian_norms(self, sim):
-        self.jac += 1
+    def jacobian_norms(self, sim, t0=0, t1=None):
+        self.jac += t0 == 0  # one computation: the steps come one call each (Play.jacobian_norms)
         return np.full(sim.T, float(self.jac))
 
     def spectrum(self, sim):
@@ -176,3 +176,31 @@ def test_diagnostics_caches(sc):
     assert play.jacobian_norms() is j2 and d.jac == 2
     play.invalidate()  # a rebuild: nothing stale survives
     assert play.jacobian_norms()[0] == 3.0 and d.jac == 3
+
+
+def test_jacobian_norms_come_a_slice_at_a_time_and_equal_the_whole(sc, monkeypatch):
+    """A large state's norms (~40 ms per step at LSTM H = 256) are computed JAC_SLICE seconds per call, the next call
+    going on where the last stopped, NaN for the steps not computed yet; the whole equals diagnostics' in one go."""
+    import rnnsim.play as play_module
+    from rnnsim import diagnostics
+
+    play = Play(sc)
+    while play.sim.phase != Phase.FORWARD_DONE:
+        play.advance()
+    T = play.sim.T
+    monkeypatch.setattr(play_module, "JAC_SLICE", 0.0)  # one step per call
+    first = play.jacobian_norms(force=True)
+    assert np.isfinite(first[0]) and np.isnan(first[1:]).all() and play.jacobian_pending
+    seen = [first]
+    while play.jacobian_pending:
+        seen.append(play.jacobian_norms(force=True))
+        assert len(seen) <= T + 1
+    assert len(seen) == T
+    np.testing.assert_array_equal(seen[-1], diagnostics.jacobian_norms(play.sim))
+    assert play.jacobian_norms(force=True) is seen[-1]  # complete: cached
+    assert [int(np.isfinite(a).sum()) for a in seen] == list(range(1, T + 1))
+    monkeypatch.setattr(play_module, "JAC_SLICE", 60.0)
+    play.invalidate()
+    whole = play.jacobian_norms(force=True)  # a generous slice: all of it in one call
+    assert not play.jacobian_pending
+    np.testing.assert_array_equal(whole, seen[-1])
