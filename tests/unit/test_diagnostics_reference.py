@@ -296,10 +296,13 @@ def test_influence_by_cell_uses_the_fraction_asked_for():
 
 
 def test_spectral_norms_equal_the_svd_s_largest_singular_value():
-    """diagnostics.spectral_norms (eigenvalues of JᵀJ) against NumPy's SVD: random, ill-conditioned, rank-deficient,
-    repeated top singular values, and a stack with a NaN (then the SVD's own answer)."""
+    """diagnostics.spectral_norms (eigenvalues of JᵀJ for large states) against NumPy's SVD: random, ill-conditioned,
+    rank-deficient, repeated top singular values, and a stack with a NaN (then the SVD's own answer); small states
+    are the SVD bit for bit."""
     rng = np.random.default_rng(7)
-    S = 48
+    S = diagnostics.SPECTRAL_EIGH_FROM + 32   # the eigenvalue path (smaller states take the SVD itself)
+    small = rng.standard_normal((3, 40, 40))
+    np.testing.assert_array_equal(diagnostics.spectral_norms(small), np.linalg.svd(small, compute_uv=False)[:, 0])
     U, _ = np.linalg.qr(rng.standard_normal((S, S)))
     V, _ = np.linalg.qr(rng.standard_normal((S, S)))
     stacks = [
