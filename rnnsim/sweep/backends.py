@@ -82,15 +82,20 @@ T = 25 RNN pass took ~0.8 ms and a T = 200 one ~3.1 ms on the regimes sweep (B =
 ~0.5 ms is ~1.5e6 units."""
 
 
+def _point(sweep: Sweep, index: int) -> tuple[dict[str, Any], int, int, int, str]:
+    """Run ``index``'s changes, length, batch, hidden size and cell, read from the grid values and the base."""
+    changes = sweep.changes(sweep.run_at(index))
+    length, batch, hidden = (int(_value(sweep, changes, k)) for k in _SIZE_KEYS)
+    return changes, length, batch, hidden, str(_value(sweep, changes, "model.cell"))
+
+
 def cost(sweep: Sweep, index: int) -> float:
     """A run's estimated time, in arbitrary units, from its grid point alone (no Scenario is built).
 
     Per pass (iterations, or one pass for 0): its steps (length x layers) times the work of one step for the batch
     (the gate products, gates x H^2 each, plus one H^2 for the rest of the step: an H = 32 RNN step cost ~13 us at
     B = 16, an LSTM's ~30 us; an attention layer's scores add ~ length x H), plus :data:`PASS_OVERHEAD`."""
-    changes = sweep.changes(sweep.run_at(index))
-    length, batch, hidden = (int(_value(sweep, changes, k)) for k in _SIZE_KEYS)
-    cell = str(_value(sweep, changes, "model.cell"))
+    changes, length, batch, hidden, cell = _point(sweep, index)
     layers = int(_value(sweep, changes, "model.num_layers"))
     gates = _GATES.get(cell, 4) + (length / max(hidden, 1) if cell == "attention" else 0)
     per_pass = length * layers * batch * hidden * hidden * (gates + 1.0) + PASS_OVERHEAD
@@ -99,16 +104,14 @@ def cost(sweep: Sweep, index: int) -> float:
 
 def threaded_blas(sweep: Sweep, todo: list[int]) -> bool:
     """Whether a run of ``todo`` has a whole-sequence product large enough for NumPy's BLAS to use its threads
-    (rnnsim.kernels.blas.gemm: >= config.MT_GEMM_FLOPS; the largest is (T·B x G·H) by (G·H x H) for the
+    (the rule of rnnsim.kernels.blas.gemm and small_gemms, for the largest: (T·B x G·H) by (G·H x H), the
     recurrent weights' gradient). Read from the grid values, one seed per point."""
-    from rnnsim.kernels import config
+    from rnnsim.kernels.blas import small_gemms
 
     points = {index // len(sweep.seeds): index for index in todo}  # the seed picks weights and data, not sizes
     for index in points.values():
-        changes = sweep.changes(sweep.run_at(index))
-        length, batch, hidden = (int(_value(sweep, changes, k)) for k in _SIZE_KEYS)
-        gates = _GATES.get(str(_value(sweep, changes, "model.cell")), 4)
-        if 2.0 * length * batch * gates * hidden * hidden >= config.MT_GEMM_FLOPS:
+        _, length, batch, hidden, cell = _point(sweep, index)
+        if not small_gemms(length * batch, _GATES.get(cell, 4) * hidden, hidden):
             return True
     return False
 
@@ -200,13 +203,8 @@ def keep_heap() -> bool:
     system time in a 0.7 s sweep, more when two workers fault at once). With arrays up to 64 MiB served from the
     heap and up to 256 MiB of free heap kept, it takes tens. Called once per sweep process (the pool's workers
     inherit it through fork; Dask workers call it themselves). Returns whether the setting took effect."""
-    if not sys.platform.startswith("linux"):
-        return False
-    import ctypes
-
-    try:
-        mallopt = ctypes.CDLL(None).mallopt
-    except (OSError, AttributeError):  # not glibc (musl has no mallopt)
+    mallopt = _libc_function("mallopt")
+    if mallopt is None:
         return False
     return bool(mallopt(_M_MMAP_THRESHOLD, HEAP_MMAP_THRESHOLD)) and bool(mallopt(_M_TRIM_THRESHOLD, HEAP_TRIM_THRESHOLD))
 
@@ -214,13 +212,22 @@ def keep_heap() -> bool:
 def trim_heap() -> None:
     """Hand this process's free heap pages back to the kernel (glibc's malloc_trim), before forking workers: a page
     the parent kept free but still mapped is shared with the children, and their first write to it copies it."""
-    if sys.platform.startswith("linux"):
-        import ctypes
+    malloc_trim = _libc_function("malloc_trim")
+    if malloc_trim is not None:
+        malloc_trim(0)
 
-        try:
-            ctypes.CDLL(None).malloc_trim(0)
-        except (OSError, AttributeError):
-            pass
+
+def _libc_function(name: str) -> Any:
+    """The C library's function ``name`` (errno kept) on Linux, or None (another system, or a C library without it:
+    musl has no mallopt or malloc_trim)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    import ctypes
+
+    try:
+        return getattr(ctypes.CDLL(None, use_errno=True), name)
+    except (OSError, AttributeError):
+        return None
 
 
 def default_workers() -> int:
@@ -277,18 +284,13 @@ _WORKER_SWEEP: Sweep | None = None
 def _die_with_parent(parent: int) -> None:
     """End this worker when the sweep's process dies, even by SIGKILL (it would otherwise run on, orphaned, and keep
     the parent's stdout open). Linux: the kernel's parent-death signal; elsewhere a thread that polls."""
-    if sys.platform.startswith("linux"):
-        import ctypes
-
+    prctl = _libc_function("prctl")
+    if prctl is not None:
         PR_SET_PDEATHSIG = 1
-        try:
-            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
-        except (OSError, AttributeError):
-            pass
-        else:
-            if os.getppid() != parent:  # died before prctl took effect
-                os._exit(1)
-            return
+        prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+        if os.getppid() != parent:  # died before prctl took effect
+            os._exit(1)
+        return
     import threading
 
     def watch() -> None:
@@ -329,7 +331,7 @@ class Pool(Serial):
     worker builds its own Scenarios from the sweep it received once, so this process only hands out index lists;
     between collecting their rows it runs chunks itself, with the team's helper thread off (the other cores are
     busy). Measured on the `regimes` sweep against ``workers`` forked processes (benchmarks/bench_sweep.py's
-    rounds, paired): 3-7% faster, from one fork and one worker exit less (the kernel copies, then frees, the page
+    rounds, paired): 1.5-7% faster, from one fork and one worker exit less (the kernel copies, then frees, the page
     tables of this process's memory), no copy-on-write faults on this core, and this core on the runs as soon as the
     warm-up ends. At most two chunks per pool worker are queued (about 0.1 s each), and this process's own chunks
     are a quarter of that, so a worker does not wait while this process runs one.
