@@ -168,3 +168,30 @@ def test_check_flags_a_peer_whose_numbers_differ():
     worst, bad = peers.check(fns, "float64")
     assert bad == ["off"] and worst["off"] == pytest.approx(1e-3) and worst["same"] < peers.TOL["float64"]
     assert "numpy" not in worst and fns["numpy"].first_s >= 0
+
+
+def test_ab_trim_variants_move_the_trim_between_parent_and_worker(monkeypatch):
+    """benchmarks/ab_trim.py: 'parent' trims this process where Pool.results forks (its gc.freeze) and not in the
+    worker's initializer; 'worker' is the code as it is. Each is checked by what it calls, nothing is timed."""
+    from benchmarks import ab_trim
+    from rnnsim.sweep import backends
+
+    calls = []
+    monkeypatch.setattr(ab_trim, "_TRIM", lambda: calls.append("trim"))
+    monkeypatch.setattr(ab_trim, "_INIT", lambda *a: calls.append("init") or backends.trim_heap())
+    monkeypatch.setattr(backends, "trim_heap", ab_trim._TRIM)
+    monkeypatch.setattr(ab_trim._GC, "freeze", lambda: calls.append("freeze"))
+    ab_trim._variant("parent")
+    try:
+        backends._worker_init(None, (), 0)
+        assert calls == ["init"]                 # the worker does not trim
+        backends.gc.freeze()
+        assert calls == ["init", "trim", "freeze"]
+    finally:
+        ab_trim._variant("worker")
+    assert backends._worker_init is ab_trim._INIT and backends.gc is ab_trim._GC
+    import inspect
+
+    lines = [line.strip() for line in inspect.getsource(backends.Pool.results).splitlines()]
+    freeze = next(i for i, line in enumerate(lines) if line.startswith("gc.freeze()"))
+    assert lines[freeze + 1:freeze + 3] == ["try:", "fill()"]    # the first submit (the fork) right after the freeze

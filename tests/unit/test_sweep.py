@@ -703,6 +703,43 @@ print(default, kept, after_trim)
     assert after_trim > 100
 
 
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="mallopt and malloc_trim are glibc's")
+def test_a_forked_worker_hands_back_the_free_heap_it_inherited_and_the_parent_keeps_its_own():
+    """The parent's free heap (kept by keep_heap) is shared with a forked worker until one of them writes a page,
+    and that first write copies it: the worker drops its mapping of it at start (_worker_init trims), the parent
+    keeps it (Pool does not trim this process). Resident sizes from /proc, in a child process (the malloc
+    settings are for the whole process)."""
+    code = """
+import os, sys
+import numpy as np
+from rnnsim.sweep import load_sweep
+from rnnsim.sweep import backends
+page = os.sysconf("SC_PAGE_SIZE")
+def rss():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * page
+assert backends.keep_heap() is True
+sweep = load_sweep("regimes")
+list(backends.Pool(sweep, list(range(4)), workers=2).results())     # the kernels loaded: rss grows no more
+a = np.ones(48 * 2**20 // 8)                      # 48 MiB from the heap (below the 64 MiB mmap threshold)
+del a                                             # freed, kept mapped
+kept = rss()
+pid = os.fork()
+if pid == 0:
+    before = rss()
+    backends._worker_init(None, (), os.getppid())
+    os._exit(0 if before - rss() > 32 * 2**20 else 3)
+_, status = os.waitpid(pid, 0)
+worker_trimmed = os.waitstatus_to_exitcode(status) == 0
+list(backends.Pool(sweep, list(range(4, 8)), workers=2).results())
+print(worker_trimmed, kept - rss() < 16 * 2**20)
+"""
+    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["True", "True"]
+
+
 def test_threaded_blas_is_read_from_the_largest_grid_point(files):
     from rnnsim.sweep import backends
     from rnnsim.sweep.spec import make_sweep
