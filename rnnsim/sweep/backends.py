@@ -173,6 +173,10 @@ class Chunks:
         self.done += cost
         self.seconds += seconds
 
+    def seconds_left(self) -> float:
+        """The seconds the runs not handed out yet should take on one worker (inf before any is recorded)."""
+        return self.left * self.seconds / self.done if self.done > 0 else math.inf
+
     def next(self, share: float = 1.0) -> list[int]:
         """The next chunk; ``share`` < 1 for a smaller one (still at least one run)."""
         if self.pos >= len(self.todo):
@@ -216,8 +220,8 @@ def trim_heap() -> None:
     the parent) is shared with the parent until one of them writes a page, and that first write copies it. Dropped
     in the worker, the worker's arrays get fresh pages and the parent's pages are its own again (its first write is
     a cheap fault, no copy). Against trimming in the parent before the fork (which made the parent fault its arrays
-    in again), `python -m benchmarks.ab_trim` gave per-round medians of 0.91-1.00 (five runs of 9-21 rounds): a
-    few percent at most, and less system time."""
+    in again), `python -m benchmarks.ab_pool` gave per-round medians of 0.91-1.00 (six runs of 9-21 rounds): within
+    the noise."""
     malloc_trim = _libc_function("malloc_trim")
     if malloc_trim is not None:
         malloc_trim(0)
@@ -285,6 +289,9 @@ class Serial:
 
 
 _WORKER_SWEEP: Sweep | None = None
+EXIT_RESERVE = 0.006
+"""Seconds of work (estimated) that the pool's own process keeps for itself at the end, while its forked workers
+exit (~7 ms each to end a process with its copy of this address space, measured on `regimes`)."""
 
 
 def _die_with_parent(parent: int) -> None:
@@ -342,7 +349,9 @@ class Pool(Serial):
     rounds, paired): 1.5-7% faster, from one fork and one worker exit less (the kernel copies, then frees, the page
     tables of this process's memory), no copy-on-write faults on this core, and this core on the runs as soon as the
     warm-up ends. At most two chunks per pool worker are queued (about 0.1 s each), and this process's own chunks
-    are a quarter of that, so a worker does not wait while this process runs one.
+    are a quarter of that, so a worker does not wait while this process runs one. The last EXIT_RESERVE seconds of
+    work are this process's alone: the workers are told to exit then and do so while it runs them (the ~7-10 ms
+    between the last row and the end of the sweep became ~1.5 ms).
     """
 
     def __init__(self, sweep: Sweep, todo: list[int], workers: int, close_fds: tuple[int, ...] = ()):
@@ -351,6 +360,8 @@ class Pool(Serial):
         self.close_fds = close_fds
         self.name = f"{workers} local workers (this process and {workers - 1} forked)"
         self._executor: Any = None
+        self._workers: list[Any] | None = None
+        self._manager: Any = None
 
     def results(self) -> Rows:
         import concurrent.futures as cf
@@ -368,7 +379,7 @@ class Pool(Serial):
         pending: set[Any] = set()
 
         def fill() -> None:
-            while len(pending) < 2 * forked and (chunk := self.chunks.next()):
+            while len(pending) < 2 * forked and self._feeding() and (chunk := self.chunks.next()):
                 pending.add(self._executor.submit(_pool_chunk, chunk))
 
         # One worker per core: when the runs are large enough for NumPy's BLAS to use its threads, it runs on one
@@ -386,6 +397,8 @@ class Pool(Serial):
                     pending.discard(future)
                     yield from self._rows(future.result())
                 fill()
+                if self._workers is None and not self._feeding():
+                    self._let_workers_exit()
                 # this process's own chunks are a quarter of the size (they cost no messages), so it is back to
                 # refill the queues long before the workers' queued chunks run out
                 chunk = self.chunks.next(share=0.25)
@@ -395,15 +408,36 @@ class Pool(Serial):
                     cf.wait(pending, return_when=cf.FIRST_COMPLETED)
                 else:
                     break
-        self._executor.shutdown(wait=True)
-        self._executor = None
+        if self._workers is None:
+            self._let_workers_exit()
+        if self._manager is not None:
+            self._manager.join()      # what shutdown(wait=True) joins: it joins the workers
+        for p in self._workers or ():
+            p.join()
+        self._executor = self._workers = self._manager = None
+
+    def _feeding(self) -> bool:
+        """Whether the workers still get chunks: not for the last EXIT_RESERVE seconds of work (estimated from the
+        runs done), which this process runs while they finish their queued chunks and exit."""
+        return self.chunks.pos < len(self.chunks.todo) and self.chunks.seconds_left() > EXIT_RESERVE
+
+    def _let_workers_exit(self) -> None:
+        """Nothing is left to hand out: each worker exits as soon as its queued chunks are done, while this process
+        runs its own last chunks (the executor sends the workers their sentinels once its queued work is done).
+        shutdown(wait=False) forgets the executor's thread and processes: they are kept here, to be joined at the
+        end or ended by ``stop``."""
+        self._workers = list((getattr(self._executor, "_processes", None) or {}).values())
+        self._manager = getattr(self._executor, "_executor_manager_thread", None)
+        self._executor.shutdown(wait=False)
 
     def stop(self) -> None:
         """Cancel what has not started and end the workers (after Ctrl+C or an error)."""
         executor, self._executor = self._executor, None
         if executor is None:
             return
-        processes = list(getattr(executor, "_processes", {}).values())  # no public API ends running workers
+        processes = self._workers if self._workers is not None else list(
+            (getattr(executor, "_processes", None) or {}).values())  # no public API ends running workers
+        self._workers = self._manager = None
         executor.shutdown(wait=False, cancel_futures=True)
         for p in processes:
             if p.is_alive():

@@ -170,26 +170,35 @@ def test_check_flags_a_peer_whose_numbers_differ():
     assert "numpy" not in worst and fns["numpy"].first_s >= 0
 
 
-def test_ab_trim_variants_move_the_trim_between_parent_and_worker(monkeypatch):
-    """benchmarks/ab_trim.py: 'parent' trims this process where Pool.results forks (its gc.freeze) and not in the
-    worker's initializer; 'worker' is the code as it is. Each is checked by what it calls, nothing is timed."""
-    from benchmarks import ab_trim
+def test_ab_pool_variants_undo_one_choice_each(monkeypatch):
+    """benchmarks/ab_pool.py: 'trim-in-parent' trims this process where Pool.results forks (its gc.freeze) and not
+    in the worker's initializer; 'no-exit-reserve' feeds the workers to the end; 'now' is the code as it is. Each is
+    checked by what it calls or sets, nothing is timed."""
+    from benchmarks import ab_pool as ab_trim
     from rnnsim.sweep import backends
 
+    for name in ("_worker_init", "gc", "EXIT_RESERVE", "trim_heap"):     # restored after the test, whatever it set
+        monkeypatch.setattr(backends, name, getattr(backends, name))
     calls = []
     monkeypatch.setattr(ab_trim, "_TRIM", lambda: calls.append("trim"))
     monkeypatch.setattr(ab_trim, "_INIT", lambda *a: calls.append("init") or backends.trim_heap())
     monkeypatch.setattr(backends, "trim_heap", ab_trim._TRIM)
     monkeypatch.setattr(ab_trim._GC, "freeze", lambda: calls.append("freeze"))
-    ab_trim._variant("parent")
+    ab_trim._variant("trim-in-parent")
     try:
         backends._worker_init(None, (), 0)
         assert calls == ["init"]                 # the worker does not trim
         backends.gc.freeze()
         assert calls == ["init", "trim", "freeze"]
     finally:
-        ab_trim._variant("worker")
+        ab_trim._variant("now")
     assert backends._worker_init is ab_trim._INIT and backends.gc is ab_trim._GC
+    ab_trim._variant("no-exit-reserve")
+    try:
+        assert backends.EXIT_RESERVE < 0 and backends._worker_init is ab_trim._INIT
+    finally:
+        ab_trim._variant("now")
+    assert backends.EXIT_RESERVE == ab_trim._RESERVE > 0
     import inspect
 
     lines = [line.strip() for line in inspect.getsource(backends.Pool.results).splitlines()]

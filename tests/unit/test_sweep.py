@@ -817,3 +817,76 @@ def test_two_local_workers_are_this_process_and_one_forked_process(files, monkey
     assert all(row["team"] is False for row in chunked)
     assert team._enabled is True
     assert pool.name == "2 local workers (this process and 1 forked)"
+
+
+def test_chunks_estimate_the_seconds_of_what_is_not_handed_out_yet():
+    from rnnsim.sweep.backends import Chunks
+
+    chunks = Chunks(list(range(10)), workers=2, costs=[3.0] * 5 + [1.0] * 5)
+    assert chunks.seconds_left() == math.inf            # nothing measured yet: keep feeding the workers
+    chunks.record(0.03, 3.0)                            # 10 ms per unit of cost
+    assert chunks.seconds_left() == pytest.approx(0.2)  # 20 units left
+    handed = chunks.next()
+    assert chunks.seconds_left() == pytest.approx(0.01 * (20 - sum(3.0 if i < 5 else 1.0 for i in handed)))
+
+
+def _tail_pool(files, monkeypatch, reserve):
+    from rnnsim.sweep import backends
+
+    from rnnsim.sweep.spec import make_sweep
+
+    _, path = files
+    scales = [round(0.5 + 0.025 * k, 3) for k in range(40)]
+    sweep = make_sweep(load_sweep(path).base, {"model.recurrent_scale": scales}, 0, (0, 1), source="t")  # 80 runs
+    monkeypatch.setattr(backends, "run_chunk", _pid_chunk)   # 2 ms per run (the warm-up's runs are real)
+    monkeypatch.setattr(backends, "EXIT_RESERVE", reserve)
+    pool = backends.Pool(sweep, list(range(sweep.n_runs)), workers=2)
+    told = []
+    original = backends.Pool._let_workers_exit
+
+    def let_exit(self):
+        told.append((len(rows), list(self.chunks.todo[self.chunks.pos:]), self.chunks.seconds_left()))
+        original(self)
+
+    monkeypatch.setattr(backends.Pool, "_let_workers_exit", let_exit)
+    rows: list = []
+    return sweep, pool, told, rows
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the pool forks on Linux")
+def test_the_pool_worker_exits_while_this_process_runs_the_last_runs(files, monkeypatch):
+    """The last ~EXIT_RESERVE seconds of work stay in this process: the worker is told to exit once nothing more will be
+    handed to it, and exits while this process runs them (its exit is not waited for at the end); every run is
+    still handed out once, and the worker is joined when results() ends."""
+    sweep, pool, told, rows = _tail_pool(files, monkeypatch, reserve=0.03)
+    for item in pool.results():
+        rows.append(item)
+        if told and not hasattr(pool, "_seen_workers"):
+            pool._seen_workers = list(pool._workers)
+    assert sorted(i for i, _ in rows) == list(range(sweep.n_runs))
+    assert len(told) == 1
+    at, left, seconds_left = told[0]
+    assert left and seconds_left <= 0.03                # told once the work left is under the reserve
+    by = {i: row["pid"] for i, row in rows[at:] if "pid" in row}
+    assert all(by[i] == os.getpid() for i in left)      # and that work ran here
+    workers = pool._seen_workers
+    assert len(workers) == 1 and not workers[0].is_alive() and workers[0].exitcode == 0
+    assert pool._executor is None and pool._workers is None
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the pool forks on Linux")
+def test_stopping_the_pool_after_its_worker_was_told_to_exit_still_ends_it(files, monkeypatch):
+    """Ctrl+C in the last runs (after shutdown(wait=False), which forgets the executor's processes): stop() ends
+    the worker it kept."""
+    sweep, pool, told, rows = _tail_pool(files, monkeypatch, reserve=0.1)     # told after ~half of the runs
+    results = pool.results()
+    for item in results:
+        rows.append(item)
+        if told:
+            break
+    workers = list(pool._workers)
+    assert len(workers) == 1
+    pool.stop()
+    results.close()
+    workers[0].join(timeout=10)
+    assert not workers[0].is_alive() and pool._executor is None

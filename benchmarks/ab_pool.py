@@ -1,16 +1,19 @@
-"""A/B: where a 2-worker sweep hands free heap pages back to the kernel (rnnsim.sweep.backends.trim_heap).
+"""A/B of the local pool's choices on the `regimes` sweep at 2 workers: the code against the code with one choice undone.
 
-    python -m benchmarks.ab_trim --rounds 21
+    python -m benchmarks.ab_pool --rounds 21                     # every variant
+    python -m benchmarks.ab_pool --rounds 21 --variants trim-in-parent
 
-- ``worker`` (the code): each forked pool worker trims the free heap it inherited as it starts (_worker_init);
-- ``parent`` (the code before 2026-12-04): the sweep's process trims its own free heap just before the fork, the
-  worker does not.
+- ``now``: the code as it is;
+- ``trim-in-parent`` (before 2026-12-04): the sweep's process trims its free heap just before the fork
+  (backends.trim_heap), the forked worker does not;
+- ``no-exit-reserve`` (before 2026-12-04): the worker gets chunks to the end and its exit is waited for
+  (backends.EXIT_RESERVE below zero).
 
-Each round runs `rnnsim sweep regimes --quiet` at 2 workers once per variant and once at 1 worker (for the speed-up),
+Each round runs `rnnsim sweep regimes --quiet` once per variant at 2 workers and once at 1 worker (for the speed-up),
 in this process, the order alternating (A B C, C B A, ...); after one warm-up round it prints, per configuration,
-the median wall time, minor page faults (this process; its reaped workers), CPU (system, user), then the per-round
-wall ratio worker/parent and each variant's speed-up over 1 worker. The ``parent`` variant is set up by replacing
-functions of rnnsim.sweep.backends in this process (the workers are forked from it).
+the median wall time, minor page faults (this process; its reaped workers) and CPU (system, user), then each
+variant's per-round wall ratio to ``now`` and its speed-up over 1 worker. A variant is set up by replacing
+functions or constants of rnnsim.sweep.backends in this process (the workers are forked from it).
 """
 
 from __future__ import annotations
@@ -42,13 +45,16 @@ def _freeze_after_trim() -> None:
 
 
 _PARENT_GC = types.SimpleNamespace(freeze=_freeze_after_trim, unfreeze=_GC.unfreeze)
+_RESERVE = backends.EXIT_RESERVE
+VARIANTS = ("trim-in-parent", "no-exit-reserve")
 
 
 def _variant(name: str) -> None:
-    if name == "parent":
+    backends._worker_init, backends.gc, backends.EXIT_RESERVE = _INIT, _GC, _RESERVE
+    if name == "trim-in-parent":
         backends._worker_init, backends.gc = _init_without_trim, _PARENT_GC
-    else:
-        backends._worker_init, backends.gc = _INIT, _GC
+    elif name == "no-exit-reserve":
+        backends.EXIT_RESERVE = -float("inf")
 
 
 def _usage() -> tuple[float, ...]:
@@ -59,9 +65,10 @@ def _usage() -> tuple[float, ...]:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rounds", type=int, default=21)
+    parser.add_argument("--variants", nargs="+", choices=VARIANTS, default=list(VARIANTS))
     args = parser.parse_args(argv)
-    configs = [("worker", "2"), ("parent", "2"), ("1 worker", "1")]
-    out = Path(tempfile.mkdtemp(prefix="rnnsim-ab-trim-"))
+    configs = [("now", "2"), *((v, "2") for v in args.variants), ("1 worker", "1")]
+    out = Path(tempfile.mkdtemp(prefix="rnnsim-ab-pool-"))
     got: dict[str, list[tuple[float, ...]]] = {name: [] for name, _ in configs}
     for r in range(args.rounds + 1):
         for name, workers in configs if r % 2 == 0 else configs[::-1]:
@@ -71,20 +78,23 @@ def main(argv: list[str] | None = None) -> None:
                 wall = sweep_once(out, "ab", ["--workers", workers])["wall"]
                 after = _usage()
             finally:
-                _variant("worker")
+                _variant("now")
             if r:
                 got[name].append((wall, *(b - a for a, b in zip(before, after))))
-    print(f"`python -m benchmarks.ab_trim --rounds {args.rounds}`: medians over {args.rounds} rounds")
+    print(f"`python -m benchmarks.ab_pool --rounds {args.rounds} --variants {' '.join(args.variants)}`: medians over "
+          f"{args.rounds} rounds")
     for name, samples in got.items():
         wall, flt, kid_flt, sys_s, user_s = (statistics.median(c) for c in zip(*samples))
         print(f"- {name}: wall {wall:.3f} s, page faults {flt:.0f} here + {kid_flt:.0f} in the worker, "
               f"CPU {sys_s:.3f} s system + {user_s:.3f} s user")
-    ratios = [w[0] / p[0] for w, p in zip(got["worker"], got["parent"])]
-    print(f"- wall worker/parent per round: median {statistics.median(ratios):.3f} "
-          f"(min {min(ratios):.2f}, max {max(ratios):.2f}; below 1: trimming in the worker is faster)")
     one = statistics.median(s[0] for s in got["1 worker"])
-    for name in ("worker", "parent"):
-        print(f"- speed-up over 1 worker, {name}: {one / statistics.median(s[0] for s in got[name]):.2f}x")
+    for name in ("now", *args.variants):
+        line = f"- {name}: speed-up over 1 worker {one / statistics.median(s[0] for s in got[name]):.2f}x"
+        if name != "now":
+            ratios = [n[0] / v[0] for n, v in zip(got["now"], got[name])]
+            line += (f"; wall now/{name} per round: median {statistics.median(ratios):.3f} (min {min(ratios):.2f}, "
+                     f"max {max(ratios):.2f}; below 1: the code is faster)")
+        print(line)
 
 
 if __name__ == "__main__":
