@@ -418,12 +418,14 @@ class Pool(Serial):
 
     def _feeding(self) -> bool:
         """Whether the workers still get chunks: not for the last EXIT_RESERVE seconds of work (estimated from the
-        runs done), which this process runs while they finish their queued chunks and exit."""
-        return self.chunks.pos < len(self.chunks.todo) and self.chunks.seconds_left() > EXIT_RESERVE
+        runs done), which this process runs while they finish their queued chunks and exit; never again once they
+        were told to exit (the estimate may rise again as runs are timed)."""
+        return (self._workers is None and self.chunks.pos < len(self.chunks.todo)
+                and self.chunks.seconds_left() > EXIT_RESERVE)
 
     def _let_workers_exit(self) -> None:
-        """Nothing is left to hand out: each worker exits as soon as its queued chunks are done, while this process
-        runs its own last chunks (the executor sends the workers their sentinels once its queued work is done).
+        """Nothing more goes to the workers: each exits as soon as its queued chunks are done, while this process
+        runs the rest (the executor sends the workers their sentinels once its queued work is done).
         shutdown(wait=False) forgets the executor's thread and processes: they are kept here, to be joined at the
         end or ended by ``stop``."""
         self._workers = list((getattr(self._executor, "_processes", None) or {}).values())

@@ -890,3 +890,23 @@ def test_stopping_the_pool_after_its_worker_was_told_to_exit_still_ends_it(files
     results.close()
     workers[0].join(timeout=10)
     assert not workers[0].is_alive() and pool._executor is None
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the pool forks on Linux")
+def test_the_workers_get_nothing_more_once_told_to_exit_even_if_the_estimate_rises(files, monkeypatch):
+    """The time left is re-estimated as runs are timed and may rise above the reserve again after the workers were
+    told to exit; nothing more is submitted then (a shut-down executor refuses it), and every run is still done."""
+    from rnnsim.sweep import backends
+
+    sweep, pool, told, rows = _tail_pool(files, monkeypatch, reserve=0.01)
+    calls = []
+
+    def seconds_left(self):
+        calls.append(1)
+        return 0.0 if len(calls) == 3 else math.inf      # under the reserve once, then far above it again
+
+    monkeypatch.setattr(backends.Chunks, "seconds_left", seconds_left)
+    for item in pool.results():
+        rows.append(item)
+    assert len(told) == 1 and len(calls) > 3
+    assert sorted(i for i, _ in rows) == list(range(sweep.n_runs))
