@@ -272,6 +272,7 @@ class Serial:
         """Run the warm-up jobs in this process (real rows); ``self.rest`` is then what is left, longest first, and
         ``self.chunks`` hands it out (``self.workers`` workers)."""
         self.warm = warm_jobs(self.sweep, self.todo)
+        self._timed = False
         self.costs = {index: cost(self.sweep, index) for index in self.todo}
         warm_ids = {j[0] for j in self.warm}
         self.rest = longest_first(self.sweep, [i for i in self.todo if i not in warm_ids], self.costs)
@@ -282,7 +283,14 @@ class Serial:
             yield index, result
 
     def _rows(self, rows: list[tuple[int, dict[str, Any]]]) -> list[tuple[int, dict[str, Any]]]:
-        """A chunk's rows, their seconds recorded for the next chunks' sizes."""
+        """A chunk's rows, their seconds recorded for the next chunks' sizes.
+
+        The first chunk's rows replace the warm-up's: in a new process (every `rnnsim sweep`) the warm-up runs
+        include loading or compiling the kernels (~0.6 s for `regimes` against ~0.002 s per run), and kept in the
+        estimate they made the worker's chunks single runs for most of the sweep."""
+        if not self._timed:
+            self.chunks.done = self.chunks.seconds = 0.0
+            self._timed = True
         for index, row in rows:
             self.chunks.record(row["seconds"], self.costs[index])
         return rows

@@ -910,3 +910,29 @@ def test_the_workers_get_nothing_more_once_told_to_exit_even_if_the_estimate_ris
         rows.append(item)
     assert len(told) == 1 and len(calls) > 3
     assert sorted(i for i, _ in rows) == list(range(sweep.n_runs))
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the pool forks on Linux")
+def test_the_chunk_sizes_forget_the_warm_up_once_real_rows_are_timed(files, monkeypatch):
+    """In a new process the warm-up runs include loading the kernels (~0.6 s for `regimes`): kept in the estimate,
+    they made the worker's chunks single runs. The first chunk's rows replace them: what the chunks record is then
+    only the rows of real chunks, and the worker's chunks grow past one run."""
+    from rnnsim.sweep import backends
+
+    sweep, pool, told, rows = _tail_pool(files, monkeypatch, reserve=0.006)
+    monkeypatch.setattr(backends, "run_job", lambda sc, n: {"seconds": 0.5})     # the warm-up: a kernel load
+    sizes = []
+    original = backends.Chunks.next
+
+    def next_chunk(self, share=1.0):
+        chunk = original(self, share)
+        if share == 1.0 and chunk:
+            sizes.append(len(chunk))
+        return chunk
+
+    monkeypatch.setattr(backends.Chunks, "next", next_chunk)
+    rows += list(pool.results())
+    warm = {index for index, _, _ in pool.warm}
+    assert sorted(i for i, _ in rows) == list(range(sweep.n_runs))
+    assert pool.chunks.seconds == pytest.approx(sum(r["seconds"] for i, r in rows if i not in warm))
+    assert max(sizes[2:]) > 1          # after the first two (sized by the warm-up), chunks of several runs
