@@ -173,6 +173,10 @@ class Chunks:
         self.done += cost
         self.seconds += seconds
 
+    def restart_estimate(self) -> None:
+        """Forget the seconds recorded so far (the next ones start the estimate of the seconds per unit of cost)."""
+        self.done = self.seconds = 0.0
+
     def seconds_left(self) -> float:
         """The seconds the runs not handed out yet should take on one worker (inf before any is recorded)."""
         return self.left * self.seconds / self.done if self.done > 0 else math.inf
@@ -289,7 +293,7 @@ class Serial:
         include loading or compiling the kernels (~0.6 s for `regimes` against ~0.002 s per run), and kept in the
         estimate they made the worker's chunks single runs for most of the sweep."""
         if not self._timed:
-            self.chunks.done = self.chunks.seconds = 0.0
+            self.chunks.restart_estimate()
             self._timed = True
         for index, row in rows:
             self.chunks.record(row["seconds"], self.costs[index])
