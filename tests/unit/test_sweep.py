@@ -606,7 +606,7 @@ def test_a_chunk_gives_the_rows_of_single_runs(files):
 
 
 def test_warm_jobs_pick_the_smallest_run_of_each_kernel_kind_without_building_every_scenario(files, monkeypatch):
-    from rnnsim.sweep import backends
+    from rnnsim.sweep import backends, schedule
     from rnnsim.sweep.spec import make_sweep
 
     _, path = files
@@ -621,8 +621,8 @@ def test_warm_jobs_pick_the_smallest_run_of_each_kernel_kind_without_building_ev
         if kind not in brute or sc.task.length < brute[kind][1]:
             brute[kind] = (run.index, sc.task.length)
     built = []
-    real = backends.job
-    monkeypatch.setattr(backends, "job", lambda s, i: built.append(i) or real(s, i))
+    real = schedule.job
+    monkeypatch.setattr(schedule, "job", lambda s, i: built.append(i) or real(s, i))   # where warm_jobs finds it
     warm = backends.warm_jobs(sweep, list(range(sweep.n_runs)))
     assert [j[0] for j in warm] == [index for index, _ in brute.values()]
     assert all(j[1].task.length == 6 for j in warm) and len(warm) == 4
