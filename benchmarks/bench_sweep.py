@@ -19,7 +19,10 @@ starting a cluster per sweep.
 A JAX vmap column (benchmarks/jax_sweep.py) is measured when `import jax` works (JAX is never a dependency; otherwise
 one line says it is skipped): the same grid's grad_ratio, one forward and backward pass per point, vmapped over the
 points of one shape; it is first checked equal to the warm-up table's grad_ratio (tolerances in jax_sweep.py), its
-compile time is reported apart, and it joins the interleaved rounds. Progress goes to stderr; tables go to stdout.
+compile time is reported apart, and it joins the interleaved rounds. The ceiling (benchmarks/sweep_ceiling.py, left
+out with --no-ceiling) joins them too: the same runs in one forked process, then in two at once that share nothing
+(no validation, no pool, no messages, no table), so the speed-up the machine allows right now is measured in the same
+minutes as the pool's. Progress goes to stderr; tables go to stdout.
 """
 
 from __future__ import annotations
@@ -34,12 +37,15 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchmarks import sweep_ceiling
+
 SWEEP = "regimes"
 TARGET_OVERHEAD_MS = 20.0
 TARGET_SPEEDUP = 1.7
 JAX_NAME = "JAX vmap (own process)"
 LOCAL = [("1 local worker", 1, ["--workers", "1"]), ("2 local workers", 2, ["--workers", "2"])]
 DASK_NAME = "Dask LocalCluster, 2 workers"
+UNTABLED = (JAX_NAME, sweep_ceiling.ALONE, sweep_ceiling.PAIR)
 ONE_BESIDE_DASK = "1 local worker, beside the idle cluster"
 
 
@@ -112,7 +118,7 @@ def table(results: list[dict]) -> str:
     lines = ["| configuration | rounds | runs | median runs/s | spread (min-max) | median wall s | "
              "per-run overhead ms (median, min-max) |", "|---|---|---|---|---|---|---|"]
     for r in results:
-        over = ("- (only the passes are timed)" if r["name"] == JAX_NAME else
+        over = ("- (only the passes are timed)" if r["name"] in UNTABLED else
                 f"{r['overhead_ms']:.1f} ({r['overhead_min']:.1f}-{r['overhead_max']:.1f})")
         lines.append(f"| {r['name']} | {r['n']} | {r['runs']} | {r['rate']:.1f} | {r['rate_min']:.1f}-{r['rate_max']:.1f}"
                      f" | {r['wall']:.2f} | {over} |")
@@ -133,6 +139,12 @@ def verdicts(results: list[dict], ratios: list[float], dask_rounds: list[dict] |
         spread = f"; per-round ratios {min(ratios):.2f}-{max(ratios):.2f}x" if ratios else ""
         out.append(f"- speed-up 2 workers vs 1: {s:.2f}x from the medians (target >= {TARGET_SPEEDUP:g}x): "
                    f"{'met' if s >= TARGET_SPEEDUP else 'NOT met'}{spread}")
+        alone, pair = by.get(sweep_ceiling.ALONE), by.get(sweep_ceiling.PAIR)
+        if alone is not None and pair is not None:
+            c = pair["rate"] / alone["rate"]
+            out.append(f"- ceiling, two forked processes sharing nothing against one (the runs only, interleaved with "
+                       f"the sweeps): {c:.2f}x from the medians, so the machine allows {c:.2f}x now and the pool's "
+                       f"{s:.2f}x is {100 * s / c:.0f}% of it")
     for name in ("1 local worker", "2 local workers"):
         r = by.get(name)
         if r is not None and not math.isnan(r["cpu_parent"]):
@@ -231,7 +243,7 @@ def interleaved(configs: list, rounds: int, out_dir: Path, samples: dict, refere
         order = configs if r % 2 == 0 else configs[::-1]
         this_round = {}
         for name, _, extra in order:
-            if callable(extra):  # the JAX column: the same grid's grad_ratio, vmapped (checked at set-up)
+            if callable(extra):  # the JAX column (checked at set-up) or the ceiling rows: no table
                 s = extra()
             else:
                 s = sweep_once(out_dir, name.split()[0], extra)
@@ -258,6 +270,8 @@ def main(argv=None) -> int:
     ap.add_argument("--rounds", type=int, default=5, help="timed rounds after one warm-up round (default 5)")
     ap.add_argument("--no-dask", action="store_true", help="leave the Dask configuration out")
     ap.add_argument("--no-jax", action="store_true", help="leave the JAX vmap column out")
+    ap.add_argument("--no-ceiling", action="store_true",
+                    help="leave out the ceiling rows (the runs in one and in two forked processes sharing nothing)")
     ap.add_argument("--no-write", action="store_true", help="only print; do not rewrite docs/benchmarks.md")
     a = ap.parse_args(argv)
     command = "python -m benchmarks.bench_sweep" + (" " + " ".join(argv if argv is not None else sys.argv[1:])).rstrip()
@@ -266,6 +280,12 @@ def main(argv=None) -> int:
     cores, cpu = nproc(), cpu_model()
 
     configs: list = list(LOCAL)
+    if not a.no_ceiling:
+        from rnnsim.sweep import load_sweep
+
+        ceiling_sweep = load_sweep(SWEEP)
+        configs += [(sweep_ceiling.ALONE, 1, lambda: sweep_ceiling.sample(ceiling_sweep, 1)),
+                    (sweep_ceiling.PAIR, 2, lambda: sweep_ceiling.sample(ceiling_sweep, 2))]
     samples: dict[str, list[dict]] = {}
     started_local = None
     dask_note = ""
@@ -332,7 +352,11 @@ def main(argv=None) -> int:
         "outside the Simulation's own work (1 worker: wall - sum(seconds), over runs). The local and JAX rows are "
         "interleaved with no Dask cluster alive; then one LocalCluster (2 processes, 1 thread each) is started and "
         "its rows (reached by `--scheduler tcp://...`) are interleaved with 1 local worker run beside the idle "
-        "cluster.",
+        "cluster." + ("" if a.no_ceiling else
+                      " The two ceiling rows run the sweep's runs (each job built from the grid, then its "
+                      "Simulation, as the 1-worker sweep does) in one forked process, then in two at once, released "
+                      "together after an untimed pass each; the pair's wall time is its slower process's, its runs "
+                      "both processes' (benchmarks/sweep_ceiling.py)."),
         "",
         *verdicts(results, ratios, dask_rounds),
     ]

@@ -204,3 +204,78 @@ def test_ab_pool_variants_undo_one_choice_each(monkeypatch):
     lines = [line.strip() for line in inspect.getsource(backends.Pool.results).splitlines()]
     freeze = next(i for i, line in enumerate(lines) if line.startswith("gc.freeze()"))
     assert lines[freeze + 1:freeze + 3] == ["try:", "fill()"]    # the first submit (the fork) right after the freeze
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="the ceiling forks its processes")
+def test_sweep_ceiling_forks_released_children_and_reports_a_failed_one(tmp_path):
+    """benchmarks/sweep_ceiling.py: n forked children each time one pass over every run of the sweep (after an
+    untimed one) and all are reaped; the pair's sample is its slower child's time over both children's runs; a child
+    that fails is reported (its pipes closed, so the parent does not wait), and the healthy one is reaped too."""
+    import os
+
+    from benchmarks import sweep_ceiling
+    from rnnsim.sweep import load_sweep
+
+    path = tmp_path / "tiny.toml"
+    path.write_text('[sweep]\nscenario = "vanishing"\niterations = 0\n\n[sweep.grid]\n"task.length" = [5, 6]\n')
+    sweep = load_sweep(str(path))
+    seconds = sweep_ceiling.forked_passes(sweep, 2)
+    assert len(seconds) == 2 and all(0 < s < 60 for s in seconds)
+    s = sweep_ceiling.sample(sweep, 2)
+    assert s["runs"] == 4 and 0 < s["wall"] <= s["run_seconds"] <= 2 * s["wall"]    # the slower child's; both's
+    with pytest.raises(ChildProcessError):
+        os.waitpid(-1, os.WNOHANG)            # no child left behind
+
+    # One child fails: in a process of its own, so that a parent waiting on its pipes fails this test, not hangs it.
+    script = f"""
+import os
+from benchmarks import sweep_ceiling
+from rnnsim.sweep import load_sweep
+sweep, parent, original = load_sweep({str(path)!r}), os.getpid(), sweep_ceiling.one_pass
+def broken_pass(sw):
+    if os.getpid() != parent:
+        try:
+            os.close(os.open({str(tmp_path / "first")!r}, os.O_CREAT | os.O_EXCL))
+        except FileExistsError:
+            return original(sw)     # the second child: a real pass, then it waits to be released
+        raise RuntimeError("broken")  # the first child fails before saying it is ready
+    return original(sw)
+sweep_ceiling.one_pass = broken_pass
+try:
+    sweep_ceiling.forked_passes(sweep, 2)
+except RuntimeError as exc:
+    print("raised:", exc)
+try:
+    os.waitpid(-1, os.WNOHANG)
+except ChildProcessError:
+    print("no child left")
+"""
+    import signal
+    import subprocess
+
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            cwd=Path(__file__).resolve().parents[2], start_new_session=True)
+    try:
+        out, err = proc.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        pytest.fail("the parent waited for a failed ceiling child")
+    assert "raised: 2 of 2 ceiling children failed" in out and "no child left" in out, out + err
+    assert "RuntimeError: broken" in err      # the failed child said why
+
+
+def test_bench_sweep_ceiling_verdict_compares_the_pool_with_the_forked_pair():
+    """bench_sweep.verdicts: the ceiling line (two forked processes against one) and the pool's share of it; the
+    ceiling rows' per-run overhead column says only the passes are timed (fixed samples; nothing is run)."""
+    from benchmarks import bench_sweep as bs
+    from benchmarks import sweep_ceiling as sc
+
+    results = [bs.summarise("1 local worker", 1, [dict(wall=1.0, runs=240, run_seconds=0.9)]),
+               bs.summarise("2 local workers", 2, [dict(wall=0.625, runs=240, run_seconds=1.1)]),
+               bs.summarise(sc.ALONE, 1, [dict(wall=0.9, runs=240, run_seconds=0.9)]),
+               bs.summarise(sc.PAIR, 2, [dict(wall=1.0, runs=480, run_seconds=1.98)])]
+    lines = bs.verdicts(results, [1.6])
+    ceiling = [line for line in lines if line.startswith("- ceiling")]
+    assert len(ceiling) == 1 and "1.80x from the medians" in ceiling[0] and "the pool's 1.60x is 89% of it" in ceiling[0]
+    table = bs.table(results)
+    assert f"| {sc.PAIR} | 1 | 480 | 480.0 |" in table and table.count("only the passes are timed") == 2
