@@ -273,23 +273,26 @@ def run_command(scenario: str, iterations: int | None, overrides: tuple[str, ...
     from rnnsim import datasets
 
     weights_error = None
-    with stop.shield():  # a second signal cannot cut the writes short
-        result = _collect(sim, sc, history, n, single_loss, interrupted)
-        heldout = datasets.evaluate(sim) if not interrupted else None
-        if heldout:
-            result["summary"].update(heldout)
-        if stop.name:
-            result["summary"]["signal"] = stop.name
-        if history.first is not None:  # ‖dL/dh_t‖ of the first iteration, for --plot and FILE.profile.csv
-            result["arrays"]["gradient_profile_first"] = history.first
-        if save_weights is not None:
-            try:
-                sim.save_weights(save_weights)
-                result["summary"]["weights"] = save_weights
-            except OSError as exc:
-                weights_error = f"cannot write {safe_text.clip(save_weights, 120)}: {exc.strerror or _one_line(exc)}"
-        rescue = out_guard.write_or_rescue(out, result) if out is not None else None
-    stop.__exit__()
+    try:
+        with stop.shield():  # a second signal cannot cut the writes short
+            result = _collect(sim, sc, history, n, single_loss, interrupted)
+            heldout = datasets.evaluate(sim) if not interrupted else None
+            if heldout:
+                result["summary"].update(heldout)
+            if stop.name:
+                result["summary"]["signal"] = stop.name
+            if history.first is not None:  # ‖dL/dh_t‖ of the first iteration, for --plot and FILE.profile.csv
+                result["arrays"]["gradient_profile_first"] = history.first
+            if save_weights is not None:
+                try:
+                    sim.save_weights(save_weights)
+                    result["summary"]["weights"] = save_weights
+                except OSError as exc:
+                    reason = exc.strerror or _one_line(exc)
+                    weights_error = f"cannot write {safe_text.clip(save_weights, 120)}: {reason}"
+            rescue = out_guard.write_or_rescue(out, result) if out is not None else None
+    finally:  # the handlers go back even when a write raises (in-process callers, tests)
+        stop.__exit__()
     if rescue is not None and rescue.failed:
         raise Failure(rescue.note if weights_error is None else f"{weights_error}; {rescue.note}")
     if weights_error is not None:

@@ -104,6 +104,8 @@ class Serial:
 
 
 _WORKER_SWEEP: Sweep | None = None
+STOP_WAIT = 5.0
+"""Seconds ``Pool.stop`` waits for a worker to end after SIGTERM before it sends SIGKILL."""
 EXIT_RESERVE = 0.006
 """Seconds of work (estimated) that the pool's own process keeps for itself at the end, while its forked workers
 exit (~7 ms each to end a process with its copy of this address space, measured on `regimes`)."""
@@ -130,14 +132,19 @@ def _die_with_parent(parent: int) -> None:
 
 
 def _worker_init(sweep: Sweep, close_fds: tuple[int, ...], parent: int) -> None:
-    """A pool worker: Ctrl+C is the parent's (it stops the pool and keeps the rows); it dies with the parent; it
-    hands back the free heap it inherited (``trim_heap``); the parent's open table is closed here (a forked copy
-    would keep its lock); the sweep is received once."""
+    """A pool worker: Ctrl+C is the parent's (it stops the pool and keeps the rows); SIGTERM (``stop``) ends it,
+    whatever handler the forking process had installed; it dies with the parent; it hands back the free heap it
+    inherited (``trim_heap``); the parent's open table is closed here (a forked copy would keep its lock); the sweep
+    is received once."""
     global _WORKER_SWEEP
     from rnnsim.kernels import team
 
     team.disable()      # the other cores run the other workers: no helper thread per worker (kernels/team.py)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # A Python handler inherited from the parent (a program embedding the sweep, `rnnsim run`'s StopSignals) would
+    # turn stop()'s SIGTERM into an exception inside a chunk, which the executor sends back as a result, and the
+    # worker would then wait for work forever.
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     _die_with_parent(parent)
     trim_heap()         # the parent's free heap, inherited: fresh pages here, and no copies in the parent
     for fd in close_fds:
@@ -260,7 +267,10 @@ class Pool(Serial):
             if p.is_alive():
                 p.terminate()
         for p in processes:
-            p.join(timeout=5)
+            p.join(timeout=STOP_WAIT)
+            if p.is_alive():    # SIGTERM ignored by code the worker ran: no worker is left behind
+                p.kill()
+                p.join(timeout=STOP_WAIT)
 
 
 def dask_extra_line(what: str) -> str:

@@ -893,6 +893,70 @@ def test_stopping_the_pool_after_its_worker_was_told_to_exit_still_ends_it(files
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the pool forks on Linux")
+def test_stop_ends_a_worker_forked_while_a_python_sigterm_handler_was_installed(files, monkeypatch):
+    """A process embedding the sweep (or a test process after an in-process `rnnsim run`) may have a Python SIGTERM
+    handler that does not exit; the forked worker inherits it. Its init puts SIGTERM back to the default, so stop()'s
+    SIGTERM ends it (exit by SIGTERM, not by the SIGKILL that follows a timeout)."""
+    sweep, pool, told, rows = _tail_pool(files, monkeypatch, reserve=0.1)
+    calls: list = []
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: calls.append(signum))
+    try:
+        results = pool.results()
+        for item in results:
+            rows.append(item)
+            if told:
+                break
+        workers = list(pool._workers)
+        assert len(workers) == 1 and workers[0].is_alive()
+        pool.stop()
+        results.close()
+        workers[0].join(timeout=10)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert not workers[0].is_alive() and workers[0].exitcode == -signal.SIGTERM
+    assert calls == []      # the signal went to the worker, not here
+
+
+def _ignoring_chunk(sweep, indices):
+    """In a forked worker: ignore SIGTERM, say so in a file, then take far longer than the test."""
+    if os.getpid() != _IGNORING["parent"]:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        Path(_IGNORING["marker"]).touch()
+        time.sleep(60)
+    return _pid_chunk(sweep, indices)
+
+
+_IGNORING: dict = {}
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the pool forks on Linux")
+def test_stop_kills_a_worker_that_ignores_sigterm(files, monkeypatch, tmp_path):
+    """A worker that ignores SIGTERM (code it ran changed the disposition) is killed after STOP_WAIT: stop() never
+    leaves a worker behind."""
+    from rnnsim.sweep import backends
+
+    sweep, pool, told, rows = _tail_pool(files, monkeypatch, reserve=0.03)
+    marker = tmp_path / "ignoring"
+    monkeypatch.setitem(_IGNORING, "parent", os.getpid())
+    monkeypatch.setitem(_IGNORING, "marker", str(marker))
+    monkeypatch.setattr(backends, "run_chunk", _ignoring_chunk)
+    monkeypatch.setattr(backends, "STOP_WAIT", 0.5)
+    results = pool.results()
+    for item in results:
+        rows.append(item)
+        if marker.exists():
+            break
+    assert marker.exists()
+    workers = list(pool._workers or pool._executor._processes.values())
+    assert len(workers) == 1 and workers[0].is_alive()
+    started = time.monotonic()
+    pool.stop()
+    results.close()
+    assert not workers[0].is_alive() and workers[0].exitcode == -signal.SIGKILL
+    assert time.monotonic() - started < 30     # not the worker's 60 s sleep
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the pool forks on Linux")
 def test_the_workers_get_nothing_more_once_told_to_exit_even_if_the_estimate_rises(files, monkeypatch):
     """The time left is re-estimated as runs are timed and may rise above the reserve again after the workers were
     told to exit; nothing more is submitted then (a shut-down executor refuses it), and every run is still done."""
