@@ -259,13 +259,20 @@ class Pool(Serial):
         executor, self._executor = self._executor, None
         if executor is None:
             return
-        processes = self._workers if self._workers is not None else list(
-            (getattr(executor, "_processes", None) or {}).values())  # no public API ends running workers
+        if self._workers is not None:
+            processes, manager = self._workers, self._manager
+        else:  # no public API ends running workers
+            processes = list((getattr(executor, "_processes", None) or {}).values())
+            manager = getattr(executor, "_executor_manager_thread", None)
         self._workers = self._manager = None
         executor.shutdown(wait=False, cancel_futures=True)
         for p in processes:
             if p.is_alive():
                 p.terminate()
+        # The executor's thread joins the workers too. Joined first: a worker that thread has reaped but not yet
+        # marked as ended would look alive here (waitpid fails with ECHILD and multiprocessing reads that as alive).
+        if manager is not None:
+            manager.join(timeout=STOP_WAIT)
         for p in processes:
             p.join(timeout=STOP_WAIT)
             if p.is_alive():    # SIGTERM ignored by code the worker ran: no worker is left behind

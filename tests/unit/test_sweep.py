@@ -838,7 +838,10 @@ def _tail_pool(files, monkeypatch, reserve):
     _, path = files
     scales = [round(0.5 + 0.025 * k, 3) for k in range(40)]
     sweep = make_sweep(load_sweep(path).base, {"model.recurrent_scale": scales}, 0, (0, 1), source="t")  # 80 runs
-    monkeypatch.setattr(backends, "run_chunk", _pid_chunk)   # 2 ms per run (the warm-up's runs are real)
+    monkeypatch.setattr(backends, "run_chunk", _pid_chunk)   # 2 ms per run
+    # the warm-up's runs too: the work left is estimated from them, and real runs of this size take ~1 ms here or
+    # more under load, so with real runs the estimate could start under the reserve and nothing went to the worker
+    monkeypatch.setattr(backends, "run_job", lambda sc, n: _pid_chunk(None, [0])[0][1])
     monkeypatch.setattr(backends, "EXIT_RESERVE", reserve)
     pool = backends.Pool(sweep, list(range(sweep.n_runs)), workers=2)
     told = []
@@ -885,8 +888,12 @@ def test_stopping_the_pool_after_its_worker_was_told_to_exit_still_ends_it(files
         if told:
             break
     workers = list(pool._workers)
-    assert len(workers) == 1
+    manager = pool._manager
+    assert len(workers) == 1 and manager is not None
     pool.stop()
+    # the executor's thread, which joins the workers too, is joined by stop(): a worker it reaped but had not yet
+    # marked as ended would look alive (ECHILD from waitpid), so the assertions below failed now and then
+    assert not manager.is_alive()
     results.close()
     workers[0].join(timeout=10)
     assert not workers[0].is_alive() and pool._executor is None
