@@ -251,29 +251,26 @@ def run_command(scenario: str, iterations: int | None, overrides: tuple[str, ...
             transient=True,
         )
     single_loss: float | None = None
-    stop = run_signals.StopSignals().__enter__()  # SIGTERM and SIGHUP stop the run like Ctrl-C: results kept
-    try:
-        if progress is not None:
-            with progress:
-                task = progress.add_task("training", total=n, loss="-")
+    # SIGTERM and SIGHUP stop the run like Ctrl-C, results kept; the handlers go back however the block ends
+    with run_signals.StopSignals() as stop:
+        try:
+            if progress is not None:
+                with progress:
+                    task = progress.add_task("training", total=n, loss="-")
 
-                def callback(info: Any) -> None:
-                    history.append(info)  # (the first also keeps that iteration's gradient profile)
-                    progress.update(task, advance=1, loss=f"{info.loss:.4g}")
+                    def callback(info: Any) -> None:
+                        history.append(info)  # (the first also keeps that iteration's gradient profile)
+                        progress.update(task, advance=1, loss=f"{info.loss:.4g}")
 
-                sim.train(n, callback)
-        else:  # the same passes as every `rnnsim sweep` run
-            _, single_loss = run_passes(sim, n, history.append)
-    except KeyboardInterrupt:
-        interrupted = True
-    except BaseException:
-        stop.__exit__()
-        raise
+                    sim.train(n, callback)
+            else:  # the same passes as every `rnnsim sweep` run
+                _, single_loss = run_passes(sim, n, history.append)
+        except KeyboardInterrupt:
+            interrupted = True
 
-    from rnnsim import datasets
+        from rnnsim import datasets
 
-    weights_error = None
-    try:
+        weights_error = None
         with stop.shield():  # a second signal cannot cut the writes short
             result = _collect(sim, sc, history, n, single_loss, interrupted)
             heldout = datasets.evaluate(sim) if not interrupted else None
@@ -291,8 +288,6 @@ def run_command(scenario: str, iterations: int | None, overrides: tuple[str, ...
                     reason = exc.strerror or _one_line(exc)
                     weights_error = f"cannot write {safe_text.clip(save_weights, 120)}: {reason}"
             rescue = out_guard.write_or_rescue(out, result) if out is not None else None
-    finally:  # the handlers go back even when a write raises (in-process callers, tests)
-        stop.__exit__()
     if rescue is not None and rescue.failed:
         raise Failure(rescue.note if weights_error is None else f"{weights_error}; {rescue.note}")
     if weights_error is not None:
