@@ -280,12 +280,11 @@ def test_stop_signals_restores_handlers():
     assert signal.getsignal(signal.SIGTERM) == before
 
 
-
 @pytest.mark.parametrize("failing", ["out_guard.write_or_rescue", "datasets.evaluate"])
 def test_run_gives_the_signal_handlers_back_when_writing_the_results_raises(tmp_path, monkeypatch, failing):
     """`rnnsim run` in-process (a test, a notebook, a program embedding it): an unexpected error while the results
-    are written must not leave StopSignals' handlers installed. A left handler swallowed SIGTERM in every process
-    forked later, so a sweep's stop() could not end its worker."""
+    are written must not leave StopSignals' handlers installed: they would go on catching SIGTERM and SIGHUP in that
+    process, and in every process it forks later."""
     import importlib
 
     module, name = failing.split(".")
@@ -299,6 +298,7 @@ def test_run_gives_the_signal_handlers_back_when_writing_the_results_raises(tmp_
                                     "--out", str(tmp_path / "r.json")])
     assert proc.exit_code == 1 and "internal error: RuntimeError: disk on fire" in proc.output
     assert [signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)] == before
+
 
 def test_stdout_full_is_one_line_exit_1():
     if not os.path.exists("/dev/full"):

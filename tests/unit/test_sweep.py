@@ -877,51 +877,57 @@ def test_the_pool_worker_exits_while_this_process_runs_the_last_runs(files, monk
     assert pool._executor is None and pool._workers is None
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the pool forks on Linux")
-def test_stopping_the_pool_after_its_worker_was_told_to_exit_still_ends_it(files, monkeypatch):
-    """Ctrl+C in the last runs (after shutdown(wait=False), which forgets the executor's processes): stop() ends
-    the worker it kept."""
-    sweep, pool, told, rows = _tail_pool(files, monkeypatch, reserve=0.1)     # told after ~half of the runs
+def _rows_until_told(pool, told, rows):
+    """The pool's rows until its workers are told to exit (a Ctrl+C in the last runs comes next): the open results
+    generator and the one worker the pool kept."""
     results = pool.results()
     for item in results:
         rows.append(item)
         if told:
             break
-    workers = list(pool._workers)
+    assert len(pool._workers) == 1
+    return results, pool._workers[0]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the pool forks on Linux")
+def test_stopping_the_pool_after_its_worker_was_told_to_exit_still_ends_it(files, monkeypatch):
+    """Ctrl+C in the last runs (after shutdown(wait=False), which forgets the executor's processes): stop() ends
+    the worker it kept."""
+    sweep, pool, told, rows = _tail_pool(files, monkeypatch, reserve=0.1)     # told after ~half of the runs
+    results, worker = _rows_until_told(pool, told, rows)
     manager = pool._manager
-    assert len(workers) == 1 and manager is not None
+    assert manager is not None
     pool.stop()
     # the executor's thread, which joins the workers too, is joined by stop(): a worker it reaped but had not yet
     # marked as ended would look alive (ECHILD from waitpid), so the assertions below failed now and then
     assert not manager.is_alive()
     results.close()
-    workers[0].join(timeout=10)
-    assert not workers[0].is_alive() and pool._executor is None
+    worker.join(timeout=10)
+    assert not worker.is_alive() and pool._executor is None
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the pool forks on Linux")
 def test_stop_ends_a_worker_forked_while_a_python_sigterm_handler_was_installed(files, monkeypatch):
-    """A process embedding the sweep (or a test process after an in-process `rnnsim run`) may have a Python SIGTERM
-    handler that does not exit; the forked worker inherits it. Its init puts SIGTERM back to the default, so stop()'s
-    SIGTERM ends it (exit by SIGTERM, not by the SIGKILL that follows a timeout)."""
+    """A process embedding the sweep may have a Python SIGTERM handler that does not exit; the forked worker
+    inherits it. Its init puts SIGTERM back to the default, so stop()'s SIGTERM ends it (exit by SIGTERM, not by the
+    SIGKILL that follows a timeout)."""
     sweep, pool, told, rows = _tail_pool(files, monkeypatch, reserve=0.1)
     calls: list = []
     previous = signal.signal(signal.SIGTERM, lambda signum, frame: calls.append(signum))
     try:
-        results = pool.results()
-        for item in results:
-            rows.append(item)
-            if told:
-                break
-        workers = list(pool._workers)
-        assert len(workers) == 1 and workers[0].is_alive()
+        results, worker = _rows_until_told(pool, told, rows)
+        assert worker.is_alive()
         pool.stop()
         results.close()
-        workers[0].join(timeout=10)
+        worker.join(timeout=10)
     finally:
         signal.signal(signal.SIGTERM, previous)
-    assert not workers[0].is_alive() and workers[0].exitcode == -signal.SIGTERM
+    assert not worker.is_alive() and worker.exitcode == -signal.SIGTERM
     assert calls == []      # the signal went to the worker, not here
+
+
+_IGNORING: dict = {}
+"""The test process's pid and the marker file's path, for :func:`_ignoring_chunk` (set by the test)."""
 
 
 def _ignoring_chunk(sweep, indices):
@@ -931,9 +937,6 @@ def _ignoring_chunk(sweep, indices):
         Path(_IGNORING["marker"]).touch()
         time.sleep(60)
     return _pid_chunk(sweep, indices)
-
-
-_IGNORING: dict = {}
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the pool forks on Linux")
