@@ -209,7 +209,8 @@ def tui_command(scenario: str, overrides: tuple[str, ...]) -> None:
     default=None,
     help="Write the trained weights to FILE (.safetensors or .npz, PyTorch names with _l0; torch.nn.LSTM etc. load it).",
 )
-@click.option("--quiet", "-q", is_flag=True, help="No progress bar and no summary table.")
+@click.option("--quiet", "-q", is_flag=True,
+              help="No progress bar, no summary table, and no line saying how far an interrupted run got.")
 def run_command(scenario: str, iterations: int | None, overrides: tuple[str, ...], out: str | None,
                 save_weights: str | None, plot: str | None, quiet: bool) -> None:
     """Train SCENARIO without the TUI and print a summary (final loss, gradient decay, clipping, non-finite values)."""
@@ -299,6 +300,12 @@ def run_command(scenario: str, iterations: int | None, overrides: tuple[str, ...
             raise Failure(f"cannot write {safe_text.clip(plot, 120)}: {exc.strerror or _one_line(exc)}") from None
         result["summary"]["plot"] = plot
     if interrupted:
+        if not quiet:  # one line on how far it got (the summary table is for finished runs)
+            by = f" by {stop.name}" if stop.name else ""
+            kept = (f"the results so far are in {safe_text.clip(out, 120)}" if out is not None
+                    else "nothing was written (no --out)")
+            click.echo(f"rnnsim: interrupted{by} after {result['summary']['iterations_done']} of {n} iterations; "
+                       f"{kept}", err=True)
         raise click.exceptions.Exit(stop.exit_code)
     if not quiet:
         print_summary(sc, result["summary"], out)

@@ -199,6 +199,12 @@ def test_run_keyboard_interrupt_exits_130_and_writes_results(fake_sim, monkeypat
     assert "Traceback" not in result.output
     data = json.loads(out.read_text())
     assert len(data["history"]) == 2 and data["summary"]["interrupted"] is True
+    assert result.stderr.strip() == f"rnnsim: interrupted after 2 of 10 iterations; the results so far are in {out}"
+    result = invoke("run", "vanishing", "-n", "10")
+    assert result.exit_code == 130
+    assert result.stderr.strip() == "rnnsim: interrupted after 2 of 10 iterations; nothing was written (no --out)"
+    result = invoke("run", "vanishing", "-n", "10", "-q")
+    assert result.exit_code == 130 and result.stderr == ""
 
 
 def test_run_internal_error_is_one_line_exit_1(fake_sim, monkeypatch):

@@ -260,13 +260,16 @@ def test_sigterm_and_sighup_stop_the_run_and_keep_the_results(signame, tmp_path)
         "    return real(self, n, cb)\n"
         "s.Simulation.train = train\n"
         "from rnnsim.cli import main\n"
-        f"main(['run', 'vanishing', '-n', '100000', '-q', '--set', 'task.length=5', '--out', {str(out)!r}])\n"
+        f"main(['run', 'vanishing', '-n', '100000', '--set', 'task.length=5', '--out', {str(out)!r}])\n"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode == 128 + getattr(signal, signame), proc.stderr
     data = json.loads(out.read_text())
     assert data["summary"]["interrupted"] is True and data["summary"]["signal"] == signame
-    assert 3 <= data["summary"]["iterations_done"] < 100000
+    done = data["summary"]["iterations_done"]
+    assert 3 <= done < 100000
+    assert proc.stderr.strip() == (f"rnnsim: interrupted by {signame} after {done} of 100000 iterations; "
+                                   f"the results so far are in {out}")
 
 
 def test_stop_signals_restores_handlers():
